@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Builds the only base image candidates may use: proctor/python-ml:3.11.
+#
+# Two recipes produce the same tag:
+#   A. debootstrap (no registry needed): a minimal Debian bookworm tree with Debian's own
+#      python3-* packages, streamed into the engine with `docker import`;
+#   B. Dockerfile (a registry is reachable): python:3.11-slim plus pip, pinned to Debian's versions.
+# B is tried only when `docker pull python:3.11-slim` succeeds quickly; otherwise A runs.
+#
+# Usage: docker/base/build.sh [--force]
+# Environment:
+#   PROCTOR_BASE_IMAGE      tag to build             (default proctor/python-ml:3.11)
+#   PROCTOR_DEBIAN_MIRROR   Debian mirror for path A (default http://deb.debian.org/debian)
+#   PROCTOR_BASE_RECIPE     auto | debootstrap | dockerfile   (default auto)
+#   PROCTOR_PULL_TIMEOUT    seconds allowed for the probing pull (default 60)
+#   PROCTOR_LOCK_DIR        where the lock file lives (default ${TMPDIR:-/tmp})
+set -euo pipefail
+
+IMAGE="${PROCTOR_BASE_IMAGE:-proctor/python-ml:3.11}"
+MIRROR="${PROCTOR_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+RECIPE="${PROCTOR_BASE_RECIPE:-auto}"
+PULL_TIMEOUT="${PROCTOR_PULL_TIMEOUT:-60}"
+SUITE=bookworm
+SLIM=python:3.11-slim
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# Debian packages of path A. Recommends are not installed by debootstrap, so optional
+# speed-ups (uvloop) and test helpers (httpx for FastAPI's TestClient, pytest) are listed.
+PACKAGES=(
+  python3 python-is-python3
+  python3-numpy python3-pandas python3-scipy python3-sklearn python3-joblib
+  python3-fastapi python3-pydantic python3-uvicorn python3-uvloop
+  python3-prometheus-client python3-httpx python3-pytest
+)
+
+# Settings shared by both recipes (the Dockerfile repeats them; keep the two in step).
+CHANGES=(
+  'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+  'ENV PYTHONDONTWRITEBYTECODE=1'
+  'ENV PYTHONUNBUFFERED=1'
+  'ENV HOME=/tmp'
+  'ENV LANG=C.UTF-8'
+  'WORKDIR /app'
+  'LABEL io.proctor.base=1'
+  'CMD ["python3"]'
+)
+
+force=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf 'base-image: %s\n' "$*" >&2; }
+image_exists() { docker image inspect "$IMAGE" >/dev/null 2>&1; }
+
+command -v docker >/dev/null || { log "docker CLI not found"; exit 1; }
+docker version --format '{{.Server.Version}}' >/dev/null || { log "Docker engine unreachable"; exit 1; }
+
+if [[ $force -eq 0 ]] && image_exists; then
+  log "$IMAGE already present"
+  exit 0
+fi
+
+# Parallel tests call this script; one build at a time, the others wait and then find the image.
+LOCK_DIR="${PROCTOR_LOCK_DIR:-${TMPDIR:-/tmp}}"
+mkdir -p "$LOCK_DIR"
+exec 9>"$LOCK_DIR/proctor-base-${IMAGE//[^A-Za-z0-9._-]/_}.lock"
+if ! flock -n 9; then
+  log "another build of $IMAGE is running; waiting for it"
+  flock 9
+fi
+if [[ $force -eq 0 ]] && image_exists; then
+  log "$IMAGE was built meanwhile"
+  exit 0
+fi
+
+old_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
+start=$SECONDS
+
+workdir=""
+cleanup() {
+  local rc=$?
+  if [[ -n "$workdir" && -d "$workdir" ]]; then
+    # A failed debootstrap can leave proc/sys mounted inside the tree: unmount before deleting.
+    local m
+    for m in $(awk -v d="$workdir" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r); do
+      umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf --one-file-system "$workdir"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+build_dockerfile() {
+  log "path B: docker build from $SLIM (pip install, needs network)"
+  docker build --pull=false -t "$IMAGE" --label io.proctor.base.recipe=dockerfile "$HERE"
+}
+
+ensure_debootstrap() {
+  command -v debootstrap >/dev/null && return
+  log "installing debootstrap with apt-get"
+  command -v apt-get >/dev/null || { log "no debootstrap and no apt-get: cannot build path A"; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
+}
+
+trim_tree() {
+  local root="$1"
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
+         "$root"/usr/share/man/* "$root"/usr/share/info/* "$root"/usr/share/lintian \
+         "$root"/usr/share/locale/* "$root"/var/cache/apt/archives/*.deb "$root"/debootstrap
+  # Keep licences, drop the rest of the docs.
+  find "$root"/usr/share/doc -mindepth 1 ! -type d ! -name copyright -delete
+  find "$root"/usr/share/doc -mindepth 1 -type d -empty -delete
+  # Test suites of the big libraries are never imported at run time.
+  local pkg
+  for pkg in numpy scipy pandas sklearn; do
+    [[ -d "$root/usr/lib/python3/dist-packages/$pkg" ]] &&
+      find "$root/usr/lib/python3/dist-packages/$pkg" -depth -type d -name tests -exec rm -rf {} +
+  done
+  find "$root"/var/log -type f -exec truncate -s 0 {} +
+  # The engine bind-mounts these per container; do not ship the build host's.
+  : > "$root"/etc/resolv.conf
+  echo proctor > "$root"/etc/hostname
+  mkdir -p "$root"/app
+}
+
+build_debootstrap() {
+  ensure_debootstrap
+  workdir="$(mktemp -d "${PROCTOR_BUILD_TMP:-/var/tmp}/proctor-base.XXXXXX")"
+  local root="$workdir/rootfs" include
+  include="$(IFS=,; echo "${PACKAGES[*]}")"
+  log "path A: debootstrap $SUITE from $MIRROR into $root"
+  local t0=$SECONDS
+  debootstrap --variant=minbase --components=main --include="$include" "$SUITE" "$root" "$MIRROR" \
+    > "$workdir/debootstrap.log" 2>&1 || {
+      log "debootstrap failed; last lines of its log:"
+      tail -n 30 "$workdir/debootstrap.log" >&2
+      [[ -f "$root/debootstrap/debootstrap.log" ]] && tail -n 30 "$root/debootstrap/debootstrap.log" >&2
+      exit 1
+    }
+  log "debootstrap took $((SECONDS - t0)) s"
+  trim_tree "$root"
+  local args=() c
+  for c in "${CHANGES[@]}"; do args+=(--change "$c"); done
+  args+=(--change 'LABEL io.proctor.base.recipe=debootstrap')
+  t0=$SECONDS
+  tar --numeric-owner -C "$root" --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -c . \
+    | docker import "${args[@]}" -m "proctor base image (debootstrap $SUITE)" - "$IMAGE" >/dev/null
+  log "import took $((SECONDS - t0)) s"
+}
+
+registry_reachable() {
+  timeout --kill-after=5 "$PULL_TIMEOUT" docker pull -q "$SLIM" >/dev/null 2>&1
+}
+
+case "$RECIPE" in
+  dockerfile) used=dockerfile; build_dockerfile ;;
+  debootstrap) used=debootstrap; build_debootstrap ;;
+  auto)
+    if registry_reachable; then used=dockerfile; build_dockerfile
+    else log "cannot pull $SLIM (no registry or too slow); using debootstrap"; used=debootstrap; build_debootstrap
+    fi ;;
+  *) log "PROCTOR_BASE_RECIPE must be auto, debootstrap or dockerfile (got '$RECIPE')"; exit 2 ;;
+esac
+
+new_id="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
+if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then
+  # The replaced image may still back containers or child images; then it simply stays.
+  docker image rm "$old_id" >/dev/null 2>&1 || true
+fi
+size="$(docker image inspect --format '{{.Size}}' "$IMAGE")"
+log "built $IMAGE ($new_id) with path $used in $((SECONDS - start)) s, $((size / 1000000)) MB"
