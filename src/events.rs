@@ -1,0 +1,154 @@
+//! Progress events. The pipeline emits them; a reporter renders them (plain timestamped lines on
+//! stderr, so a CI log and a terminal read the same). Nothing else in proctor prints while
+//! grading: writers produce files, and the final summary is printed by the CLI.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Intake,
+    Build,
+    Start,
+    Ready,
+    Checks,
+    Latency,
+    Cleanup,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Intake => "intake",
+            Stage::Build => "build",
+            Stage::Start => "start",
+            Stage::Ready => "ready",
+            Stage::Checks => "checks",
+            Stage::Latency => "latency",
+            Stage::Cleanup => "cleanup",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    RunStarted {
+        run_id: String,
+        submission: String,
+        grader: String,
+    },
+    StageStarted(Stage),
+    StageFinished {
+        stage: Stage,
+        elapsed: Duration,
+    },
+    /// A `Step n/m : ...` line of the image build.
+    BuildStep(String),
+    CheckFinished {
+        name: String,
+        points: f64,
+        max_points: f64,
+        passed: bool,
+        message: String,
+        hidden: bool,
+    },
+    LoadProgress {
+        done: u64,
+        total: u64,
+    },
+    Warning(String),
+    Info(String),
+}
+
+pub trait Reporter: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Where the pipeline sends its events.
+pub type Events = Arc<dyn Reporter>;
+
+/// Discards everything (library use, tests).
+pub struct Silent;
+impl Reporter for Silent {
+    fn event(&self, _: &Event) {}
+}
+
+/// Plain lines on stderr, prefixed with the seconds since the run started.
+pub struct LineReporter {
+    started: Instant,
+    quiet: bool,
+    out: Mutex<Box<dyn Write + Send>>,
+    last_progress: Mutex<u64>,
+}
+
+impl LineReporter {
+    pub fn stderr(quiet: bool) -> Self {
+        LineReporter {
+            started: Instant::now(),
+            quiet,
+            out: Mutex::new(Box::new(std::io::stderr())),
+            last_progress: Mutex::new(0),
+        }
+    }
+
+    fn line(&self, text: &str) {
+        let t = self.started.elapsed().as_secs_f64();
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "[{t:6.1}s] {text}");
+    }
+}
+
+impl Reporter for LineReporter {
+    fn event(&self, event: &Event) {
+        // Warnings and the run id are shown even in quiet mode: the first says something went
+        // wrong, the second is what `proctor gc` and a human need to find leftovers.
+        match event {
+            Event::RunStarted {
+                run_id,
+                submission,
+                grader,
+            } => self.line(&format!("run {run_id}: grading {submission} with {grader}")),
+            Event::Warning(w) => self.line(&format!("warning: {w}")),
+            _ if self.quiet => {}
+            Event::StageStarted(s) => self.line(&format!("{}: started", s.name())),
+            Event::StageFinished { stage, elapsed } => self.line(&format!(
+                "{}: done in {:.1}s",
+                stage.name(),
+                elapsed.as_secs_f64()
+            )),
+            Event::BuildStep(s) => self.line(&format!("build: {s}")),
+            Event::CheckFinished {
+                name,
+                points,
+                max_points,
+                passed,
+                message,
+                hidden,
+            } => {
+                let mark = if *passed { "PASS" } else { "FAIL" };
+                if *hidden {
+                    self.line(&format!(
+                        "{mark} [hidden check] {points:.1}/{max_points:.1}"
+                    ));
+                } else if *passed || message.is_empty() {
+                    self.line(&format!("{mark} {name} {points:.1}/{max_points:.1}"));
+                } else {
+                    self.line(&format!(
+                        "{mark} {name} {points:.1}/{max_points:.1}: {message}"
+                    ));
+                }
+            }
+            Event::LoadProgress { done, total } => {
+                // One line per 25% so a CI log stays short.
+                let quarter = if *total == 0 { 4 } else { done * 4 / total };
+                let mut last = self.last_progress.lock().unwrap_or_else(|e| e.into_inner());
+                if quarter != *last || *done == 0 {
+                    *last = quarter;
+                    self.line(&format!("latency: {done}/{total} requests sent"));
+                }
+            }
+            Event::Info(s) => self.line(s),
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! The grader file: what an assignment's graders declare (TOML), validated once into typed
+//! structs. Everything assignment-specific lives in these files; no Rust code knows about any
+//! particular assignment.
+//!
+//! Errors name the file, the line and column, and the field path (e.g. `correctness[2].status`),
+//! because a grader editing a 300-line file needs to know exactly where to look.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::expect::{Expect, JsonAssert, StatusSet};
+
+/// A grader file after validation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grader {
+    pub grader: GraderMeta,
+    pub submission: SubmissionRules,
+    #[serde(default)]
+    pub sandbox: SandboxLimits,
+    #[serde(default)]
+    pub http: HttpSettings,
+    pub readiness: Readiness,
+    #[serde(default)]
+    pub correctness: Vec<CheckSpec>,
+    #[serde(default)]
+    pub robustness: Vec<CheckSpec>,
+    pub latency: Option<LatencySpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraderMeta {
+    /// Shown in reports, e.g. "churn-public".
+    pub name: String,
+    /// The assignment this grader belongs to, e.g. "churn".
+    pub assignment: String,
+    #[serde(default)]
+    pub description: String,
+    /// Default visibility of every check in this file.
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    #[default]
+    Visible,
+    Hidden,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionRules {
+    /// The port the service listens on inside its container.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// `FROM` images a submission may use. Anything else is rejected before building.
+    pub allowed_base_images: Vec<String>,
+    #[serde(default = "default_build_timeout")]
+    pub build_timeout_secs: u64,
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout_secs: u64,
+}
+
+fn default_port() -> u16 {
+    8080
+}
+fn default_build_timeout() -> u64 {
+    600
+}
+fn default_ready_timeout() -> u64 {
+    60
+}
+
+/// Resource limits of the candidate's container while it is graded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxLimits {
+    /// Memory limit; swap is set to the same value, so no swap is available.
+    pub memory_mb: u64,
+    pub cpus: f64,
+    pub pids_limit: i64,
+    /// Size of the writable /tmp (counts against memory).
+    pub tmpfs_mb: u64,
+    pub nofile: i64,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            memory_mb: 1024,
+            cpus: 1.0,
+            pids_limit: 256,
+            tmpfs_mb: 64,
+            nofile: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Total time one scripted request may take, from connect to the last body byte.
+    pub request_timeout_ms: u64,
+    /// Responses larger than this are cut and fail their check.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            request_timeout_ms: 5_000,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+/// The readiness probe: polled until it passes or the deadline expires. It gates everything
+/// else: a service that never becomes ready is a `submission_error`, not a zero.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Readiness {
+    #[serde(default = "default_readiness_name")]
+    pub name: String,
+    pub path: UrlPath,
+    #[serde(default)]
+    pub points: Points,
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_ms: u64,
+    #[serde(default)]
+    pub status: StatusSet,
+    #[serde(default)]
+    pub json: Vec<JsonAssert>,
+    pub visibility: Option<Visibility>,
+}
+
+impl Readiness {
+    pub fn expect(&self) -> Expect {
+        Expect {
+            status: self.status.clone(),
+            json_body: !self.json.is_empty(),
+            json: self.json.clone(),
+        }
+    }
+}
+
+fn default_readiness_name() -> String {
+    "becomes ready".to_string()
+}
+fn default_poll_interval() -> u64 {
+    250
+}
+
+/// One scripted request and what its response must look like.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    pub name: String,
+    pub points: Points,
+    /// Defaults to POST when a body is given, GET otherwise.
+    pub method: Option<Method>,
+    pub path: UrlPath,
+    /// Sent byte for byte, so that a case can send invalid JSON on purpose.
+    pub body: Option<String>,
+    /// Defaults to `application/json` when a body is given.
+    pub content_type: Option<String>,
+    pub visibility: Option<Visibility>,
+    /// Accepted response statuses (one code or a list); 200 when not given.
+    #[serde(default)]
+    pub status: StatusSet,
+    /// The response body must be JSON (implied when `json` assertions are given).
+    #[serde(default)]
+    pub json_body: bool,
+    /// Assertions on the JSON response body.
+    #[serde(default)]
+    pub json: Vec<JsonAssert>,
+}
+
+impl CheckSpec {
+    pub fn expect(&self) -> Expect {
+        Expect {
+            status: self.status.clone(),
+            json_body: self.json_body || !self.json.is_empty(),
+            json: self.json.clone(),
+        }
+    }
+
+    pub fn method(&self) -> Method {
+        self.method.unwrap_or(if self.body.is_some() {
+            Method::Post
+        } else {
+            Method::Get
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+    Patch,
+}
+
+impl Method {
+    pub fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Delete => reqwest::Method::DELETE,
+            Method::Patch => reqwest::Method::PATCH,
+        }
+    }
+}
+
+/// A fixed-rate load against one endpoint, and the latency objectives that earn points.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencySpec {
+    pub method: Option<Method>,
+    pub path: UrlPath,
+    /// Request bodies, used in a seeded random order.
+    #[serde(default)]
+    pub bodies: Vec<String>,
+    pub content_type: Option<String>,
+    /// Requests per second (open loop: sends do not wait for earlier responses).
+    pub rate: f64,
+    pub duration_secs: f64,
+    #[serde(default = "default_warmup")]
+    pub warmup_secs: f64,
+    /// Most requests in flight at once; past that, sends queue and the queueing shows up in the
+    /// latency measured from the intended send time.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// The status every response must have to count as a success.
+    #[serde(default = "default_ok_status")]
+    pub status: u16,
+    #[serde(default)]
+    pub objective: Vec<LatencyObjective>,
+    pub errors: Option<ErrorObjective>,
+    pub visibility: Option<Visibility>,
+}
+
+fn default_warmup() -> f64 {
+    2.0
+}
+fn default_concurrency() -> usize {
+    32
+}
+fn default_ok_status() -> u16 {
+    200
+}
+
+/// Full points at or under `full_points_ms`, none at or over `zero_points_ms`, linear between.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyObjective {
+    pub percentile: f64,
+    pub full_points_ms: f64,
+    pub zero_points_ms: f64,
+    pub points: Points,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorObjective {
+    /// Largest share of failed requests (wrong status, transport error, timeout) that passes.
+    pub max_error_rate: f64,
+    pub points: Points,
+}
+
+/// Points a check is worth: finite and non-negative, checked at parse time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, PartialOrd, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Points(pub f64);
+
+impl TryFrom<f64> for Points {
+    type Error = String;
+    fn try_from(v: f64) -> Result<Self, String> {
+        if v.is_finite() && v >= 0.0 {
+            Ok(Points(v))
+        } else {
+            Err(format!("points must be a non-negative number, got {v}"))
+        }
+    }
+}
+
+/// A request path: starts with `/`, no scheme or host (requests only ever go to the target).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct UrlPath(pub String);
+
+impl TryFrom<String> for UrlPath {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        if !v.starts_with('/') {
+            return Err(format!("path must start with '/', got {v:?}"));
+        }
+        if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "path must not contain spaces or control characters: {v:?}"
+            ));
+        }
+        Ok(UrlPath(v))
+    }
+}
+
+impl fmt::Display for UrlPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A grader file that could not be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum GraderError {
+    #[error("cannot read grader file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+}
+
+/// A loaded grader with where it came from and a hash of its exact bytes, so a report can say
+/// which grader produced it.
+#[derive(Debug, Clone)]
+pub struct LoadedGrader {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub grader: Grader,
+}
+
+pub fn load(path: &Path) -> Result<LoadedGrader, GraderError> {
+    let text = std::fs::read_to_string(path).map_err(|source| GraderError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let grader = parse(&text, path)?;
+    Ok(LoadedGrader {
+        path: path.to_owned(),
+        sha256: crate::digest::sha256_hex(text.as_bytes()),
+        grader,
+    })
+}
+
+/// Parses and validates grader text; `path` is only used in error messages.
+pub fn parse(text: &str, path: &Path) -> Result<Grader, GraderError> {
+    let invalid = |span: Option<std::ops::Range<usize>>, field: String, message: String| {
+        let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        GraderError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            field,
+            message,
+        }
+    };
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| invalid(e.span(), "(syntax)".into(), e.message().to_string()))?;
+    let grader: Grader = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        invalid(inner.span(), field, inner.message().to_string())
+    })?;
+    validate(&grader).map_err(|(field, message)| {
+        let span = find_field_span(text, &field);
+        invalid(span, field, message)
+    })?;
+    Ok(grader)
+}
+
+/// Rules that span several fields, checked after the types are right.
+fn validate(g: &Grader) -> Result<(), (String, String)> {
+    if g.submission.allowed_base_images.is_empty() {
+        return Err((
+            "submission.allowed_base_images".into(),
+            "list at least one base image a submission may build FROM".into(),
+        ));
+    }
+    if g.sandbox.cpus <= 0.0 || !g.sandbox.cpus.is_finite() {
+        return Err((
+            "sandbox.cpus".into(),
+            "must be a positive number of CPUs".into(),
+        ));
+    }
+    if g.sandbox.memory_mb < 16 {
+        return Err(("sandbox.memory_mb".into(), "must be at least 16 MB".into()));
+    }
+    if g.sandbox.pids_limit < 8 {
+        return Err(("sandbox.pids_limit".into(), "must be at least 8".into()));
+    }
+    let mut names = BTreeSet::new();
+    for (phase, checks) in [
+        ("correctness", &g.correctness),
+        ("robustness", &g.robustness),
+    ] {
+        for (i, c) in checks.iter().enumerate() {
+            let field = format!("{phase}[{i}].name");
+            if c.name.trim().is_empty() {
+                return Err((field, "a check needs a non-empty name".into()));
+            }
+            if !names.insert(c.name.clone()) {
+                return Err((field, format!("duplicate check name {:?}", c.name)));
+            }
+            c.expect()
+                .validate()
+                .map_err(|m| (format!("{phase}[{i}]"), m))?;
+        }
+    }
+    g.readiness
+        .expect()
+        .validate()
+        .map_err(|m| ("readiness".to_string(), m))?;
+    if let Some(l) = &g.latency {
+        if !(l.rate > 0.0 && l.rate.is_finite()) {
+            return Err((
+                "latency.rate".into(),
+                "must be a positive number of requests per second".into(),
+            ));
+        }
+        if !(l.duration_secs > 0.0 && l.duration_secs.is_finite()) {
+            return Err(("latency.duration_secs".into(), "must be positive".into()));
+        }
+        if !(l.warmup_secs >= 0.0 && l.warmup_secs.is_finite()) {
+            return Err((
+                "latency.warmup_secs".into(),
+                "must be zero or positive".into(),
+            ));
+        }
+        if l.concurrency == 0 {
+            return Err(("latency.concurrency".into(), "must be at least 1".into()));
+        }
+        if l.method.unwrap_or(Method::Get) != Method::Get && l.bodies.is_empty() {
+            return Err((
+                "latency.bodies".into(),
+                "give at least one request body for a non-GET load".into(),
+            ));
+        }
+        for (i, o) in l.objective.iter().enumerate() {
+            if !(o.percentile > 0.0 && o.percentile <= 100.0) {
+                return Err((
+                    format!("latency.objective[{i}].percentile"),
+                    "must be in (0, 100]".into(),
+                ));
+            }
+            if !(o.full_points_ms >= 0.0 && o.zero_points_ms > o.full_points_ms) {
+                return Err((
+                    format!("latency.objective[{i}].zero_points_ms"),
+                    "must be greater than full_points_ms (points fall linearly between the two)"
+                        .into(),
+                ));
+            }
+        }
+        if let Some(e) = &l.errors {
+            if !(0.0..=1.0).contains(&e.max_error_rate) {
+                return Err((
+                    "latency.errors.max_error_rate".into(),
+                    "must be a share between 0 and 1".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+/// Best-effort location of a field named by a validation rule (`latency.rate`,
+/// `correctness[2].name`), found by walking the TOML document's spans.
+fn find_field_span(text: &str, field: &str) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut span = doc.span();
+    let mut value: Option<DeValue<'_>> = Some(DeValue::Table(doc.into_inner()));
+    for segment in field.split('.') {
+        let (key, index) = match segment.split_once('[') {
+            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let table = match value.take()? {
+            DeValue::Table(t) => t,
+            _ => return Some(span),
+        };
+        let (_, v) = table.into_iter().find(|(k, _)| k.get_ref() == key)?;
+        span = v.span();
+        let mut inner = v.into_inner();
+        if let Some(i) = index {
+            if let DeValue::Array(items) = inner {
+                let item = items.into_iter().nth(i)?;
+                span = item.span();
+                inner = item.into_inner();
+            }
+        }
+        value = Some(inner);
+    }
+    Some(span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[grader]
+name = "t"
+assignment = "a"
+
+[submission]
+allowed_base_images = ["base:1"]
+
+[readiness]
+path = "/ready"
+status = 200
+"#;
+
+    fn parse_str(s: &str) -> Result<Grader, GraderError> {
+        parse(s, Path::new("g.toml"))
+    }
+
+    #[test]
+    fn minimal_grader_gets_defaults() {
+        let g = parse_str(MINIMAL).unwrap();
+        assert_eq!(g.submission.port, 8080);
+        assert_eq!(g.sandbox.memory_mb, 1024);
+        assert!(g.correctness.is_empty());
+        assert_eq!(g.readiness.status.0, vec![200]);
+    }
+
+    #[test]
+    fn type_error_names_file_line_and_field() {
+        let text =
+            format!("{MINIMAL}\n[[correctness]]\nname = \"x\"\npoints = \"five\"\npath = \"/p\"\n");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.starts_with("g.toml:"), "{err}");
+        assert!(err.contains("correctness[0].points"), "{err}");
+        let line: usize = err.split(':').nth(1).unwrap().parse().unwrap();
+        assert_eq!(
+            text.lines().nth(line - 1).unwrap(),
+            "points = \"five\"",
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_its_name() {
+        let text = MINIMAL.replace("status = 200", "status = 200\ntimeout = 3");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.contains("timeout"), "{err}");
+        assert!(err.contains("g.toml:"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_check_names_point_at_the_second() {
+        let text = format!(
+            "{MINIMAL}\n[[correctness]]\nname = \"same\"\npoints = 1\npath = \"/p\"\n\n[[correctness]]\nname = \"same\"\npoints = 1\npath = \"/p\"\n"
+        );
+        let err = parse_str(&text).unwrap_err();
+        match err {
+            GraderError::Invalid { line, field, .. } => {
+                assert_eq!(field, "correctness[1].name");
+                assert_eq!(text.lines().nth(line - 1).unwrap(), "name = \"same\"");
+                assert!(line > 15, "should point at the second one, got line {line}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn path_without_slash_and_bad_status_are_rejected() {
+        let err = parse_str(&MINIMAL.replace("path = \"/ready\"", "path = \"ready\"")).unwrap_err();
+        assert!(err.to_string().contains("must start with '/'"), "{err}");
+        let err = parse_str(&MINIMAL.replace("status = 200", "status = 999")).unwrap_err();
+        assert!(err.to_string().contains("999"), "{err}");
+    }
+
+    #[test]
+    fn latency_curve_must_fall() {
+        let text = format!(
+            "{MINIMAL}\n[latency]\npath = \"/\"\nrate = 10\nduration_secs = 1\n[[latency.objective]]\npercentile = 99\nfull_points_ms = 50\nzero_points_ms = 10\npoints = 1\n"
+        );
+        let err = parse_str(&text).unwrap_err();
+        match err {
+            GraderError::Invalid { field, line, .. } => {
+                assert_eq!(field, "latency.objective[0].zero_points_ms");
+                assert_eq!(text.lines().nth(line - 1).unwrap(), "zero_points_ms = 10");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn empty_allowlist_is_rejected() {
+        let err = parse_str(&MINIMAL.replace("[\"base:1\"]", "[]")).unwrap_err();
+        assert!(err.to_string().contains("allowed_base_images"), "{err}");
+    }
+}

@@ -1,0 +1,21 @@
+//! proctor grades ML-engineering take-home submissions: it builds the candidate's model service
+//! in a sandbox, drives it with scripted HTTP checks and load, and writes a grade report.
+//!
+//! The modules follow the pipeline (see `pipeline`): `intake` → `sandbox` → `target` →
+//! `scenario` (with `expect`, `load`) → `score` → `report`. `grader` holds the grader-file
+//! model that configures every stage; `events` carries progress to the terminal.
+
+pub mod cli;
+pub mod digest;
+pub mod events;
+pub mod expect;
+pub mod grader;
+pub mod http;
+pub mod intake;
+pub mod load;
+pub mod pipeline;
+pub mod report;
+pub mod sandbox;
+pub mod scenario;
+pub mod score;
+pub mod target;

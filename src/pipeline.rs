@@ -1,0 +1,552 @@
+//! One grading run, start to finish, in one direction:
+//!
+//! submission → intake → Dockerfile check → build → start → readiness → phases → score → report
+//!
+//! Every stage either hands its product to the next or ends the run with a verdict that says
+//! whose fault it was. Whatever happens (a verdict, an engine failure, Ctrl-C), the run's Docker
+//! resources are removed before the report is returned, and the report keeps every check that
+//! was graded before the run stopped.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, Events, Stage};
+use crate::grader::LoadedGrader;
+use crate::intake::{self, IntakeError, Limits};
+use crate::report::{
+    CheckResult, ContainerInfo, GraderInfo, Harness, ImageInfo, Report, StageTiming, Status,
+    SubmissionInfo, SCHEMA_VERSION,
+};
+use crate::sandbox::build::{self, BuildLimits};
+use crate::sandbox::container::{self, ExitInfo};
+use crate::sandbox::{cleanup, dockerfile, labels, Engine, EngineError};
+use crate::scenario::{self, readiness, readiness::ReadyOutcome};
+use crate::target::Target;
+
+/// What to grade and how.
+#[derive(Debug, Clone)]
+pub struct GradeOptions {
+    pub source: Source,
+    pub grader: LoadedGrader,
+    pub seed: u64,
+    /// Keep the candidate's image after the run (for debugging a submission).
+    pub keep_image: bool,
+    pub build_timeout: Option<Duration>,
+    pub ready_timeout: Option<Duration>,
+    pub intake_limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A directory or archive to build and run in the sandbox.
+    Submission(PathBuf),
+    /// A service that is already running (self-testing); nothing is built or started.
+    Url(String),
+}
+
+/// A problem with how proctor was called, found before anything ran (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// How a run ended, before it becomes a report status.
+#[derive(Debug, Clone)]
+enum Verdict {
+    Graded,
+    Submission { verdict: String, reason: String },
+    Infrastructure { verdict: String, reason: String },
+    Interrupted,
+}
+
+impl Verdict {
+    fn submission(verdict: &str, reason: impl Into<String>) -> Verdict {
+        Verdict::Submission {
+            verdict: verdict.to_string(),
+            reason: reason.into(),
+        }
+    }
+    fn engine(e: &EngineError) -> Verdict {
+        Verdict::Infrastructure {
+            verdict: e.verdict().to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// What the run has produced so far; it survives cancellation of the stages that fill it.
+#[derive(Default)]
+struct Partial {
+    timings: Vec<StageTiming>,
+    context: Option<(intake::SourceKind, String, u64, u64)>,
+    image: Option<ImageInfo>,
+    build_log_tail: Option<String>,
+    container_id: Option<String>,
+    /// None while the container is still running (or there is none).
+    exit: Option<ExitInfo>,
+    log_tail: Option<String>,
+    outcome: scenario::Outcome,
+    warnings: Vec<String>,
+}
+
+impl Partial {
+    fn time(&mut self, stage: Stage, started: Instant, events: &Events) {
+        let elapsed = started.elapsed();
+        events.event(&Event::StageFinished { stage, elapsed });
+        self.timings.push(StageTiming {
+            stage: stage.name().into(),
+            seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+        });
+    }
+}
+
+/// Grades one submission. Returns `Err` only for usage errors found before anything ran;
+/// everything else, including infrastructure failures, is a report.
+pub async fn grade(
+    opts: &GradeOptions,
+    events: Events,
+    cancel: CancellationToken,
+) -> Result<Report, UsageError> {
+    let run_id = labels::new_run_id();
+    let started_at = now_rfc3339();
+    let source_text = match &opts.source {
+        Source::Submission(p) => p.display().to_string(),
+        Source::Url(u) => u.clone(),
+    };
+    events.event(&Event::RunStarted {
+        run_id: run_id.clone(),
+        submission: source_text.clone(),
+        grader: opts.grader.path.display().to_string(),
+    });
+    let mut partial = Partial::default();
+    let mut harness = Harness {
+        proctor_version: env!("CARGO_PKG_VERSION").into(),
+        ..Default::default()
+    };
+
+    let verdict = match &opts.source {
+        Source::Url(url) => {
+            let target = Target::new(url, &opts.grader.grader.http);
+            tokio::select! {
+                v = grade_target(opts, &target, None, &mut partial, &events) => v,
+                _ = cancel.cancelled() => Verdict::Interrupted,
+            }
+        }
+        Source::Submission(path) => {
+            let t = Instant::now();
+            events.event(&Event::StageStarted(Stage::Intake));
+            let limits = opts.intake_limits.clone();
+            let p = path.clone();
+            let intake_result = tokio::task::spawn_blocking(move || intake::intake(&p, &limits))
+                .await
+                .map_err(|e| UsageError(format!("intake failed: {e}")))?;
+            partial.time(Stage::Intake, t, &events);
+            match intake_result {
+                Err(
+                    e @ (IntakeError::NotFound(_)
+                    | IntakeError::Unsupported(_)
+                    | IntakeError::Io { .. }),
+                ) => return Err(UsageError(e.to_string())),
+                Err(e) => Verdict::submission(
+                    "archive_rejected",
+                    format!("the submission was rejected: {e}"),
+                ),
+                Ok(ctx) => {
+                    partial.context = Some((ctx.kind, ctx.sha256.clone(), ctx.files, ctx.bytes));
+                    match dockerfile::check(
+                        &ctx.dockerfile,
+                        &opts.grader.grader.submission.allowed_base_images,
+                    ) {
+                        Err(violations) => {
+                            let reason = violations
+                                .iter()
+                                .map(|v| format!("Dockerfile line {}: {}", v.line, v.message))
+                                .collect::<Vec<_>>()
+                                .join("; ");
+                            Verdict::submission(violations[0].verdict, reason)
+                        }
+                        Ok(bases) => match Engine::connect().await {
+                            Err(e) => Verdict::engine(&e),
+                            Ok(engine) => {
+                                harness.engine_version = engine.info.version.clone();
+                                harness.engine_api_version = engine.info.api_version.clone();
+                                harness.runc_version = engine.info.runc_version.clone();
+                                harness.engine_os = engine.info.os.clone();
+                                let v = tokio::select! {
+                                    v = build_and_grade(opts, &engine, &run_id, ctx, bases, &mut partial, &events) => v,
+                                    _ = cancel.cancelled() => Verdict::Interrupted,
+                                };
+                                finish_container(&engine, &mut partial).await;
+                                let t = Instant::now();
+                                events.event(&Event::StageStarted(Stage::Cleanup));
+                                let removed =
+                                    cleanup::remove_run(&engine, &run_id, opts.keep_image).await;
+                                if !removed.errors.is_empty() {
+                                    partial.warnings.push(format!(
+                                        "cleanup could not remove everything of run {run_id} (run `proctor gc`): {}",
+                                        removed.errors.join("; ")
+                                    ));
+                                }
+                                partial.time(Stage::Cleanup, t, &events);
+                                v
+                            }
+                        },
+                    }
+                }
+            }
+        }
+    };
+    for w in &partial.warnings {
+        events.event(&Event::Warning(w.clone()));
+    }
+    Ok(assemble(
+        opts,
+        run_id,
+        started_at,
+        source_text,
+        harness,
+        verdict,
+        partial,
+    ))
+}
+
+/// Build, start, then grade the running container.
+async fn build_and_grade(
+    opts: &GradeOptions,
+    engine: &Engine,
+    run_id: &str,
+    ctx: intake::BuildContext,
+    bases: Vec<String>,
+    partial: &mut Partial,
+    events: &Events,
+) -> Verdict {
+    // Leftovers of runs that were killed before they could clean up.
+    if let Ok((swept, removed)) = cleanup::sweep(engine, false).await {
+        if !swept.is_empty() {
+            events.event(&Event::Info(format!(
+                "removed leftovers of {} earlier run(s): {} container(s), {} network(s), {} image(s)",
+                swept.len(),
+                removed.containers,
+                removed.networks,
+                removed.images
+            )));
+        }
+    }
+    for base in &bases {
+        if let Err(e) = engine.docker.inspect_image(base).await {
+            let missing = matches!(
+                e,
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                }
+            );
+            return if missing {
+                Verdict::Infrastructure {
+                    verdict: "base_image_missing".into(),
+                    reason: format!(
+                        "the allowed base image {base} is not on this machine; build it with `bash docker/base/build.sh` (see docker/base/README.md)"
+                    ),
+                }
+            } else {
+                Verdict::engine(&EngineError::api(format!("inspect base image {base}"), e))
+            };
+        }
+    }
+
+    let t = Instant::now();
+    events.event(&Event::StageStarted(Stage::Build));
+    let limits = BuildLimits {
+        timeout: opts.build_timeout.unwrap_or(Duration::from_secs(
+            opts.grader.grader.submission.build_timeout_secs,
+        )),
+        ..BuildLimits::default()
+    };
+    let tag = format!("proctor/submission:{run_id}");
+    let built = build::build(engine, ctx.tar, &tag, run_id, &limits, events).await;
+    partial.time(Stage::Build, t, events);
+    let built = match built {
+        Err(e) => return Verdict::engine(&e),
+        Ok(Err(failure)) => {
+            partial.build_log_tail = Some(failure.log_tail);
+            return Verdict::submission(failure.verdict, failure.reason);
+        }
+        Ok(Ok(b)) => b,
+    };
+    partial.build_log_tail = Some(built.log_tail.clone());
+    partial.image = Some(ImageInfo {
+        id: built.image_id.clone(),
+        base_images: bases,
+        size_bytes: built.size_bytes,
+    });
+
+    let t = Instant::now();
+    events.event(&Event::StageStarted(Stage::Start));
+    let running = container::start(engine, &built.tag, run_id, &opts.grader.grader.sandbox).await;
+    partial.time(Stage::Start, t, events);
+    let running = match running {
+        Ok(r) => r,
+        Err(e) => return Verdict::engine(&e),
+    };
+    partial.container_id = Some(running.container_id.clone());
+    let url = format!(
+        "http://{}:{}",
+        running.ip, opts.grader.grader.submission.port
+    );
+    let target = Target::new(&url, &opts.grader.grader.http);
+    grade_target(
+        opts,
+        &target,
+        Some((engine, running.container_id.as_str())),
+        partial,
+        events,
+    )
+    .await
+}
+
+/// Readiness, then the phases. With a container, each stage races its exit: a service that
+/// dies is reported as such, with the points it earned before.
+async fn grade_target(
+    opts: &GradeOptions,
+    target: &Target,
+    container: Option<(&Engine, &str)>,
+    partial: &mut Partial,
+    events: &Events,
+) -> Verdict {
+    let g = &opts.grader.grader;
+    let exited = || async {
+        match container {
+            Some((engine, id)) => container::wait_exit(engine, id).await,
+            None => std::future::pending().await,
+        }
+    };
+
+    let t = Instant::now();
+    events.event(&Event::StageStarted(Stage::Ready));
+    let deadline = opts
+        .ready_timeout
+        .unwrap_or(Duration::from_secs(g.submission.ready_timeout_secs));
+    let ready = tokio::select! {
+        r = readiness::wait_ready(target, &g.readiness, deadline) => Ok(r),
+        e = exited() => Err(e),
+    };
+    partial.time(Stage::Ready, t, events);
+    let outcome = match ready {
+        Err(Ok(exit)) => {
+            let v = if exit.oom_killed {
+                "oom_killed"
+            } else {
+                "exited"
+            };
+            let reason = format!("the service {} before it became ready", exit.describe());
+            partial.exit = Some(exit);
+            return Verdict::submission(v, reason);
+        }
+        Err(Err(e)) => return Verdict::engine(&e),
+        Ok(o) => o,
+    };
+    let result = readiness::result(&g.readiness, g.grader.visibility, &outcome);
+    scenario::emit_check(events, &result);
+    partial.outcome.checks.push(result);
+    if let ReadyOutcome::TimedOut { last } = outcome {
+        return Verdict::submission(
+            "never_ready",
+            format!(
+                "the service did not become ready within {}s (last probe: {last})",
+                deadline.as_secs()
+            ),
+        );
+    }
+
+    let phases = scenario::run_phases(g, target, opts.seed, events, &mut partial.outcome);
+    let died = tokio::select! {
+        _ = phases => None,
+        e = exited() => Some(e),
+    };
+    // The service may also have died during the very last request.
+    let died = match (died, container) {
+        (Some(d), _) => Some(d),
+        (None, Some((engine, id))) => container::exit_info(engine, id).await.transpose(),
+        (None, None) => None,
+    };
+    match died {
+        None => Verdict::Graded,
+        Some(Err(e)) => Verdict::engine(&e),
+        Some(Ok(exit)) => {
+            let v = if exit.oom_killed {
+                "oom_killed"
+            } else {
+                "crashed_during_grading"
+            };
+            let reason = format!(
+                "the service {} while it was being graded; checks after that were not run",
+                exit.describe()
+            );
+            partial.exit = Some(exit);
+            Verdict::submission(v, reason)
+        }
+    }
+}
+
+/// Reads the container's final state and log tail before cleanup removes it.
+async fn finish_container(engine: &Engine, partial: &mut Partial) {
+    let Some(id) = partial.container_id.as_deref() else {
+        return;
+    };
+    if partial.exit.is_none() {
+        partial.exit = container::exit_info(engine, id).await.ok().flatten();
+    }
+    partial.log_tail = Some(container::log_tail(engine, id, 200, 16 * 1024).await);
+}
+
+/// Every declared check that did not get to run, as a zero with the reason: the score of a run
+/// cut short is out of the full points, not just of the checks that ran.
+fn not_run_checks(opts: &GradeOptions, ran: &[CheckResult], why: &str) -> Vec<CheckResult> {
+    let g = &opts.grader.grader;
+    let vis = g.grader.visibility;
+    let mut declared: Vec<(String, String, f64, crate::grader::Visibility)> = Vec::new();
+    declared.push((
+        g.readiness.name.clone(),
+        "readiness".into(),
+        g.readiness.points.0,
+        g.readiness.visibility.unwrap_or(vis),
+    ));
+    for (cat, specs) in [
+        ("correctness", &g.correctness),
+        ("robustness", &g.robustness),
+    ] {
+        for s in specs {
+            declared.push((
+                s.name.clone(),
+                cat.into(),
+                s.points.0,
+                s.visibility.unwrap_or(vis),
+            ));
+        }
+    }
+    if let Some(l) = &g.latency {
+        let lvis = l.visibility.unwrap_or(vis);
+        for o in &l.objective {
+            let name = o
+                .name
+                .clone()
+                .unwrap_or_else(|| scenario::latency::objective_name(o.percentile, l.rate));
+            declared.push((name, "latency".into(), o.points.0, lvis));
+        }
+        if let Some(e) = &l.errors {
+            declared.push((
+                scenario::latency::errors_name(l.rate),
+                "latency".into(),
+                e.points.0,
+                lvis,
+            ));
+        }
+    }
+    declared
+        .into_iter()
+        .filter(|(name, cat, _, _)| !ran.iter().any(|r| &r.name == name && &r.category == cat))
+        .map(|(name, category, max, visibility)| CheckResult {
+            name,
+            category,
+            points: 0.0,
+            max_points: max,
+            passed: false,
+            message: format!("not run: {why}"),
+            visibility,
+        })
+        .collect()
+}
+
+fn assemble(
+    opts: &GradeOptions,
+    run_id: String,
+    started_at: String,
+    source_text: String,
+    harness: Harness,
+    verdict: Verdict,
+    partial: Partial,
+) -> Report {
+    let mut checks = partial.outcome.checks;
+    let (status, reason, verdict_name) = match verdict {
+        Verdict::Graded => (Status::Graded, String::new(), None),
+        Verdict::Submission { verdict, reason } => (Status::SubmissionError, reason, Some(verdict)),
+        Verdict::Infrastructure { verdict, reason } => (
+            Status::InfrastructureError,
+            format!("{reason} (this is a failure of the grading machine, not of the submission)"),
+            Some(verdict),
+        ),
+        Verdict::Interrupted => (
+            Status::InfrastructureError,
+            "grading was interrupted before it finished; this is not a grade".to_string(),
+            Some("interrupted".to_string()),
+        ),
+    };
+    let why = match status {
+        Status::Graded => String::new(),
+        _ => reason.clone(),
+    };
+    if status != Status::Graded {
+        let missing = not_run_checks(opts, &checks, &why);
+        checks.extend(missing);
+    }
+    let (score, categories) = crate::score::score(&checks);
+    let (kind, context_sha256, files, bytes) = match (&opts.source, partial.context) {
+        (Source::Url(_), _) => ("url".to_string(), None, None, None),
+        (_, Some((k, sha, f, b))) => (k.as_str().to_string(), Some(sha), Some(f), Some(b)),
+        (Source::Submission(p), None) => (
+            if p.is_dir() { "directory" } else { "archive" }.to_string(),
+            None,
+            None,
+            None,
+        ),
+    };
+    Report {
+        schema_version: SCHEMA_VERSION,
+        run_id,
+        status,
+        reason,
+        verdict: verdict_name,
+        // A harness failure is never a grade, not even a partial one.
+        score: (status != Status::InfrastructureError).then_some(score),
+        categories: if status == Status::InfrastructureError {
+            Vec::new()
+        } else {
+            categories
+        },
+        checks,
+        latency: partial.outcome.latency,
+        timings: partial.timings,
+        harness,
+        submission: SubmissionInfo {
+            source: source_text,
+            kind,
+            context_sha256,
+            files,
+            bytes,
+        },
+        image: partial.image,
+        grader: GraderInfo {
+            name: opts.grader.grader.grader.name.clone(),
+            assignment: opts.grader.grader.grader.assignment.clone(),
+            path: opts.grader.path.display().to_string(),
+            sha256: opts.grader.sha256.clone(),
+        },
+        seed: opts.seed,
+        container: partial.container_id.map(|_| ContainerInfo {
+            exit_code: partial.exit.as_ref().and_then(|e| e.exit_code),
+            oom_killed: partial.exit.as_ref().map(|e| e.oom_killed),
+            log_tail: partial.log_tail.unwrap_or_default(),
+        }),
+        build_log_tail: partial.build_log_tail,
+        warnings: partial.warnings,
+        started_at,
+        finished_at: now_rfc3339(),
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,181 @@
+//! The grade report: one serde model, from which every output format is rendered. Its JSON form
+//! is the contract with CI pipelines and other tools; `proctor schema` prints its JSON Schema.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::grader::Visibility;
+
+/// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    pub schema_version: u32,
+    /// Identifies this run; every Docker resource of the run carries it as label `io.proctor.run`.
+    pub run_id: String,
+    pub status: Status,
+    /// Why the status is what it is, in words a candidate understands. Empty when graded.
+    pub reason: String,
+    /// For `submission_error` and `infrastructure_error`: the precise cause, e.g. `build_failed`,
+    /// `never_ready`, `engine_unreachable`.
+    pub verdict: Option<String>,
+    /// Absent for `infrastructure_error`: a harness failure is never a grade.
+    pub score: Option<Score>,
+    pub categories: Vec<CategoryScore>,
+    pub checks: Vec<CheckResult>,
+    pub latency: Option<LatencyReport>,
+    /// Seconds spent in each stage, in the order they ran.
+    pub timings: Vec<StageTiming>,
+    pub harness: Harness,
+    pub submission: SubmissionInfo,
+    pub image: Option<ImageInfo>,
+    pub grader: GraderInfo,
+    /// Seed of every random choice (request order, sampled rows): the same seed regrades the same.
+    pub seed: u64,
+    pub container: Option<ContainerInfo>,
+    /// Last lines of the image build output, sanitized.
+    pub build_log_tail: Option<String>,
+    pub warnings: Vec<String>,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// All stages ran; the score is the grade.
+    Graded,
+    /// The submission could not be graded (or not to the end) because of what it did.
+    SubmissionError,
+    /// proctor or its machine failed; says nothing about the submission.
+    InfrastructureError,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Graded => "graded",
+            Status::SubmissionError => "submission_error",
+            Status::InfrastructureError => "infrastructure_error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Score {
+    pub points: f64,
+    pub max_points: f64,
+    /// points / max_points * 100 (0 when there are no points to earn).
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CategoryScore {
+    pub name: String,
+    pub points: f64,
+    pub max_points: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckResult {
+    pub name: String,
+    /// The phase that ran it: readiness, correctness, robustness, latency, ...
+    pub category: String,
+    pub points: f64,
+    pub max_points: f64,
+    pub passed: bool,
+    /// What went wrong (or what was measured), written for the candidate.
+    pub message: String,
+    pub visibility: Visibility,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LatencyReport {
+    pub method: String,
+    pub path: String,
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    pub duration_secs: f64,
+    pub warmup_secs: f64,
+    pub concurrency: usize,
+    /// Requests sent during measurement (warm-up excluded).
+    pub requests: u64,
+    /// Responses with the expected status.
+    pub ok: u64,
+    /// Failures by kind: `status_500`, `timeout`, `connect`, ...
+    pub errors: BTreeMap<String, u64>,
+    /// Latency from when each request should have been sent (corrects coordinated omission).
+    /// This is the one graded.
+    pub corrected: Percentiles,
+    /// Latency from when each request was actually sent.
+    pub uncorrected: Percentiles,
+    /// How late sends were against their schedule.
+    pub send_lateness: Percentiles,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StageTiming {
+    pub stage: String,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Harness {
+    pub proctor_version: String,
+    pub engine_version: Option<String>,
+    pub engine_api_version: Option<String>,
+    pub runc_version: Option<String>,
+    pub engine_os: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SubmissionInfo {
+    /// What was handed in, as given on the command line.
+    pub source: String,
+    /// `directory`, `tar`, `tar.gz` or `url`.
+    pub kind: String,
+    /// SHA-256 of the vetted build context (a canonical tar), when one was made.
+    pub context_sha256: Option<String>,
+    pub files: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ImageInfo {
+    pub id: String,
+    pub base_images: Vec<String>,
+    pub size_bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct GraderInfo {
+    pub name: String,
+    pub assignment: String,
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContainerInfo {
+    /// Present once the container has stopped.
+    pub exit_code: Option<i64>,
+    pub oom_killed: Option<bool>,
+    /// Last lines of the service's stdout/stderr, sanitized and bounded.
+    pub log_tail: String,
+}

@@ -1,0 +1,68 @@
+//! The human summary printed when a run ends: status, score per category, failed checks.
+
+use std::fmt::Write;
+
+use super::{Report, Status};
+use crate::grader::Visibility;
+
+pub fn summary_text(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "status: {}", r.status.as_str());
+    if !r.reason.is_empty() {
+        let _ = writeln!(s, "reason: {}", r.reason);
+    }
+    match &r.score {
+        Some(score) => {
+            let _ = writeln!(
+                s,
+                "score:  {:.1} / {:.1} ({:.1}%)",
+                score.points, score.max_points, score.percent
+            );
+        }
+        None if r.status == Status::InfrastructureError => {
+            let _ = writeln!(s, "score:  none (the harness failed; this is not a grade)");
+        }
+        None => {}
+    }
+    for c in &r.categories {
+        let _ = writeln!(
+            s,
+            "  {:<14} {:>6.1} / {:<6.1}",
+            c.name, c.points, c.max_points
+        );
+    }
+    let hidden = r
+        .checks
+        .iter()
+        .filter(|c| c.visibility == Visibility::Hidden)
+        .count();
+    let failed: Vec<_> = r
+        .checks
+        .iter()
+        .filter(|c| !c.passed && c.visibility == Visibility::Visible)
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(s, "checks that lost points:");
+        for c in failed {
+            let _ = writeln!(
+                s,
+                "  - [{}] {} ({:.1}/{:.1}): {}",
+                c.category, c.name, c.points, c.max_points, c.message
+            );
+        }
+    }
+    if hidden > 0 {
+        let _ = writeln!(s, "hidden checks: {hidden} (their details are not shown)");
+    }
+    if let Some(l) = &r.latency {
+        let _ = writeln!(
+            s,
+            "latency at {:.0} req/s (achieved {:.1}): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} of {} ok",
+            l.target_rate, l.achieved_rate, l.corrected.p50_ms, l.corrected.p90_ms, l.corrected.p99_ms, l.corrected.max_ms, l.ok, l.requests
+        );
+    }
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    s
+}

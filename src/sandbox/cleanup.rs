@@ -1,0 +1,227 @@
+//! Removing what runs created. Resources are found by label, never by name, so that cleanup
+//! catches what a run created even when it was interrupted before it learned the id, and never
+//! touches anything proctor did not create.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+};
+
+use super::{deadline, labels, Engine};
+
+/// What a cleanup removed, and what it could not.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub containers: usize,
+    pub networks: usize,
+    pub images: usize,
+    pub errors: Vec<String>,
+}
+
+impl Removed {
+    fn absorb(&mut self, other: Removed) {
+        self.containers += other.containers;
+        self.networks += other.networks;
+        self.images += other.images;
+        self.errors.extend(other.errors);
+    }
+}
+
+const STEP: Duration = Duration::from_secs(20);
+
+/// Removes every container, network and image labelled with `filter`, in dependency order
+/// (containers, then the networks and images they used).
+async fn remove_matching(
+    engine: &Engine,
+    filter: &HashMap<String, Vec<String>>,
+    keep_images: bool,
+) -> Removed {
+    let d = &engine.docker;
+    let mut out = Removed::default();
+    let containers = deadline(
+        STEP,
+        "list containers",
+        d.list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(filter)
+                .build(),
+        )),
+    )
+    .await;
+    match containers {
+        Ok(cs) => {
+            for id in cs.into_iter().filter_map(|c| c.id) {
+                let opts = RemoveContainerOptionsBuilder::new()
+                    .force(true)
+                    .v(true)
+                    .build();
+                match deadline(
+                    STEP,
+                    "remove a container",
+                    d.remove_container(&id, Some(opts)),
+                )
+                .await
+                {
+                    Ok(()) => out.containers += 1,
+                    Err(e) if is_gone(&e.to_string()) => {}
+                    Err(e) => out.errors.push(e.to_string()),
+                }
+            }
+        }
+        Err(e) => out.errors.push(e.to_string()),
+    }
+    match deadline(
+        STEP,
+        "list networks",
+        d.list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(filter).build(),
+        )),
+    )
+    .await
+    {
+        Ok(ns) => {
+            for id in ns.into_iter().filter_map(|n| n.id) {
+                match deadline(STEP, "remove a network", d.remove_network(&id)).await {
+                    Ok(()) => out.networks += 1,
+                    Err(e) if is_gone(&e.to_string()) => {}
+                    Err(e) => out.errors.push(e.to_string()),
+                }
+            }
+        }
+        Err(e) => out.errors.push(e.to_string()),
+    }
+    if keep_images {
+        return out;
+    }
+    match deadline(
+        STEP,
+        "list images",
+        d.list_images(Some(
+            ListImagesOptionsBuilder::new()
+                .all(true)
+                .filters(filter)
+                .build(),
+        )),
+    )
+    .await
+    {
+        Ok(images) => {
+            for img in images {
+                let opts = RemoveImageOptionsBuilder::new().force(true).build();
+                match deadline(
+                    STEP,
+                    "remove an image",
+                    d.remove_image(&img.id, Some(opts), None),
+                )
+                .await
+                {
+                    Ok(_) => out.images += 1,
+                    Err(e) if is_gone(&e.to_string()) => {}
+                    Err(e) => out.errors.push(e.to_string()),
+                }
+            }
+        }
+        Err(e) => out.errors.push(e.to_string()),
+    }
+    out
+}
+
+fn is_gone(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("no such") || m.contains("not found") || m.contains("is already in progress")
+}
+
+/// Removes everything of one run (`keep_images`: all but its images). Two passes: an engine
+/// call that was in flight when the run was interrupted may create a resource just after the
+/// first pass listed.
+pub async fn remove_run(engine: &Engine, run_id: &str, keep_images: bool) -> Removed {
+    let filter = labels::run_filter(run_id);
+    let mut total = remove_matching(engine, &filter, keep_images).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    total.absorb(remove_matching(engine, &filter, keep_images).await);
+    total
+}
+
+/// Runs that own proctor resources, with the pid that created them.
+pub async fn managed_runs(
+    engine: &Engine,
+) -> Result<BTreeMap<String, Option<u32>>, super::EngineError> {
+    let d = &engine.docker;
+    let filter = labels::managed_filter();
+    let mut runs: BTreeMap<String, Option<u32>> = BTreeMap::new();
+    let mut note = |l: &HashMap<String, String>| {
+        if let Some(run) = l.get(labels::RUN) {
+            runs.insert(run.clone(), l.get(labels::PID).and_then(|p| p.parse().ok()));
+        }
+    };
+    let cs = deadline(
+        STEP,
+        "list containers",
+        d.list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        )),
+    )
+    .await?;
+    cs.iter()
+        .filter_map(|c| c.labels.as_ref())
+        .for_each(&mut note);
+    let ns = deadline(
+        STEP,
+        "list networks",
+        d.list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filter).build(),
+        )),
+    )
+    .await?;
+    ns.iter()
+        .filter_map(|n| n.labels.as_ref())
+        .for_each(&mut note);
+    let is = deadline(
+        STEP,
+        "list images",
+        d.list_images(Some(
+            ListImagesOptionsBuilder::new()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        )),
+    )
+    .await?;
+    is.iter().map(|i| &i.labels).for_each(&mut note);
+    Ok(runs)
+}
+
+/// True while the process that created a run is still running on this machine. A pid that has
+/// been reused by an unrelated program does not count.
+pub fn owner_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => comm.trim().starts_with("proctor"),
+        Err(_) => false,
+    }
+}
+
+/// Removes the resources of runs whose owner is gone (`all`: of every run). Returns the runs
+/// swept and what was removed.
+pub async fn sweep(
+    engine: &Engine,
+    all: bool,
+) -> Result<(Vec<String>, Removed), super::EngineError> {
+    let runs = managed_runs(engine).await?;
+    let mut swept = Vec::new();
+    let mut total = Removed::default();
+    for (run, pid) in runs {
+        let alive = pid == Some(std::process::id()) || pid.is_some_and(owner_alive);
+        if all || !alive {
+            total.absorb(remove_matching(engine, &labels::run_filter(&run), false).await);
+            swept.push(run);
+        }
+    }
+    Ok((swept, total))
+}

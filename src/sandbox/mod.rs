@@ -1,0 +1,119 @@
+//! Everything that talks to the Docker engine: connecting, building the candidate's image,
+//! running it in a sandbox, reading its logs and state, and removing what a run created.
+//!
+//! Errors are split by whose fault they are: `EngineError` is the harness's (engine gone, API
+//! failure: an `infrastructure_error`), while what the submission caused (a failing build, a
+//! forbidden base image) comes back as data (`BuildFailure`), never as an `EngineError`.
+
+pub mod build;
+pub mod cleanup;
+pub mod container;
+pub mod dockerfile;
+pub mod labels;
+
+use std::time::Duration;
+
+use bollard::Docker;
+
+/// A failure of the engine or of proctor's use of it: never the candidate's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine at {host}: {detail}. Is the daemon running, and is DOCKER_HOST right?")]
+    Unreachable { host: String, detail: String },
+    #[error("Docker engine error while trying to {action}: {detail}")]
+    Api { action: String, detail: String },
+    #[error("the Docker engine did not answer within {0:?} while trying to {1}")]
+    Timeout(Duration, String),
+}
+
+impl EngineError {
+    pub fn api(action: impl Into<String>, e: impl std::fmt::Display) -> EngineError {
+        EngineError::Api {
+            action: action.into(),
+            detail: crate::http::sanitize(&e.to_string(), 500),
+        }
+    }
+
+    /// Short stable name for the report's `verdict`.
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            EngineError::Unreachable { .. } => "engine_unreachable",
+            EngineError::Api { .. } => "engine_error",
+            EngineError::Timeout(..) => "engine_timeout",
+        }
+    }
+}
+
+/// Runs an engine call with a deadline: bollard's own timeout covers only the response headers.
+pub async fn deadline<T, E: std::fmt::Display>(
+    limit: Duration,
+    action: &str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, EngineError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(EngineError::api(action, e)),
+        Err(_) => Err(EngineError::Timeout(limit, action.to_string())),
+    }
+}
+
+/// Versions recorded in every report: containers are only as strong as the runtime under them.
+#[derive(Debug, Clone, Default)]
+pub struct EngineInfo {
+    pub version: Option<String>,
+    pub api_version: Option<String>,
+    pub runc_version: Option<String>,
+    pub os: Option<String>,
+}
+
+/// A connected, answering engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    pub info: EngineInfo,
+}
+
+/// Default time for one short engine call (create, inspect, remove).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Engine {
+    /// Connects as the docker CLI would (`DOCKER_HOST`, else the local socket) and checks that
+    /// the engine answers.
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable = |detail: String| EngineError::Unreachable {
+            host: host.clone(),
+            detail,
+        };
+        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
+        let version = match tokio::time::timeout(Duration::from_secs(10), docker.version()).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
+            Err(_) => return Err(unreachable("no answer within 10s".into())),
+        };
+        let runc_version = version
+            .components
+            .as_ref()
+            .and_then(|cs| cs.iter().find(|c| c.name.eq_ignore_ascii_case("runc")))
+            .map(|c| c.version.clone());
+        let info = EngineInfo {
+            version: version.version.clone(),
+            api_version: version.api_version.clone(),
+            runc_version,
+            os: version
+                .os
+                .clone()
+                .map(|os| format!("{os}/{}", version.arch.clone().unwrap_or_default())),
+        };
+        Ok(Engine { docker, info })
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,106 @@
+//! Turns check results into a score: totals and per-category sums, categories in the order they
+//! were first graded.
+
+use crate::report::{CategoryScore, CheckResult, Score};
+
+pub fn score(checks: &[CheckResult]) -> (Score, Vec<CategoryScore>) {
+    let mut categories: Vec<CategoryScore> = Vec::new();
+    for c in checks {
+        match categories.iter_mut().find(|k| k.name == c.category) {
+            Some(k) => {
+                k.points += c.points;
+                k.max_points += c.max_points;
+            }
+            None => categories.push(CategoryScore {
+                name: c.category.clone(),
+                points: c.points,
+                max_points: c.max_points,
+            }),
+        }
+    }
+    for k in &mut categories {
+        k.points = round2(k.points);
+        k.max_points = round2(k.max_points);
+    }
+    let points = round2(checks.iter().map(|c| c.points).sum());
+    let max_points = round2(checks.iter().map(|c| c.max_points).sum());
+    let percent = if max_points > 0.0 {
+        round2(points / max_points * 100.0)
+    } else {
+        0.0
+    };
+    (
+        Score {
+            points,
+            max_points,
+            percent,
+        },
+        categories,
+    )
+}
+
+/// Scores are shown with two decimals; rounding here keeps reports stable across regrades
+/// whose float sums differ in the last bits.
+pub fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Points on a falling line: all at or below `full`, none at or above `zero`.
+pub fn linear_points(value: f64, full: f64, zero: f64, max_points: f64) -> f64 {
+    if value <= full {
+        max_points
+    } else if value >= zero {
+        0.0
+    } else {
+        round2(max_points * (zero - value) / (zero - full))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grader::Visibility;
+
+    fn check(cat: &str, points: f64, max: f64) -> CheckResult {
+        CheckResult {
+            name: format!("{cat}-{points}"),
+            category: cat.into(),
+            points,
+            max_points: max,
+            passed: points == max,
+            message: String::new(),
+            visibility: Visibility::Visible,
+        }
+    }
+
+    #[test]
+    fn sums_per_category_in_first_seen_order() {
+        let (s, cats) = score(&[
+            check("b", 1.0, 2.0),
+            check("a", 3.0, 3.0),
+            check("b", 0.5, 1.0),
+        ]);
+        assert_eq!(s.points, 4.5);
+        assert_eq!(s.max_points, 6.0);
+        assert_eq!(s.percent, 75.0);
+        assert_eq!(
+            cats.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        assert_eq!(cats[0].points, 1.5);
+    }
+
+    #[test]
+    fn no_points_means_zero_percent_not_nan() {
+        let (s, _) = score(&[]);
+        assert_eq!(s.percent, 0.0);
+    }
+
+    #[test]
+    fn linear_curve() {
+        assert_eq!(linear_points(10.0, 50.0, 150.0, 4.0), 4.0);
+        assert_eq!(linear_points(100.0, 50.0, 150.0, 4.0), 2.0);
+        assert_eq!(linear_points(150.0, 50.0, 150.0, 4.0), 0.0);
+        assert_eq!(linear_points(1e9, 50.0, 150.0, 4.0), 0.0);
+    }
+}
