@@ -169,6 +169,8 @@ pub struct CheckSpec {
     pub path: UrlPath,
     /// Sent byte for byte, so that a case can send invalid JSON on purpose.
     pub body: Option<String>,
+    /// A file whose content is the body, relative to the grader file (for large bodies).
+    pub body_file: Option<PathBuf>,
     /// Defaults to `application/json` when a body is given.
     pub content_type: Option<String>,
     pub visibility: Option<Visibility>,
@@ -354,7 +356,8 @@ pub fn load(path: &Path) -> Result<LoadedGrader, GraderError> {
         path: path.to_owned(),
         source,
     })?;
-    let grader = parse(&text, path)?;
+    let mut grader = parse(&text, path)?;
+    resolve_body_files(&mut grader, &text, path)?;
     Ok(LoadedGrader {
         path: path.to_owned(),
         sha256: crate::digest::sha256_hex(text.as_bytes()),
@@ -386,6 +389,32 @@ pub fn parse(text: &str, path: &Path) -> Result<Grader, GraderError> {
         invalid(span, field, message)
     })?;
     Ok(grader)
+}
+
+/// Reads `body_file`s into `body`, relative to the grader file's directory.
+fn resolve_body_files(g: &mut Grader, text: &str, path: &Path) -> Result<(), GraderError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for (phase, checks) in [("correctness", &mut g.correctness), ("robustness", &mut g.robustness)] {
+        for (i, c) in checks.iter_mut().enumerate() {
+            let Some(file) = &c.body_file else { continue };
+            let full = dir.join(file);
+            match std::fs::read_to_string(&full) {
+                Ok(body) => c.body = Some(body),
+                Err(e) => {
+                    let field = format!("{phase}[{i}].body_file");
+                    let (line, column) = find_field_span(text, &field).map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+                    return Err(GraderError::Invalid {
+                        path: path.to_owned(),
+                        line,
+                        column,
+                        field,
+                        message: format!("cannot read {}: {e}", full.display()),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Rules that span several fields, checked after the types are right.
@@ -613,6 +642,28 @@ status = 200
             GraderError::Invalid { field, line, .. } => {
                 assert_eq!(field, "latency.objective[0].zero_points_ms");
                 assert_eq!(text.lines().nth(line - 1).unwrap(), "zero_points_ms = 10");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn body_files_are_read_relative_to_the_grader_and_missing_ones_located() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("big.json"), "{\"instances\": []}").unwrap();
+        let text = format!("{MINIMAL}\n[[robustness]]\nname = \"big\"\npoints = 1\npath = \"/p\"\nbody_file = \"big.json\"\n");
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, &text).unwrap();
+        let g = load(&path).unwrap().grader;
+        assert_eq!(g.robustness[0].body.as_deref(), Some("{\"instances\": []}"));
+        assert_eq!(g.robustness[0].method(), Method::Post);
+
+        std::fs::write(&path, text.replace("big.json", "nope.json")).unwrap();
+        match load(&path).unwrap_err() {
+            GraderError::Invalid { line, field, message, .. } => {
+                assert_eq!(field, "robustness[0].body_file");
+                assert_eq!(text.lines().nth(line - 1).unwrap(), "body_file = \"big.json\"");
+                assert!(message.contains("nope.json"), "{message}");
             }
             other => panic!("unexpected {other}"),
         }

@@ -173,6 +173,7 @@ pub async fn grade(
                                 harness.engine_api_version = engine.info.api_version.clone();
                                 harness.runc_version = engine.info.runc_version.clone();
                                 harness.engine_os = engine.info.os.clone();
+                                partial.warnings.extend(engine.info.runc_warning());
                                 let v = tokio::select! {
                                     v = build_and_grade(opts, &engine, &run_id, ctx, bases, &mut partial, &events) => v,
                                     _ = cancel.cancelled() => Verdict::Interrupted,

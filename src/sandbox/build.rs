@@ -112,7 +112,7 @@ pub async fn build(
         .memswap(limits.memory)
         .cpuperiod(100_000)
         .cpuquota(limits.cpu_quota)
-        .labels(&labels::for_run(run_id))
+        .labels(&labels::for_build(run_id))
         .build();
     let mut stream =
         engine

@@ -155,7 +155,8 @@ pub async fn managed_runs(
     let mut runs: BTreeMap<String, Option<u32>> = BTreeMap::new();
     let mut note = |l: &HashMap<String, String>| {
         if let Some(run) = l.get(labels::RUN) {
-            runs.insert(run.clone(), l.get(labels::PID).and_then(|p| p.parse().ok()));
+            let pid = l.get(labels::PID).and_then(|p| p.parse().ok()).or_else(|| labels::pid_of_run(run));
+            runs.insert(run.clone(), pid);
         }
     };
     let cs = deadline(

@@ -153,13 +153,10 @@ pub async fn start(
         .and_then(|n| n.networks)
         .and_then(|mut nets| nets.remove(&net_name))
         .and_then(|e| e.ip_address)
-        .filter(|ip| !ip.is_empty());
-    let ip = match ip {
-        Some(ip) => ip,
-        // A container that exits at once has no address; that is the candidate's, and the
-        // caller will see the exit.
-        None => String::new(),
-    };
+        .filter(|ip| !ip.is_empty())
+        // A container that exits at once has no address; that is the candidate's fault, and
+        // the caller will see the exit.
+        .unwrap_or_default();
     Ok(Running {
         container_id: id,
         network_id: network.id,

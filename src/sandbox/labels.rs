@@ -37,14 +37,31 @@ pub fn for_run(run_id: &str) -> HashMap<String, String> {
     ])
 }
 
+/// The labels of a run's image. Only the run label: the classic builder commits one layer per
+/// build label (seconds each), and the pid and time can be recovered from the run id and the
+/// image's creation time.
+pub fn for_build(run_id: &str) -> HashMap<String, String> {
+    HashMap::from([(RUN.to_string(), run_id.to_string())])
+}
+
+/// The pid that created a run, from the run id (`<time>-<pid>-<salt>`).
+pub fn pid_of_run(run_id: &str) -> Option<u32> {
+    run_id.split('-').nth(1)?.parse().ok()
+}
+
 /// Engine filter selecting one run's resources.
 pub fn run_filter(run_id: &str) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![format!("{RUN}={run_id}")])])
 }
 
-/// Engine filter selecting every proctor resource.
+/// Engine filter selecting every proctor container and network.
 pub fn managed_filter() -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), vec![format!("{MANAGED}=1")])])
+}
+
+/// Engine filter selecting every proctor image (images carry only the run label).
+pub fn image_filter() -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![RUN.to_string()])])
 }
 
 #[cfg(test)]

@@ -66,6 +66,35 @@ pub struct EngineInfo {
     pub os: Option<String>,
 }
 
+impl EngineInfo {
+    /// A warning when runc predates the fixes for the 2025 container-escape CVEs, which an
+    /// ordinary Dockerfile can exploit (fixed in 1.2.8 and 1.3.3).
+    pub fn runc_warning(&self) -> Option<String> {
+        let v = self.runc_version.as_deref()?;
+        let nums: Vec<u32> = v
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|p| !p.is_empty())
+            .take(3)
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let (major, minor, patch) = match nums.as_slice() {
+            [a, b, c, ..] => (*a, *b, *c),
+            _ => return None,
+        };
+        let fixed = match (major, minor) {
+            (0, _) | (1, 0..=1) => false,
+            (1, 2) => patch >= 8,
+            (1, 3) => patch >= 3,
+            _ => true,
+        };
+        (!fixed).then(|| {
+            format!(
+                "runc {v} predates the fixes for the 2025 runc CVEs (1.2.8 / 1.3.3): a container is a weak boundary on this machine; grade untrusted submissions in a throwaway VM or update runc"
+            )
+        })
+    }
+}
+
 /// A connected, answering engine.
 #[derive(Clone)]
 pub struct Engine {
@@ -107,6 +136,26 @@ impl Engine {
                 .map(|os| format!("{os}/{}", version.arch.clone().unwrap_or_default())),
         };
         Ok(Engine { docker, info })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EngineInfo;
+
+    fn info(v: &str) -> EngineInfo {
+        EngineInfo { runc_version: Some(v.to_string()), ..Default::default() }
+    }
+
+    #[test]
+    fn old_runc_is_flagged_and_fixed_ones_are_not() {
+        assert!(info("1.1.5+ds1").runc_warning().is_some());
+        assert!(info("1.2.7").runc_warning().is_some());
+        assert!(info("1.2.8").runc_warning().is_none());
+        assert!(info("1.3.2").runc_warning().is_some());
+        assert!(info("v1.3.3").runc_warning().is_none());
+        assert!(info("1.4.0").runc_warning().is_none());
+        assert!(EngineInfo::default().runc_warning().is_none());
     }
 }
 
