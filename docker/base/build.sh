@@ -31,6 +31,7 @@ PACKAGES=(
   python3-numpy python3-pandas python3-scipy python3-sklearn python3-joblib
   python3-fastapi python3-pydantic python3-uvicorn python3-uvloop
   python3-prometheus-client python3-httpx python3-pytest
+  python3-distutils
 )
 
 # Settings shared by both recipes (the Dockerfile repeats them; keep the two in step).
@@ -111,6 +112,57 @@ ensure_debootstrap() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 }
 
+# Debian's python3-scipy depends on python3-pythran, a compiler that scipy needs only to be
+# built; it brings gcc, g++, boost and the Python headers (~500 MB, half the image's files).
+# Drop every package that nothing but such build tools keeps installed. The dependency walk
+# below runs inside the new tree; the smoke test after the import proves the image still works.
+BUILD_ONLY=(python3-pythran)
+
+prune_build_only() {
+  local root="$1" victims
+  victims="$(chroot "$root" python3 - "${BUILD_ONLY[@]}" <<'PY'
+import re, sys
+excluded = set(sys.argv[1:])
+pkgs, provides = {}, {}
+for para in open("/var/lib/dpkg/status", encoding="utf-8").read().split("\n\n"):
+    fields = dict(re.findall(r"^([A-Za-z-]+): ?(.*)$", para, re.M))
+    if "install ok installed" not in fields.get("Status", ""):
+        continue
+    name = fields["Package"]
+    pkgs[name] = fields
+    for p in fields.get("Provides", "").split(","):
+        if p.strip():
+            provides.setdefault(p.split()[0].split(":")[0], []).append(name)
+
+def deps(fields):
+    for key in ("Pre-Depends", "Depends"):
+        for clause in fields.get(key, "").split(","):
+            for alt in clause.split("|"):
+                if alt.strip():
+                    n = alt.split()[0].split(":")[0]
+                    yield from ([n] if n in pkgs else []) + provides.get(n, [])
+
+roots = [n for n, f in pkgs.items()
+         if f.get("Essential") == "yes" or f.get("Priority") in ("required", "important")]
+roots += [n for n in open("/tmp/.proctor-roots").read().split() if n in pkgs]
+keep, todo = set(), [r for r in roots if r not in excluded]
+while todo:
+    n = todo.pop()
+    if n in keep or n in excluded:
+        continue
+    keep.add(n)
+    todo.extend(deps(pkgs[n]))
+print(" ".join(sorted(set(pkgs) - keep)))
+PY
+)"
+  if [[ -n "$victims" ]]; then
+    log "removing build-only packages: $(wc -w <<<"$victims") ($victims)"
+    # shellcheck disable=SC2086 # a word list on purpose
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive dpkg --purge --force-depends $victims \
+      > "$workdir/purge.log" 2>&1 || { tail -n 20 "$workdir/purge.log" >&2; exit 1; }
+  fi
+}
+
 trim_tree() {
   local root="$1"
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old \
@@ -147,6 +199,9 @@ build_debootstrap() {
       exit 1
     }
   log "debootstrap took $((SECONDS - t0)) s"
+  printf '%s\n' "${PACKAGES[@]}" > "$root/tmp/.proctor-roots"
+  prune_build_only "$root"
+  rm -f "$root/tmp/.proctor-roots"
   trim_tree "$root"
   local args=() c
   for c in "${CHANGES[@]}"; do args+=(--change "$c"); done
@@ -170,6 +225,15 @@ case "$RECIPE" in
     fi ;;
   *) log "PROCTOR_BASE_RECIPE must be auto, debootstrap or dockerfile (got '$RECIPE')"; exit 2 ;;
 esac
+
+# The image must import what it promises, as the sandbox runs it; otherwise it is removed.
+SMOKE='import numpy, pandas, scipy.stats, sklearn.ensemble, sklearn.linear_model, fastapi, uvicorn, prometheus_client, httpx; print("sklearn", sklearn.__version__)'
+if ! docker run --rm --network none --read-only --tmpfs /tmp --user 65534:65534 --cap-drop ALL \
+     --security-opt no-new-privileges "$IMAGE" python3 -c "$SMOKE" >&2; then
+  log "smoke test failed: removing $IMAGE"
+  docker image rm "$IMAGE" >/dev/null 2>&1 || true
+  exit 1
+fi
 
 new_id="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
 if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then
