@@ -14,6 +14,7 @@
 #   PROCTOR_BASE_RECIPE     auto | debootstrap | dockerfile   (default auto)
 #   PROCTOR_PULL_TIMEOUT    seconds allowed for the probing pull (default 60)
 #   PROCTOR_LOCK_DIR        where the lock file lives (default ${TMPDIR:-/tmp})
+#   PROCTOR_BUILD_TMP       where path A builds the tree (default /var/tmp; not noexec)
 set -euo pipefail
 
 IMAGE="${PROCTOR_BASE_IMAGE:-proctor/python-ml:3.11}"
@@ -50,7 +51,7 @@ force=0
 for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
-    -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "build.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
 done
