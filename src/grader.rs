@@ -394,7 +394,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Grader, GraderError> {
 /// Reads `body_file`s into `body`, relative to the grader file's directory.
 fn resolve_body_files(g: &mut Grader, text: &str, path: &Path) -> Result<(), GraderError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    for (phase, checks) in [("correctness", &mut g.correctness), ("robustness", &mut g.robustness)] {
+    for (phase, checks) in [
+        ("correctness", &mut g.correctness),
+        ("robustness", &mut g.robustness),
+    ] {
         for (i, c) in checks.iter_mut().enumerate() {
             let Some(file) = &c.body_file else { continue };
             let full = dir.join(file);
@@ -402,7 +405,9 @@ fn resolve_body_files(g: &mut Grader, text: &str, path: &Path) -> Result<(), Gra
                 Ok(body) => c.body = Some(body),
                 Err(e) => {
                     let field = format!("{phase}[{i}].body_file");
-                    let (line, column) = find_field_span(text, &field).map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+                    let (line, column) = find_field_span(text, &field)
+                        .map(|s| line_col(text, s.start))
+                        .unwrap_or((1, 1));
                     return Err(GraderError::Invalid {
                         path: path.to_owned(),
                         line,
@@ -660,9 +665,17 @@ status = 200
 
         std::fs::write(&path, text.replace("big.json", "nope.json")).unwrap();
         match load(&path).unwrap_err() {
-            GraderError::Invalid { line, field, message, .. } => {
+            GraderError::Invalid {
+                line,
+                field,
+                message,
+                ..
+            } => {
                 assert_eq!(field, "robustness[0].body_file");
-                assert_eq!(text.lines().nth(line - 1).unwrap(), "body_file = \"big.json\"");
+                assert_eq!(
+                    text.lines().nth(line - 1).unwrap(),
+                    "body_file = \"big.json\""
+                );
                 assert!(message.contains("nope.json"), "{message}");
             }
             other => panic!("unexpected {other}"),

@@ -121,7 +121,7 @@ fn classify(e: reqwest::Error, deadline: Duration) -> HttpError {
 
 /// reqwest's top-level message is generic ("error sending request"); the useful part is at the
 /// bottom of the source chain.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;

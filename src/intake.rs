@@ -382,12 +382,14 @@ fn from_tar<R: Read>(
             }
             T::Link => return Err(rejected(&path, "hard links are not allowed")),
             T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
-            other => return Err(rejected(
-                &path,
-                format!(
+            other => {
+                return Err(rejected(
+                    &path,
+                    format!(
                     "entry type {other:?} is not allowed (only files, directories and symlinks)"
                 ),
-            )),
+                ))
+            }
         };
         tree.insert(path, node)?;
     }

@@ -92,12 +92,14 @@ struct Partial {
 
 impl Partial {
     fn time(&mut self, stage: Stage, started: Instant, events: &Events) {
-        let elapsed = started.elapsed();
-        events.event(&Event::StageFinished { stage, elapsed });
-        self.timings.push(StageTiming {
-            stage: stage.name().into(),
-            seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-        });
+        self.timings
+            .push(scenario::finish_stage(events, stage, started));
+    }
+
+    /// Moves the timings of the phases that ran (also when they were cut short) after the
+    /// pipeline's own stages.
+    fn collect_phase_timings(&mut self) {
+        self.timings.append(&mut self.outcome.timings);
     }
 }
 
@@ -128,10 +130,12 @@ pub async fn grade(
     let verdict = match &opts.source {
         Source::Url(url) => {
             let target = Target::new(url, &opts.grader.grader.http);
-            tokio::select! {
+            let v = tokio::select! {
                 v = grade_target(opts, &target, None, &mut partial, &events) => v,
                 _ = cancel.cancelled() => Verdict::Interrupted,
-            }
+            };
+            partial.collect_phase_timings();
+            v
         }
         Source::Submission(path) => {
             let t = Instant::now();
@@ -178,6 +182,7 @@ pub async fn grade(
                                     v = build_and_grade(opts, &engine, &run_id, ctx, bases, &mut partial, &events) => v,
                                     _ = cancel.cancelled() => Verdict::Interrupted,
                                 };
+                                partial.collect_phase_timings();
                                 finish_container(&engine, &mut partial).await;
                                 let t = Instant::now();
                                 events.event(&Event::StageStarted(Stage::Cleanup));

@@ -108,6 +108,10 @@ pub async fn build(
         .networkmode("none")
         .rm(true)
         .forcerm(true)
+        // No layer cache: a grade must not depend on what earlier builds left behind, and a run
+        // that removes its image (pruning its parents) must not pull layers out from under a
+        // build running in parallel.
+        .nocache(true)
         .memory(limits.memory)
         .memswap(limits.memory)
         .cpuperiod(100_000)
@@ -206,6 +210,9 @@ pub async fn build(
 /// Build errors that come from the host, not from the candidate's Dockerfile.
 fn is_host_fault(error: &str) -> bool {
     let e = error.to_ascii_lowercase();
+    if e.contains("failed to export image") || e.contains("unknown parent image") {
+        return true;
+    }
     e.contains("no space left on device")
         || (e.contains("cannot allocate memory") && !e.contains("returned a non-zero code"))
 }

@@ -155,7 +155,10 @@ pub async fn managed_runs(
     let mut runs: BTreeMap<String, Option<u32>> = BTreeMap::new();
     let mut note = |l: &HashMap<String, String>| {
         if let Some(run) = l.get(labels::RUN) {
-            let pid = l.get(labels::PID).and_then(|p| p.parse().ok()).or_else(|| labels::pid_of_run(run));
+            let pid = l
+                .get(labels::PID)
+                .and_then(|p| p.parse().ok())
+                .or_else(|| labels::pid_of_run(run));
             runs.insert(run.clone(), pid);
         }
     };

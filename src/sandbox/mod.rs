@@ -118,7 +118,7 @@ impl Engine {
         let docker = Docker::connect_with_defaults().map_err(|e| unreachable(e.to_string()))?;
         let version = match tokio::time::timeout(Duration::from_secs(10), docker.version()).await {
             Ok(Ok(v)) => v,
-            Ok(Err(e)) => return Err(unreachable(root_cause(&e))),
+            Ok(Err(e)) => return Err(unreachable(crate::http::root_cause(&e))),
             Err(_) => return Err(unreachable("no answer within 10s".into())),
         };
         let runc_version = version
@@ -144,7 +144,10 @@ mod tests {
     use super::EngineInfo;
 
     fn info(v: &str) -> EngineInfo {
-        EngineInfo { runc_version: Some(v.to_string()), ..Default::default() }
+        EngineInfo {
+            runc_version: Some(v.to_string()),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -157,12 +160,4 @@ mod tests {
         assert!(info("1.4.0").runc_warning().is_none());
         assert!(EngineInfo::default().runc_warning().is_none());
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }

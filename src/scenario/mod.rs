@@ -10,7 +10,7 @@ pub mod readiness;
 
 use crate::events::{Event, Events, Stage};
 use crate::grader::{Grader, Visibility};
-use crate::report::{CheckResult, LatencyReport};
+use crate::report::{CheckResult, LatencyReport, StageTiming};
 use crate::target::Target;
 
 /// What the phases after readiness produced.
@@ -18,6 +18,8 @@ use crate::target::Target;
 pub struct Outcome {
     pub checks: Vec<CheckResult>,
     pub latency: Option<LatencyReport>,
+    /// Time spent in each phase that finished.
+    pub timings: Vec<StageTiming>,
 }
 
 /// Runs every phase after readiness, in the grader's order. Checks are appended to `out` as
@@ -42,10 +44,7 @@ pub async fn run_phases(
             out.checks.push(result);
         }
     }
-    events.event(&Event::StageFinished {
-        stage: Stage::Checks,
-        elapsed: t.elapsed(),
-    });
+    out.timings.push(finish_stage(events, Stage::Checks, t));
 
     if let Some(spec) = &grader.latency {
         events.event(&Event::StageStarted(Stage::Latency));
@@ -56,10 +55,17 @@ pub async fn run_phases(
         }
         out.checks.extend(results);
         out.latency = Some(report);
-        events.event(&Event::StageFinished {
-            stage: Stage::Latency,
-            elapsed: t.elapsed(),
-        });
+        out.timings.push(finish_stage(events, Stage::Latency, t));
+    }
+}
+
+/// Announces the end of a stage and returns its timing for the report.
+pub fn finish_stage(events: &Events, stage: Stage, started: std::time::Instant) -> StageTiming {
+    let elapsed = started.elapsed();
+    events.event(&Event::StageFinished { stage, elapsed });
+    StageTiming {
+        stage: stage.name().into(),
+        seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
     }
 }
 

@@ -1,0 +1,164 @@
+//! Shared helpers of the integration tests. They run the real `proctor` binary against the real
+//! Docker engine; when no engine answers they fail with a message saying so (never skip).
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    repo().join("tests/fixtures").join(rel)
+}
+
+/// Fails the test with instructions when the engine is not reachable, and builds the local base
+/// images once (the scripts are idempotent and serialise concurrent callers with a lock).
+pub fn require_docker() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = READY.get_or_init(|| {
+        let info = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output();
+        match info {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                return Err(format!(
+                    "integration tests need a Docker engine, and `docker info` failed: {}\nStart dockerd (or set DOCKER_HOST) and run again; .ci/run does this on a fresh machine.",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
+            }
+            Err(e) => return Err(format!("integration tests need the docker CLI and a Docker engine: {e}")),
+        }
+        for script in ["docker/base/build.sh", "docker/testbase/build.sh"] {
+            let status = Command::new("bash").arg(repo().join(script)).status().map_err(|e| format!("{script}: {e}"))?;
+            if !status.success() {
+                return Err(format!("{script} failed ({status}); its output is above"));
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = r {
+        panic!("{e}");
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub report: Option<Value>,
+}
+
+impl Run {
+    pub fn report(&self) -> &Value {
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no report was written\nstderr:\n{}", self.stderr))
+    }
+    pub fn run_id(&self) -> String {
+        self.report()["run_id"]
+            .as_str()
+            .expect("run_id")
+            .to_string()
+    }
+    pub fn percent(&self) -> f64 {
+        self.report()["score"]["percent"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no score in {}", self.report()))
+    }
+    /// Everything about the run, for assertion messages.
+    pub fn explain(&self) -> String {
+        format!(
+            "exit code {}\nstdout:\n{}\nstderr:\n{}\nreport:\n{}",
+            self.code,
+            self.stdout,
+            self.stderr,
+            self.report
+                .as_ref()
+                .map(|r| serde_json::to_string_pretty(r).unwrap())
+                .unwrap_or_default()
+        )
+    }
+}
+
+pub fn proctor() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_proctor"))
+}
+
+/// `proctor grade <submission> --grader <grader> --out <tmp>` plus `extra` arguments.
+pub fn grade(submission: &Path, grader: &Path, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let mut cmd = proctor();
+    cmd.arg("grade")
+        .arg(submission)
+        .arg("--grader")
+        .arg(grader)
+        .arg("--out")
+        .arg(&out)
+        .args(extra);
+    finish(cmd.output().expect("proctor runs"), &out)
+}
+
+pub fn finish(output: Output, report_path: &Path) -> Run {
+    let report = std::fs::read(report_path)
+        .ok()
+        .map(|b| serde_json::from_slice(&b).expect("the report is valid JSON"));
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        report,
+    }
+}
+
+/// Containers, networks and images that still carry the run's label.
+pub fn leftovers(run_id: &str) -> Vec<String> {
+    let filter = format!("label=io.proctor.run={run_id}");
+    let mut found = Vec::new();
+    for (what, args) in [
+        ("container", vec!["ps", "-a", "-q", "--filter", &filter]),
+        ("network", vec!["network", "ls", "-q", "--filter", &filter]),
+        ("image", vec!["images", "-a", "-q", "--filter", &filter]),
+    ] {
+        let out = Command::new("docker")
+            .args(&args)
+            .output()
+            .expect("docker CLI runs");
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            found.push(format!("{what} {id}"));
+        }
+    }
+    found
+}
+
+pub fn assert_no_leftovers(run_id: &str) {
+    let left = leftovers(run_id);
+    assert!(
+        left.is_empty(),
+        "run {run_id} left Docker resources behind: {left:?}"
+    );
+}
+
+/// Copies a directory tree (regular files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
