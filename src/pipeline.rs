@@ -96,6 +96,12 @@ impl Partial {
             .push(scenario::finish_stage(events, stage, started));
     }
 
+    /// Records a warning for the report and shows it at once.
+    fn warn(&mut self, events: &Events, warning: String) {
+        events.event(&Event::Warning(warning.clone()));
+        self.warnings.push(warning);
+    }
+
     /// Moves the timings of the phases that ran (also when they were cut short) after the
     /// pipeline's own stages.
     fn collect_phase_timings(&mut self) {
@@ -177,7 +183,9 @@ pub async fn grade(
                                 harness.engine_api_version = engine.info.api_version.clone();
                                 harness.runc_version = engine.info.runc_version.clone();
                                 harness.engine_os = engine.info.os.clone();
-                                partial.warnings.extend(engine.info.runc_warning());
+                                if let Some(w) = engine.info.runc_warning() {
+                                    partial.warn(&events, w);
+                                }
                                 let v = tokio::select! {
                                     v = build_and_grade(opts, &engine, &run_id, ctx, bases, &mut partial, &events) => v,
                                     _ = cancel.cancelled() => Verdict::Interrupted,
@@ -189,10 +197,11 @@ pub async fn grade(
                                 let removed =
                                     cleanup::remove_run(&engine, &run_id, opts.keep_image).await;
                                 if !removed.errors.is_empty() {
-                                    partial.warnings.push(format!(
+                                    let w = format!(
                                         "cleanup could not remove everything of run {run_id} (run `proctor gc`): {}",
                                         removed.errors.join("; ")
-                                    ));
+                                    );
+                                    partial.warn(&events, w);
                                 }
                                 partial.time(Stage::Cleanup, t, &events);
                                 v
@@ -203,9 +212,6 @@ pub async fn grade(
             }
         }
     };
-    for w in &partial.warnings {
-        events.event(&Event::Warning(w.clone()));
-    }
     Ok(assemble(
         opts,
         run_id,
