@@ -78,6 +78,8 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Drive any HTTP endpoint with an open-loop load and print latency percentiles as JSON.
+    Load(crate::load::cli::LoadArgs),
     /// Print the JSON Schema of the report.
     Schema,
 }
@@ -181,6 +183,7 @@ async fn run(cli: Cli) -> i32 {
             }
         },
         Command::Gc { all } => gc(all).await,
+        Command::Load(args) => crate::load::cli::run(args).await,
         Command::Schema => {
             println!(
                 "{}",

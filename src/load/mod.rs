@@ -6,6 +6,8 @@
 //! actual send and the send lateness are kept beside it. Workers record into their own
 //! histograms, merged at the end, so there is no shared lock on the hot path.
 
+pub mod cli;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
