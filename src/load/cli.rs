@@ -108,9 +108,8 @@ pub async fn run(args: LoadArgs) -> i32 {
         uncorrected: percentiles(&outcome.uncorrected),
         send_lateness: percentiles(&outcome.lateness),
     };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&result).expect("result serializes")
-    );
+    let text = serde_json::to_string_pretty(&result).expect("result serializes");
+    // A closed pipe (`| head`) is the reader's choice, not an error worth a panic.
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     0
 }
