@@ -88,7 +88,12 @@ fn default_ready_timeout() -> u64 {
 pub struct SandboxLimits {
     /// Memory limit; swap is set to the same value, so no swap is available.
     pub memory_mb: u64,
+    /// CPU quota (in CPUs). Ignored when `cpuset` pins the container instead: quotas throttle
+    /// in 100 ms periods, which shows up as latency.
     pub cpus: f64,
+    /// Cores the container may use, e.g. "1" (Docker's cpuset syntax). Keeps the service and
+    /// the load generator on disjoint cores when both run on one machine.
+    pub cpuset: Option<String>,
     pub pids_limit: i64,
     /// Size of the writable /tmp (counts against memory).
     pub tmpfs_mb: u64,
@@ -100,6 +105,7 @@ impl Default for SandboxLimits {
         SandboxLimits {
             memory_mb: 1024,
             cpus: 1.0,
+            cpuset: None,
             pids_limit: 256,
             tmpfs_mb: 64,
             nofile: 4096,
