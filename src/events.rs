@@ -13,7 +13,11 @@ pub enum Stage {
     Start,
     Ready,
     Checks,
+    Quality,
+    Consistency,
     Latency,
+    Drift,
+    Monitoring,
     Cleanup,
 }
 
@@ -25,7 +29,11 @@ impl Stage {
             Stage::Start => "start",
             Stage::Ready => "ready",
             Stage::Checks => "checks",
+            Stage::Quality => "quality",
+            Stage::Consistency => "consistency",
             Stage::Latency => "latency",
+            Stage::Drift => "drift",
+            Stage::Monitoring => "monitoring",
             Stage::Cleanup => "cleanup",
         }
     }

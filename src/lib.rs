@@ -6,6 +6,7 @@
 //! model that configures every stage; `events` carries progress to the terminal.
 
 pub mod cli;
+pub mod data;
 pub mod digest;
 pub mod events;
 pub mod expect;

@@ -371,7 +371,13 @@ async fn grade_target(
         );
     }
 
-    let phases = scenario::run_phases(g, target, opts.seed, events, &mut partial.outcome);
+    let phases = scenario::run_phases(
+        &opts.grader,
+        target,
+        opts.seed,
+        events,
+        &mut partial.outcome,
+    );
     let died = tokio::select! {
         _ = phases => None,
         e = exited() => Some(e),
@@ -415,47 +421,7 @@ async fn finish_container(engine: &Engine, partial: &mut Partial) {
 /// Every declared check that did not get to run, as a zero with the reason: the score of a run
 /// cut short is out of the full points, not just of the checks that ran.
 fn not_run_checks(opts: &GradeOptions, ran: &[CheckResult], why: &str) -> Vec<CheckResult> {
-    let g = &opts.grader.grader;
-    let vis = g.grader.visibility;
-    let mut declared: Vec<(String, String, f64, crate::grader::Visibility)> = Vec::new();
-    declared.push((
-        g.readiness.name.clone(),
-        "readiness".into(),
-        g.readiness.points.0,
-        g.readiness.visibility.unwrap_or(vis),
-    ));
-    for (cat, specs) in [
-        ("correctness", &g.correctness),
-        ("robustness", &g.robustness),
-    ] {
-        for s in specs {
-            declared.push((
-                s.name.clone(),
-                cat.into(),
-                s.points.0,
-                s.visibility.unwrap_or(vis),
-            ));
-        }
-    }
-    if let Some(l) = &g.latency {
-        let lvis = l.visibility.unwrap_or(vis);
-        for o in &l.objective {
-            let name = o
-                .name
-                .clone()
-                .unwrap_or_else(|| scenario::latency::objective_name(o.percentile, l.rate));
-            declared.push((name, "latency".into(), o.points.0, lvis));
-        }
-        if let Some(e) = &l.errors {
-            declared.push((
-                scenario::latency::errors_name(l.rate),
-                "latency".into(),
-                e.points.0,
-                lvis,
-            ));
-        }
-    }
-    declared
+    scenario::declared_checks(&opts.grader)
         .into_iter()
         .filter(|(name, cat, _, _)| !ran.iter().any(|r| &r.name == name && &r.category == cat))
         .map(|(name, category, max, visibility)| CheckResult {
@@ -528,6 +494,10 @@ fn assemble(
         },
         checks,
         latency: partial.outcome.latency,
+        quality: partial.outcome.quality,
+        consistency: partial.outcome.consistency,
+        drift: partial.outcome.drift,
+        monitoring: partial.outcome.monitoring,
         timings: partial.timings,
         harness,
         submission: SubmissionInfo {

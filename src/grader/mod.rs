@@ -14,7 +14,9 @@ use serde::Deserialize;
 use crate::expect::{Expect, JsonAssert, StatusSet};
 
 mod latency;
+mod ml;
 pub use latency::*;
+pub use ml::*;
 
 /// A grader file after validation.
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +33,28 @@ pub struct Grader {
     pub correctness: Vec<CheckSpec>,
     #[serde(default)]
     pub robustness: Vec<CheckSpec>,
+    /// Scripted checks of missing and out-of-range values (category `missing_data`).
+    #[serde(default)]
+    pub missing_data: Vec<CheckSpec>,
     pub latency: Option<LatencySpec>,
+    #[serde(default)]
+    pub dataset: Vec<DatasetSpec>,
+    pub prediction: Option<PredictionApi>,
+    pub quality: Option<QualitySpec>,
+    pub consistency: Option<ConsistencySpec>,
+    pub drift: Option<DriftSpec>,
+    pub metrics: Option<MetricsSpec>,
+}
+
+impl Grader {
+    /// The scripted check lists, in the order they run, with their category.
+    pub fn check_lists(&self) -> [(&'static str, &Vec<CheckSpec>); 3] {
+        [
+            ("correctness", &self.correctness),
+            ("robustness", &self.robustness),
+            ("missing_data", &self.missing_data),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +324,8 @@ pub struct LoadedGrader {
     pub path: PathBuf,
     pub sha256: String,
     pub grader: Grader,
+    /// The declared datasets, loaded and typed, by name.
+    pub datasets: std::collections::BTreeMap<String, std::sync::Arc<crate::data::Dataset>>,
 }
 
 pub fn load(path: &Path) -> Result<LoadedGrader, GraderError> {
@@ -310,10 +335,12 @@ pub fn load(path: &Path) -> Result<LoadedGrader, GraderError> {
     })?;
     let mut grader = parse(&text, path)?;
     resolve_body_files(&mut grader, &text, path)?;
+    let datasets = load_datasets(&grader, &text, path)?;
     Ok(LoadedGrader {
         path: path.to_owned(),
         sha256: crate::digest::sha256_hex(text.as_bytes()),
         grader,
+        datasets,
     })
 }
 
@@ -372,6 +399,138 @@ fn resolve_body_files(g: &mut Grader, text: &str, path: &Path) -> Result<(), Gra
         }
     }
     Ok(())
+}
+
+/// Loads every `[[dataset]]` (paths relative to the grader file) and checks what refers to
+/// them: names, labels, and the features drift scenarios shift.
+fn load_datasets(
+    g: &Grader,
+    text: &str,
+    path: &Path,
+) -> Result<std::collections::BTreeMap<String, std::sync::Arc<crate::data::Dataset>>, GraderError> {
+    use crate::data::{Dataset, Schema};
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let invalid = |field: String, message: String| {
+        let (line, column) = find_field_span(text, &field)
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((1, 1));
+        GraderError::Invalid {
+            path: path.to_owned(),
+            line,
+            column,
+            field,
+            message,
+        }
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (i, d) in g.dataset.iter().enumerate() {
+        let schema = Schema::load(&dir.join(&d.schema))
+            .map_err(|m| invalid(format!("dataset[{i}].schema"), m))?;
+        let data = Dataset::load(&d.name, &dir.join(&d.csv), schema)
+            .map_err(|e| invalid(format!("dataset[{i}].csv"), e.to_string()))?;
+        if out
+            .insert(d.name.clone(), std::sync::Arc::new(data))
+            .is_some()
+        {
+            return Err(invalid(
+                format!("dataset[{i}].name"),
+                format!("duplicate dataset name {:?}", d.name),
+            ));
+        }
+    }
+    let known = |field: &str, name: &str| -> Result<std::sync::Arc<Dataset>, GraderError> {
+        out.get(name).cloned().ok_or_else(|| {
+            invalid(
+                field.to_string(),
+                format!(
+                    "no [[dataset]] named {name:?} (declared: {})",
+                    out.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    };
+    let needs_prediction =
+        g.quality.is_some() || g.consistency.is_some() || g.drift.is_some() || g.metrics.is_some();
+    if needs_prediction && g.prediction.is_none() {
+        return Err(invalid("prediction".into(), "quality, consistency, drift and metrics need a [prediction] section saying how to ask for predictions".into()));
+    }
+    if let Some(p) = &g.prediction {
+        if !p.body_template.contains("$INSTANCES") {
+            return Err(invalid(
+                "prediction.body_template".into(),
+                "must contain $INSTANCES where the array of instances goes".into(),
+            ));
+        }
+        if p.max_batch == 0 {
+            return Err(invalid(
+                "prediction.max_batch".into(),
+                "must be at least 1".into(),
+            ));
+        }
+    }
+    if let Some(q) = &g.quality {
+        for (field, name) in std::iter::once(("quality.dataset", &q.dataset)).chain(
+            q.compare_dataset
+                .as_ref()
+                .map(|c| ("quality.compare_dataset", c)),
+        ) {
+            if known(field, name)?.labels.is_none() {
+                return Err(invalid(
+                    field.into(),
+                    format!("dataset {name:?} has no label column to score against"),
+                ));
+            }
+        }
+        for (i, m) in q.metric.iter().enumerate() {
+            if m.full_points_at == m.zero_points_at {
+                return Err(invalid(
+                    format!("quality.metric[{i}].zero_points_at"),
+                    "must differ from full_points_at".into(),
+                ));
+            }
+        }
+    }
+    if let Some(c) = &g.consistency {
+        known("consistency.dataset", &c.dataset)?;
+    }
+    if let Some(m) = &g.metrics {
+        known("metrics.dataset", &m.dataset)?;
+    }
+    if let Some(d) = &g.drift {
+        let data = known("drift.dataset", &d.dataset)?;
+        if d.batch_size == 0 || d.poll_every == 0 || d.window == 0 {
+            return Err(invalid(
+                "drift.window".into(),
+                "window, batch_size and poll_every must be at least 1".into(),
+            ));
+        }
+        if !d.feature_flag.contains("{feature}") {
+            return Err(invalid(
+                "drift.feature_flag".into(),
+                "must contain {feature} where the feature name goes".into(),
+            ));
+        }
+        for (i, sc) in d.scenario.iter().enumerate() {
+            if sc.features.is_empty() {
+                return Err(invalid(
+                    format!("drift.scenario[{i}].features"),
+                    "name at least one feature".into(),
+                ));
+            }
+            for f in &sc.features {
+                let Some((_, feature)) = data.schema.feature(f) else {
+                    return Err(invalid(
+                        format!("drift.scenario[{i}].features"),
+                        format!("{f:?} is not a feature of dataset {:?}", d.dataset),
+                    ));
+                };
+                sc.shift
+                    .check_feature(feature)
+                    .map_err(|m| invalid(format!("drift.scenario[{i}].kind"), m))?;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Rules that span several fields, checked after the types are right.

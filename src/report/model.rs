@@ -27,6 +27,10 @@ pub struct Report {
     pub categories: Vec<CategoryScore>,
     pub checks: Vec<CheckResult>,
     pub latency: Option<LatencyReport>,
+    pub quality: Option<QualityReport>,
+    pub consistency: Option<ConsistencyReport>,
+    pub drift: Option<DriftReport>,
+    pub monitoring: Option<MonitoringReport>,
     /// Seconds spent in each stage, in the order they ran.
     pub timings: Vec<StageTiming>,
     pub harness: Harness,
@@ -178,4 +182,99 @@ pub struct ContainerInfo {
     pub oom_killed: Option<bool>,
     /// Last lines of the service's stdout/stderr, sanitized and bounded.
     pub log_tail: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct QualityReport {
+    pub dataset: String,
+    /// Instances sent.
+    pub instances: u64,
+    /// Instances that got a valid probability.
+    pub scored: u64,
+    /// Why the others did not, by reason (first few reasons only).
+    pub failures: BTreeMap<String, u64>,
+    /// Metric name to value, on the graded dataset.
+    pub metrics: BTreeMap<String, f64>,
+    pub compare_dataset: Option<String>,
+    pub compare_auc: Option<f64>,
+    /// compare AUC minus graded AUC: large and positive hints at overfitting or leakage.
+    pub auc_gap: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConsistencyReport {
+    pub instances: u64,
+    pub requests_under_load: u64,
+    pub concurrency: u64,
+    /// Answers under load that differed from the idle answer for the same instance.
+    pub mismatches: u64,
+    /// Requests under load that got no valid answer.
+    pub failures: u64,
+    /// Median latency of the first (fresh) and of a repeated idle request per instance.
+    pub fresh_median_ms: f64,
+    pub repeat_median_ms: f64,
+    /// Repeated inputs answered much faster than fresh ones: the service may cache.
+    pub caching_suspected: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftReport {
+    pub window: u64,
+    pub baseline: DriftBaseline,
+    pub scenarios: Vec<DriftScenarioReport>,
+    /// Over (scenario, feature) pairs: was the shifted feature the one flagged?
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftBaseline {
+    pub instances: u64,
+    pub polls: u64,
+    /// Polls on in-distribution traffic that said drift.
+    pub flagged_polls: u64,
+    pub false_alarms_per_1000_instances: f64,
+    /// Features the false alarms named, with how often.
+    pub flagged_features: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftScenarioReport {
+    pub name: String,
+    pub features: Vec<String>,
+    pub detected: bool,
+    /// Instances from the start of the shift to the first poll that said drift.
+    pub delay_instances: Option<u64>,
+    /// Features the service flagged at the end of the shifted segment.
+    pub flagged_features: Vec<String>,
+    /// The harness's own statistics on the same window, beside the service's claim.
+    pub recomputed: Vec<FeatureDrift>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FeatureDrift {
+    pub feature: String,
+    /// `ks` (numeric) or `chi2` (categorical, boolean).
+    pub method: String,
+    pub statistic: Option<f64>,
+    pub p_value: Option<f64>,
+    pub psi: Option<f64>,
+    /// Wasserstein-1 in units of the reference's standard deviation (numeric), or
+    /// Jensen-Shannon divergence (categorical).
+    pub distance: Option<f64>,
+    pub missing_share: f64,
+    pub service_flagged: Option<bool>,
+    pub service_statistic: Option<f64>,
+    pub service_p_value: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MonitoringReport {
+    pub requests_sent: u64,
+    pub instances_sent: u64,
+    /// How much the prediction counter rose (None: not found).
+    pub counter_delta: Option<f64>,
+    /// How much the latency histogram's count rose (None: not found).
+    pub histogram_count_delta: Option<f64>,
 }

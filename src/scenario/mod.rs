@@ -2,14 +2,23 @@
 //! results. Everything they do is declared in the grader file.
 //!
 //! Readiness comes first and gates the rest; the pipeline runs it on its own because it races
-//! the container's exit. The remaining phases run here: correctness, robustness, latency.
+//! the container's exit. The remaining phases run here, in this order: the scripted checks
+//! (correctness, robustness, missing data), quality, consistency, latency, drift, monitoring.
+//! Drift runs after the other traffic and flushes the service's window itself.
 
 pub mod checks;
+pub mod consistency;
+pub mod drift;
 pub mod latency;
+pub mod monitoring;
+pub mod predict;
+pub mod quality;
 pub mod readiness;
 
+use std::time::Instant;
+
 use crate::events::{Event, Events, Stage};
-use crate::grader::{Grader, Visibility};
+use crate::grader::{LoadedGrader, Visibility};
 use crate::report::{CheckResult, LatencyReport, StageTiming};
 use crate::target::Target;
 
@@ -18,26 +27,45 @@ use crate::target::Target;
 pub struct Outcome {
     pub checks: Vec<CheckResult>,
     pub latency: Option<LatencyReport>,
+    pub quality: Option<crate::report::QualityReport>,
+    pub consistency: Option<crate::report::ConsistencyReport>,
+    pub drift: Option<crate::report::DriftReport>,
+    pub monitoring: Option<crate::report::MonitoringReport>,
     /// Time spent in each phase that finished.
     pub timings: Vec<StageTiming>,
 }
 
-/// Runs every phase after readiness, in the grader's order. Checks are appended to `out` as
-/// they finish, so that a run cut short (the service died, Ctrl-C) keeps what was earned.
+impl Outcome {
+    /// Files a finished phase: its checks (announced) and its timing.
+    fn finish(
+        &mut self,
+        events: &Events,
+        stage: Stage,
+        started: Instant,
+        results: Vec<CheckResult>,
+    ) {
+        for r in &results {
+            emit_check(events, r);
+        }
+        self.checks.extend(results);
+        self.timings.push(finish_stage(events, stage, started));
+    }
+}
+
+/// Runs every phase after readiness. Checks are appended to `out` as each phase finishes, so
+/// that a run cut short (the service died, Ctrl-C) keeps what was earned.
 pub async fn run_phases(
-    grader: &Grader,
+    loaded: &LoadedGrader,
     target: &Target,
     seed: u64,
     events: &Events,
     out: &mut Outcome,
 ) {
+    let grader = &loaded.grader;
     let default_vis = grader.grader.visibility;
     events.event(&Event::StageStarted(Stage::Checks));
-    let t = std::time::Instant::now();
-    for (category, specs) in [
-        ("correctness", &grader.correctness),
-        ("robustness", &grader.robustness),
-    ] {
+    let t = Instant::now();
+    for (category, specs) in grader.check_lists() {
         for spec in specs {
             let result = checks::run_check(target, spec, category, default_vis).await;
             emit_check(events, &result);
@@ -46,17 +74,180 @@ pub async fn run_phases(
     }
     out.timings.push(finish_stage(events, Stage::Checks, t));
 
+    let api = grader.prediction.as_ref();
+    if let (Some(spec), Some(api)) = (&grader.quality, api) {
+        events.event(&Event::StageStarted(Stage::Quality));
+        let t = Instant::now();
+        let (results, report) =
+            quality::run(target, api, spec, &loaded.datasets, default_vis).await;
+        out.quality = Some(report);
+        out.finish(events, Stage::Quality, t, results);
+    }
+    if let (Some(spec), Some(api)) = (&grader.consistency, api) {
+        events.event(&Event::StageStarted(Stage::Consistency));
+        let t = Instant::now();
+        let (results, report) = consistency::run(
+            target,
+            api,
+            spec,
+            &loaded.datasets[&spec.dataset],
+            seed,
+            default_vis,
+        )
+        .await;
+        out.consistency = Some(report);
+        out.finish(events, Stage::Consistency, t, results);
+    }
     if let Some(spec) = &grader.latency {
         events.event(&Event::StageStarted(Stage::Latency));
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         let (results, report) = latency::run(target, spec, seed, default_vis, events).await;
-        for r in &results {
-            emit_check(events, r);
-        }
-        out.checks.extend(results);
         out.latency = Some(report);
-        out.timings.push(finish_stage(events, Stage::Latency, t));
+        out.finish(events, Stage::Latency, t, results);
     }
+    if let (Some(spec), Some(api)) = (&grader.drift, api) {
+        events.event(&Event::StageStarted(Stage::Drift));
+        let t = Instant::now();
+        let (results, report) = drift::run(
+            target,
+            api,
+            spec,
+            &loaded.datasets[&spec.dataset],
+            seed,
+            default_vis,
+        )
+        .await;
+        out.drift = Some(report);
+        out.finish(events, Stage::Drift, t, results);
+    }
+    if let (Some(spec), Some(api)) = (&grader.metrics, api) {
+        events.event(&Event::StageStarted(Stage::Monitoring));
+        let t = Instant::now();
+        let (results, report) = monitoring::run(
+            target,
+            api,
+            spec,
+            &loaded.datasets[&spec.dataset],
+            default_vis,
+        )
+        .await;
+        out.monitoring = Some(report);
+        out.finish(events, Stage::Monitoring, t, results);
+    }
+}
+
+/// Every check the grader declares, as (name, category, max points, visibility): what a run
+/// that stops early lists as not run, so its score is out of the full total.
+pub fn declared_checks(loaded: &LoadedGrader) -> Vec<(String, String, f64, Visibility)> {
+    let g = &loaded.grader;
+    let vis = g.grader.visibility;
+    let mut out = vec![(
+        g.readiness.name.clone(),
+        "readiness".to_string(),
+        g.readiness.points.0,
+        g.readiness.visibility.unwrap_or(vis),
+    )];
+    for (cat, specs) in g.check_lists() {
+        for s in specs {
+            out.push((
+                s.name.clone(),
+                cat.to_string(),
+                s.points.0,
+                s.visibility.unwrap_or(vis),
+            ));
+        }
+    }
+    if let Some(q) = &g.quality {
+        let v = q.visibility.unwrap_or(vis);
+        for m in &q.metric {
+            out.push((
+                quality::metric_check_name(m.metric, &q.dataset),
+                "quality".into(),
+                m.points.0,
+                v,
+            ));
+        }
+        if let (Some(c), Some(gap)) = (&q.compare_dataset, &q.gap) {
+            out.push((
+                quality::gap_check_name(c, &q.dataset),
+                "quality".into(),
+                gap.points.0,
+                v,
+            ));
+        }
+    }
+    if let Some(c) = &g.consistency {
+        out.push((
+            consistency::check_name(c.concurrency),
+            "consistency".into(),
+            c.points.0,
+            c.visibility.unwrap_or(vis),
+        ));
+    }
+    if let Some(l) = &g.latency {
+        let lvis = l.visibility.unwrap_or(vis);
+        for o in &l.objective {
+            let name = o
+                .name
+                .clone()
+                .unwrap_or_else(|| latency::objective_name(o.percentile, l.rate));
+            out.push((name, "latency".into(), o.points.0, lvis));
+        }
+        if let Some(e) = &l.errors {
+            out.push((
+                latency::errors_name(l.rate),
+                "latency".into(),
+                e.points.0,
+                lvis,
+            ));
+        }
+    }
+    if let Some(d) = &g.drift {
+        let v = d.visibility.unwrap_or(vis);
+        out.push((
+            drift::FALSE_ALARMS_CHECK.into(),
+            "drift".into(),
+            d.false_alarm_points.0,
+            v,
+        ));
+        let share = if d.scenario.is_empty() {
+            0.0
+        } else {
+            d.detection_points.0 / d.scenario.len() as f64
+        };
+        for sc in &d.scenario {
+            out.push((
+                drift::detection_check_name(&sc.name),
+                "drift".into(),
+                share,
+                v,
+            ));
+        }
+        if !d.scenario.is_empty() {
+            out.push((
+                drift::ATTRIBUTION_CHECK.into(),
+                "drift".into(),
+                d.attribution_points.0,
+                v,
+            ));
+        }
+    }
+    if let Some(m) = &g.metrics {
+        let v = m.visibility.unwrap_or(vis);
+        out.push((
+            monitoring::counter_check_name(&m.predictions_counter),
+            "monitoring".into(),
+            m.counter_points.0,
+            v,
+        ));
+        out.push((
+            monitoring::histogram_check_name(&m.latency_histogram),
+            "monitoring".into(),
+            m.histogram_points.0,
+            v,
+        ));
+    }
+    out
 }
 
 /// Announces the end of a stage and returns its timing for the report.

@@ -1,0 +1,255 @@
+//! The sections of a grader file that grade the model behind the API: datasets, how to ask
+//! for predictions, prediction quality, consistency under load, drift handling and
+//! monitoring. All of it is declared, none of it assignment-specific.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Points, UrlPath, Visibility};
+use crate::data::transform::Shift;
+
+/// A CSV file of rows typed by a feature schema (paths relative to the grader file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    pub name: String,
+    pub csv: PathBuf,
+    pub schema: PathBuf,
+}
+
+/// How to ask the service for predictions of a batch of instances.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionApi {
+    pub path: UrlPath,
+    /// The request body, with `$INSTANCES` standing for the JSON array of instances.
+    pub body_template: String,
+    /// JSON Pointer to the array of predictions in the response, one per instance in order.
+    pub predictions: String,
+    /// JSON Pointer inside one prediction to the probability of the positive class.
+    pub score: String,
+    /// Most instances per request.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+fn default_max_batch() -> usize {
+    64
+}
+
+/// A point curve over a measured value: full points at `full_points_at`, none at
+/// `zero_points_at`, linear between. Works in either direction (AUC rises, log loss falls).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Curve {
+    pub full_points_at: f64,
+    pub zero_points_at: f64,
+    pub points: Points,
+}
+
+impl Curve {
+    pub fn points_for(&self, value: f64) -> f64 {
+        let (full, zero, max) = (self.full_points_at, self.zero_points_at, self.points.0);
+        let t = if full > zero {
+            (value - zero) / (full - zero)
+        } else {
+            (zero - value) / (zero - full)
+        };
+        if !value.is_finite() {
+            return 0.0;
+        }
+        crate::score::round2(max * t.clamp(0.0, 1.0))
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "full points at {}, none at {}",
+            self.full_points_at, self.zero_points_at
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityMetric {
+    Auc,
+    Accuracy,
+    LogLoss,
+    CalibrationError,
+}
+
+impl QualityMetric {
+    pub fn name(self) -> &'static str {
+        match self {
+            QualityMetric::Auc => "AUC",
+            QualityMetric::Accuracy => "accuracy",
+            QualityMetric::LogLoss => "log loss",
+            QualityMetric::CalibrationError => "calibration error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    pub metric: QualityMetric,
+    pub full_points_at: f64,
+    pub zero_points_at: f64,
+    pub points: Points,
+}
+
+impl MetricSpec {
+    pub fn curve(&self) -> Curve {
+        Curve {
+            full_points_at: self.full_points_at,
+            zero_points_at: self.zero_points_at,
+            points: self.points,
+        }
+    }
+}
+
+/// Prediction quality on a labelled dataset (normally hidden holdout data).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySpec {
+    pub dataset: String,
+    /// Score only rows without missing values: missing-value handling is graded on its own,
+    /// so that one defect costs points in one category.
+    #[serde(default = "yes")]
+    pub complete_rows_only: bool,
+    #[serde(default)]
+    pub metric: Vec<MetricSpec>,
+    /// A second labelled dataset (e.g. the public validation set) whose AUC is compared with
+    /// the first: a large gap hints at overfitting or leakage.
+    pub compare_dataset: Option<String>,
+    pub gap: Option<GapSpec>,
+    pub visibility: Option<Visibility>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GapSpec {
+    /// Largest AUC gap (compare dataset minus graded dataset) that earns the points.
+    pub max_auc_gap: f64,
+    pub points: Points,
+}
+
+/// The same instances must get the same predictions idle and under concurrent load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencySpec {
+    pub dataset: String,
+    #[serde(default = "default_consistency_instances")]
+    pub instances: usize,
+    #[serde(default = "default_consistency_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_rounds")]
+    pub rounds: usize,
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+    pub points: Points,
+    pub visibility: Option<Visibility>,
+}
+
+fn default_consistency_instances() -> usize {
+    48
+}
+fn default_consistency_concurrency() -> usize {
+    16
+}
+fn default_rounds() -> usize {
+    4
+}
+fn default_tolerance() -> f64 {
+    1e-6
+}
+
+/// Drift handling: in-distribution traffic first (false alarms), then each scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSpec {
+    /// Source of in-distribution rows.
+    pub dataset: String,
+    /// The service's drift endpoint (GET).
+    pub path: UrlPath,
+    /// The service's window, in instances: this many in-distribution instances are sent
+    /// before each measurement so that earlier traffic has left the window.
+    pub window: usize,
+    #[serde(default = "default_drift_batch")]
+    pub batch_size: usize,
+    /// Instances between two polls of the drift endpoint.
+    pub poll_every: usize,
+    /// In-distribution instances (after the flush) during which false alarms are counted.
+    pub baseline_instances: usize,
+    /// A detection within this many instances of a shift's start is a hit.
+    pub max_delay: usize,
+    /// Pointer to the overall verdict (a boolean).
+    pub overall: String,
+    /// Pointer to one feature's verdict, with `{feature}` standing for its name.
+    pub feature_flag: String,
+    /// Largest share of in-distribution polls flagged that keeps full false-alarm points.
+    pub max_false_alarm_rate: f64,
+    /// Share of flagged in-distribution polls at which no false-alarm points remain.
+    #[serde(default = "default_false_alarm_zero")]
+    pub false_alarm_zero_rate: f64,
+    pub false_alarm_points: Points,
+    /// Split evenly over the scenarios: a hit within `max_delay` earns a scenario's share.
+    pub detection_points: Points,
+    /// Earned by F1 over (scenario, feature) pairs: which feature was flagged.
+    pub attribution_points: Points,
+    #[serde(default)]
+    pub scenario: Vec<DriftScenario>,
+    pub visibility: Option<Visibility>,
+}
+
+fn default_drift_batch() -> usize {
+    50
+}
+fn default_false_alarm_zero() -> f64 {
+    0.5
+}
+
+/// Unknown fields are caught by `Shift`, which receives every field not named here.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DriftScenario {
+    pub name: String,
+    pub features: Vec<String>,
+    #[serde(flatten)]
+    pub shift: Shift,
+    /// Length of the shifted segment, in instances.
+    pub instances: usize,
+    /// Gradual onset: the shift ramps up over this many instances (0: at once).
+    #[serde(default)]
+    pub onset: usize,
+}
+
+/// Monitoring: the Prometheus endpoint must count what proctor sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSpec {
+    pub path: UrlPath,
+    pub dataset: String,
+    /// Counter that must rise by exactly the number of instances predicted.
+    pub predictions_counter: String,
+    /// Histogram whose count must rise by exactly the number of predict requests.
+    pub latency_histogram: String,
+    #[serde(default = "default_metric_requests")]
+    pub requests: usize,
+    #[serde(default = "default_metric_batch")]
+    pub instances_per_request: usize,
+    pub counter_points: Points,
+    pub histogram_points: Points,
+    pub visibility: Option<Visibility>,
+}
+
+fn default_metric_requests() -> usize {
+    10
+}
+fn default_metric_batch() -> usize {
+    3
+}

@@ -1,0 +1,167 @@
+//! Prediction quality: the labelled dataset (normally the hidden holdout) goes through the
+//! service in batches, and the answers are scored (AUC, accuracy, log loss, calibration error)
+//! on the grader's point curves. The gap to a second dataset's AUC is reported beside it.
+
+use std::collections::BTreeMap;
+
+use crate::data::{stats, Dataset};
+use crate::grader::{PredictionApi, QualityMetric, QualitySpec, Visibility};
+use crate::report::{CheckResult, QualityReport};
+use crate::scenario::predict::{rows_of, Predictor};
+use crate::target::Target;
+
+/// Below this share of validly answered instances no quality metric is meaningful.
+const MIN_SCORED_SHARE: f64 = 0.9;
+
+pub fn metric_check_name(m: QualityMetric, dataset: &str) -> String {
+    format!("{} on {dataset}", m.name())
+}
+
+pub fn gap_check_name(compare: &str, dataset: &str) -> String {
+    format!("AUC gap between {compare} and {dataset}")
+}
+
+struct Scored {
+    scores: Vec<f64>,
+    labels: Vec<f64>,
+    sent: usize,
+    failures: BTreeMap<String, u64>,
+}
+
+async fn score_dataset(predictor: &Predictor<'_>, data: &Dataset, complete_only: bool) -> Scored {
+    let rows = rows_of(data, complete_only);
+    let instances: Vec<_> = rows.iter().map(|&i| data.instance(&data.rows[i])).collect();
+    let labels = data
+        .labels
+        .as_ref()
+        .expect("validated: quality datasets have labels");
+    let results = predictor.all(&instances, predictor.api.max_batch).await;
+    let mut out = Scored {
+        scores: Vec::new(),
+        labels: Vec::new(),
+        sent: rows.len(),
+        failures: BTreeMap::new(),
+    };
+    for (&row, r) in rows.iter().zip(results) {
+        match r {
+            Ok(p) => {
+                out.scores.push(p);
+                out.labels.push(labels[row]);
+            }
+            Err(e) => {
+                let key = crate::http::sanitize(&e, 80);
+                if out.failures.len() < 5 || out.failures.contains_key(&key) {
+                    *out.failures.entry(key).or_default() += 1;
+                } else {
+                    *out.failures.entry("other".into()).or_default() += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn metric_value(m: QualityMetric, s: &Scored) -> Option<f64> {
+    match m {
+        QualityMetric::Auc => stats::auc(&s.scores, &s.labels),
+        QualityMetric::Accuracy => Some(stats::accuracy(&s.scores, &s.labels)),
+        QualityMetric::LogLoss => Some(stats::log_loss(&s.scores, &s.labels)),
+        QualityMetric::CalibrationError => Some(stats::calibration_error(&s.scores, &s.labels, 10)),
+    }
+}
+
+pub async fn run(
+    target: &Target,
+    api: &PredictionApi,
+    spec: &QualitySpec,
+    datasets: &BTreeMap<String, std::sync::Arc<Dataset>>,
+    default_vis: Visibility,
+) -> (Vec<CheckResult>, QualityReport) {
+    let predictor = Predictor { target, api };
+    let vis = spec.visibility.unwrap_or(default_vis);
+    let data = &datasets[&spec.dataset];
+    let graded = score_dataset(&predictor, data, spec.complete_rows_only).await;
+    let share = graded.scores.len() as f64 / graded.sent.max(1) as f64;
+    let mut report = QualityReport {
+        dataset: spec.dataset.clone(),
+        instances: graded.sent as u64,
+        scored: graded.scores.len() as u64,
+        failures: graded.failures.clone(),
+        compare_dataset: spec.compare_dataset.clone(),
+        ..Default::default()
+    };
+    let mut checks = Vec::new();
+    for m in &spec.metric {
+        let curve = m.curve();
+        let value = metric_value(m.metric, &graded);
+        if let Some(v) = value {
+            report.metrics.insert(
+                m.metric.name().to_string(),
+                (v * 10_000.0).round() / 10_000.0,
+            );
+        }
+        let (points, message) = match value {
+            _ if share < MIN_SCORED_SHARE => (
+                0.0,
+                format!(
+                    "only {} of {} instances got a valid probability, too few to measure {} (first reasons: {})",
+                    graded.scores.len(),
+                    graded.sent,
+                    m.metric.name(),
+                    summarize(&graded.failures)
+                ),
+            ),
+            None => (0.0, format!("{} is undefined on these answers", m.metric.name())),
+            Some(v) => (curve.points_for(v), format!("{} = {v:.4} ({})", m.metric.name(), curve.describe())),
+        };
+        checks.push(CheckResult {
+            name: metric_check_name(m.metric, &spec.dataset),
+            category: "quality".into(),
+            points,
+            max_points: m.points.0,
+            passed: points >= m.points.0,
+            message,
+            visibility: vis,
+        });
+    }
+    if let Some(compare) = &spec.compare_dataset {
+        let other = score_dataset(&predictor, &datasets[compare], spec.complete_rows_only).await;
+        let graded_auc = stats::auc(&graded.scores, &graded.labels);
+        report.compare_auc =
+            stats::auc(&other.scores, &other.labels).map(|v| (v * 10_000.0).round() / 10_000.0);
+        report.auc_gap = match (report.compare_auc, graded_auc) {
+            (Some(a), Some(b)) => Some(((a - b) * 10_000.0).round() / 10_000.0),
+            _ => None,
+        };
+        if let Some(gap) = &spec.gap {
+            let (passed, message) = match report.auc_gap {
+                Some(g) if g <= gap.max_auc_gap => (true, format!("AUC {compare} - {} = {g:.4} (allowed up to {})", spec.dataset, gap.max_auc_gap)),
+                Some(g) => (
+                    false,
+                    format!("AUC on {compare} is {g:.4} above {}: the model may be overfitted to, or have seen, public data", spec.dataset),
+                ),
+                None => (false, "the AUC gap could not be measured".to_string()),
+            };
+            checks.push(CheckResult {
+                name: gap_check_name(compare, &spec.dataset),
+                category: "quality".into(),
+                points: if passed { gap.points.0 } else { 0.0 },
+                max_points: gap.points.0,
+                passed,
+                message,
+                visibility: vis,
+            });
+        }
+    }
+    (checks, report)
+}
+
+fn summarize(failures: &BTreeMap<String, u64>) -> String {
+    let mut v: Vec<_> = failures.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1));
+    v.iter()
+        .take(3)
+        .map(|(k, n)| format!("{n}x {k}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
