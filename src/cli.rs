@@ -164,16 +164,23 @@ async fn run(cli: Cli) -> i32 {
         Command::Demo { out, quiet } => demo(out, quiet).await,
         Command::Validate { grader } => match grader::load(&grader) {
             Ok(g) => {
-                let n = g.grader.correctness.len() + g.grader.robustness.len();
+                let n: usize = g.grader.check_lists().iter().map(|(_, l)| l.len()).sum();
+                let gr = &g.grader;
+                let phases: Vec<&str> = [
+                    ("latency", gr.latency.is_some()),
+                    ("quality", gr.quality.is_some()),
+                    ("consistency", gr.consistency.is_some()),
+                    ("drift", gr.drift.is_some()),
+                    ("monitoring", gr.metrics.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(name, on)| on.then_some(name))
+                .collect();
                 println!(
-                    "{}: valid ({} scripted checks, latency phase: {})",
+                    "{}: valid ({n} scripted checks; {} dataset(s); phases: {})",
                     grader.display(),
-                    n,
-                    if g.grader.latency.is_some() {
-                        "yes"
-                    } else {
-                        "no"
-                    }
+                    g.datasets.len(),
+                    if phases.is_empty() { "none".to_string() } else { phases.join(", ") }
                 );
                 exit::GRADED
             }
