@@ -26,7 +26,9 @@ import random
 import sys
 
 DEFAULT_SEED = 20240917
-ROWS = {"train": 8000, "validation": 2000, "holdout": 2000}
+# "stream" is hidden in-distribution traffic for the drift phase: large enough that windows drawn
+# from it are (nearly) independent samples, so false alarms are measured fairly.
+ROWS = {"train": 8000, "validation": 2000, "holdout": 2000, "stream": 20000}
 LABEL = "churned"
 
 # The public schema. Hard bounds are wider than the data so that values past the training range
@@ -247,6 +249,7 @@ def build(seed):
     files = {("public", "train.csv"): to_csv(splits["train"]),
              ("public", "validation.csv"): to_csv(splits["validation"]),
              ("hidden", "holdout.csv"): to_csv(splits["holdout"]),
+             ("hidden", "stream.csv"): to_csv(splits["stream"]),
              ("schema", "schema.json"): schema_json()}
     stats = {
         "seed": seed,
