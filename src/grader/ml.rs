@@ -202,11 +202,24 @@ pub struct DriftSpec {
     pub detection_points: Points,
     /// Earned by F1 over (scenario, feature) pairs: which feature was flagged.
     pub attribution_points: Points,
+    /// F1 that earns full attribution points. Below 1 by default: a correct detector at the
+    /// contract's error rate sometimes flags one more feature in one of several scenarios.
+    #[serde(default = "default_full_f1")]
+    pub attribution_full_f1: f64,
+    /// F1 at which no attribution points remain (linear between).
+    #[serde(default = "default_zero_f1")]
+    pub attribution_zero_f1: f64,
     #[serde(default)]
     pub scenario: Vec<DriftScenario>,
     pub visibility: Option<Visibility>,
 }
 
+fn default_full_f1() -> f64 {
+    0.8
+}
+fn default_zero_f1() -> f64 {
+    0.3
+}
 fn default_drift_batch() -> usize {
     50
 }

@@ -504,6 +504,12 @@ fn load_datasets(
                 "window, batch_size and poll_every must be at least 1".into(),
             ));
         }
+        if !(d.attribution_full_f1 > d.attribution_zero_f1) {
+            return Err(invalid(
+                "drift.attribution_zero_f1".into(),
+                "must be below attribution_full_f1".into(),
+            ));
+        }
         if !d.feature_flag.contains("{feature}") {
             return Err(invalid(
                 "drift.feature_flag".into(),

@@ -427,14 +427,22 @@ pub async fn run(
     report.recall = (recall * 1000.0).round() / 1000.0;
     report.f1 = (f1 * 1000.0).round() / 1000.0;
     if !spec.scenario.is_empty() {
-        let points = crate::score::round2(spec.attribution_points.0 * f1);
+        let curve = Curve {
+            full_points_at: spec.attribution_full_f1,
+            zero_points_at: spec.attribution_zero_f1,
+            points: spec.attribution_points,
+        };
+        let points = curve.points_for(f1);
         checks.push(mk(
             ATTRIBUTION_CHECK.into(),
             points,
             spec.attribution_points.0,
             format!(
-                "over the scenarios' shifted features: precision {:.2}, recall {:.2}, F1 {:.2} ({tp} right, {fp} flagged but not shifted, {fneg} shifted but not flagged)",
-                precision, recall, f1
+                "over the scenarios' shifted features: precision {:.2}, recall {:.2}, F1 {:.2} ({tp} right, {fp} flagged but not shifted, {fneg} shifted but not flagged; {})",
+                precision,
+                recall,
+                f1,
+                curve.describe()
             ),
         ));
     }
