@@ -180,7 +180,11 @@ async fn run(cli: Cli) -> i32 {
                     "{}: valid ({n} scripted checks; {} dataset(s); phases: {})",
                     grader.display(),
                     g.datasets.len(),
-                    if phases.is_empty() { "none".to_string() } else { phases.join(", ") }
+                    if phases.is_empty() {
+                        "none".to_string()
+                    } else {
+                        phases.join(", ")
+                    }
                 );
                 exit::GRADED
             }

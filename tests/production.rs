@@ -20,7 +20,15 @@ fn categories(run: &Run) -> BTreeMap<String, (f64, f64)> {
         .as_array()
         .unwrap_or_else(|| panic!("no categories: {}", run.explain()))
         .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_string(), (c["points"].as_f64().unwrap(), c["max_points"].as_f64().unwrap())))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                (
+                    c["points"].as_f64().unwrap(),
+                    c["max_points"].as_f64().unwrap(),
+                ),
+            )
+        })
         .collect()
 }
 
@@ -58,7 +66,10 @@ fn assert_loses_only(name: &str, losing: &[&str]) {
         );
     }
     for l in losing {
-        assert!(cats.contains_key(*l), "{name}: no category {l} in the report");
+        assert!(
+            cats.contains_key(*l),
+            "{name}: no category {l} in the report"
+        );
     }
     assert_no_leftovers(&run.run_id());
 }
@@ -69,7 +80,12 @@ fn failed_checks(run: &Run) -> String {
         .unwrap()
         .iter()
         .filter(|c| c["passed"] == Value::Bool(false))
-        .map(|c| format!("\n  [{}] {}: {} / {}: {}", c["category"], c["name"], c["points"], c["max_points"], c["message"]))
+        .map(|c| {
+            format!(
+                "\n  [{}] {}: {} / {}: {}",
+                c["category"], c["name"], c["points"], c["max_points"], c["message"]
+            )
+        })
         .collect()
 }
 
@@ -79,16 +95,27 @@ fn reference_keeps_its_points_and_the_same_seed_regrades_the_same() {
     let reference = fixture("submissions/reference");
     let a = grade(&reference, &hidden_grader(), &["--seed", "11", "--quiet"]);
     assert_eq!(a.code, 0, "{}", a.explain());
-    assert!(a.percent() >= 90.0, "the reference should keep >= 90%: {}", failed_checks(&a));
+    assert!(
+        a.percent() >= 90.0,
+        "the reference should keep >= 90%: {}",
+        failed_checks(&a)
+    );
     let b = grade(&reference, &hidden_grader(), &["--seed", "11", "--quiet"]);
     let c = grade(&reference, &hidden_grader(), &["--seed", "12", "--quiet"]);
     let (ca, cb) = (categories(&a), categories(&b));
     for cat in ["quality", "drift"] {
-        assert_eq!(ca[cat], cb[cat], "{cat} points differ between two grades with the same seed");
+        assert_eq!(
+            ca[cat], cb[cat],
+            "{cat} points differ between two grades with the same seed"
+        );
     }
     // The harness's own drift statistics depend only on the rows drawn: equal for equal seeds,
     // different for another seed.
-    let stat = |r: &Run| r.report()["drift"]["scenarios"][0]["recomputed"][0]["statistic"].as_f64().unwrap();
+    let stat = |r: &Run| {
+        r.report()["drift"]["scenarios"][0]["recomputed"][0]["statistic"]
+            .as_f64()
+            .unwrap()
+    };
     assert_eq!(stat(&a), stat(&b));
     assert_ne!(stat(&a), stat(&c), "another seed should draw other rows");
     for r in [&a, &b, &c] {

@@ -77,7 +77,10 @@ pub async fn start(
     let host_config = HostConfig {
         memory: Some(memory),
         memory_swap: Some(memory),
-        nano_cpus: limits.cpuset.is_none().then_some((limits.cpus * 1e9) as i64),
+        nano_cpus: limits
+            .cpuset
+            .is_none()
+            .then_some((limits.cpus * 1e9) as i64),
         cpuset_cpus: limits.cpuset.clone(),
         pids_limit: Some(limits.pids_limit),
         ulimits: Some(vec![
