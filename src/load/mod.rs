@@ -1,258 +1,504 @@
-//! Open-loop load generation with HdrHistogram.
+//! Load generation with HdrHistogram: open loop (constant, Poisson and ramped schedules) and
+//! closed loop.
 //!
-//! Every request has an intended send time computed up front (constant rate). Latency is
-//! measured from that intended time, so a service that stalls is charged for the requests that
-//! queued behind the stall (coordinated-omission correction, as in wrk2); the latency from the
-//! actual send and the send lateness are kept beside it. Workers record into their own
-//! histograms, merged at the end, so there is no shared lock on the hot path.
+//! Open loop: every request has an intended send time computed up front. Latency is measured
+//! from that intended time, so a service that stalls is charged for the requests that queued
+//! behind the stall (coordinated-omission correction, as in wrk2); the latency from the actual
+//! send and the send lateness are kept beside it. Sends are paced with a timerfd, not tokio's
+//! millisecond timer wheel. Each load thread records into its own histograms, merged at the end,
+//! so there is no shared lock on the hot path. A run is judged valid or not from the
+//! generator's own lateness and pace: a machine too busy to keep the schedule is the harness's
+//! failure, never the service's. docs/load.md has the details and the measurements.
 
 pub mod cli;
+mod conn;
+mod engine;
+pub mod schedule;
+pub mod search;
+mod stats;
+pub mod sys;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use hdrhistogram::Histogram;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use tokio::time::Instant;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
-use crate::http;
 use crate::report::Percentiles;
-
-/// Histogram range: 1 µs to 60 s at 3 significant digits (~0.1% error).
-const HIST_MAX_US: u64 = 60_000_000;
+pub use conn::TargetError;
+pub use schedule::{Arrivals, ScheduleError, Stage};
+pub use stats::{new_histogram, HIST_MAX_US};
 
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct RequestSpec {
     pub method: reqwest::Method,
     pub url: String,
+    /// Sent with each body.
     pub content_type: String,
-    /// Bodies to draw from; empty means no body.
+    /// Bodies to draw from (seeded); empty means no body.
     pub bodies: Vec<String>,
     /// A response with this status counts as a success.
     pub ok_status: u16,
+    /// Total deadline of one request: connect, headers and body.
     pub timeout: Duration,
+    /// Bodies are read up to this many bytes; past it the response counts as `body_too_large`.
     pub max_body: usize,
+}
+
+/// Open or closed loop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// Requests at precomputed times whatever the service does, up to `concurrency` in flight.
+    Open {
+        stages: Vec<Stage>,
+        arrivals: Arrivals,
+    },
+    /// Each connection sends its next request as soon as the previous one is answered: finds
+    /// throughput, hides queueing (no correction is possible).
+    Closed { duration: Duration },
 }
 
 /// How to send it.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub rate: f64,
+    pub mode: Mode,
+    /// Unmeasured time before measurement starts (at the first stage's rate).
     pub warmup: Duration,
-    pub duration: Duration,
+    /// Connections, hence most requests in flight at once.
     pub concurrency: usize,
     pub seed: u64,
+    /// Load threads; chosen from the rate and the cores when `None`.
+    pub threads: Option<usize>,
+    /// Pin load thread i to `cpus[i % len]` (keep it off the service's cores).
+    pub cpus: Option<Vec<usize>>,
+    /// A run that measures fewer requests is invalid.
+    pub min_requests: u64,
+    /// Run open-loop threads at real-time priority when allowed (see `sys::make_realtime`).
+    pub realtime: bool,
+    /// Sleep until this long before a send, then poll the event loop until it.
+    pub spin: Duration,
 }
 
+/// Default of `Plan::spin`: waking a halted virtual CPU takes tens of microseconds.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(50);
+
+/// One thread keeps well over this many requests per second on schedule.
+const RATE_PER_THREAD: f64 = 20_000.0;
+
 impl Plan {
-    pub fn warmup_requests(&self) -> usize {
-        (self.rate * self.warmup.as_secs_f64()).round() as usize
+    /// A constant open-loop rate.
+    pub fn constant(
+        rate: f64,
+        warmup: Duration,
+        duration: Duration,
+        concurrency: usize,
+        seed: u64,
+    ) -> Plan {
+        Plan {
+            mode: Mode::Open {
+                stages: vec![Stage::constant(rate, duration)],
+                arrivals: Arrivals::Constant,
+            },
+            warmup,
+            concurrency,
+            seed,
+            threads: None,
+            cpus: None,
+            min_requests: 1,
+            realtime: true,
+            spin: DEFAULT_SPIN,
+        }
     }
-    pub fn measured_requests(&self) -> usize {
-        ((self.rate * self.duration.as_secs_f64()).round() as usize).max(1)
+
+    /// Length of the measured period.
+    pub fn measured_duration(&self) -> Duration {
+        match &self.mode {
+            Mode::Open { stages, .. } => stages.iter().map(|s| s.duration).sum(),
+            Mode::Closed { duration } => *duration,
+        }
     }
+
+    /// The mean rate the schedule asks for during measurement (open loop only).
+    pub fn target_rate(&self) -> Option<f64> {
+        match &self.mode {
+            Mode::Open { stages, .. } => {
+                let n: f64 = stages
+                    .iter()
+                    .map(|s| (s.from_rate + s.to_rate) / 2.0 * s.duration.as_secs_f64())
+                    .sum();
+                Some(n / self.measured_duration().as_secs_f64())
+            }
+            Mode::Closed { .. } => None,
+        }
+    }
+}
+
+/// Throughput and latency in one measurement window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Window {
+    /// From the start of measurement.
+    pub start_secs: f64,
+    /// Responses (and failures) completed in the window, per second.
+    pub rate: f64,
+    pub ok: u64,
+    /// Sends due in the window that went out more than 1 ms late (open loop).
+    pub late: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Whether the measurement can be trusted, and if not, why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Validity {
+    pub valid: bool,
+    /// Empty when valid.
+    pub reasons: Vec<String>,
 }
 
 /// What was measured (warm-up excluded).
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// From the intended send time (graded). Responses of any status, and timeouts.
     pub corrected: Histogram<u64>,
+    /// From the actual send.
     pub uncorrected: Histogram<u64>,
+    /// Actual send minus intended send: generator lateness plus waits for a free connection.
     pub lateness: Histogram<u64>,
+    /// When the generator noticed a send was due, minus its intended time.
+    pub dispatch_lateness: Histogram<u64>,
+    /// Measured requests that finished.
     pub requests: u64,
     pub ok: u64,
+    /// Failures by kind: `status_500`, `timeout`, `connect`, `closed`, `body_too_large`, ...
     pub errors: BTreeMap<String, u64>,
-    /// Measured requests divided by the time from the first measured intended send to the last
+    /// Every status received (successes included).
+    pub statuses: BTreeMap<u16, u64>,
+    /// Response body bytes received.
+    pub body_bytes: u64,
+    /// Measured requests that waited for a free connection: the service was saturated at the
+    /// grader's concurrency, and the wait counts in the corrected latency.
+    pub queued: u64,
+    /// Open loop: the mean rate the schedule asked for.
+    pub target_rate: Option<f64>,
+    /// Measured requests finished per second, from the start of measurement to the last
     /// completion.
     pub achieved_rate: f64,
+    /// Measured requests sent per second of the schedule (open loop; equals the target rate
+    /// when every send went out on time).
+    pub send_rate: f64,
+    pub measured_secs: f64,
+    pub windows: Vec<Window>,
+    /// Every window's rate within 10% of the median window's, and its median latency within
+    /// 10% (or 0.1 ms); `None` when windows hold too few responses to tell.
+    pub stable: Option<bool>,
+    pub validity: Validity,
+    pub threads: usize,
+    /// The load threads ran at real-time priority.
+    pub realtime: bool,
+    /// CPU time of the load threads (user + system).
+    pub cpu_secs: f64,
+    pub warnings: Vec<String>,
 }
 
-struct WorkerStats {
-    corrected: Histogram<u64>,
-    uncorrected: Histogram<u64>,
-    lateness: Histogram<u64>,
-    requests: u64,
-    ok: u64,
-    errors: BTreeMap<String, u64>,
-    last_done: Option<Instant>,
-}
-
-impl WorkerStats {
-    fn new() -> Self {
-        WorkerStats {
-            corrected: new_histogram(),
-            uncorrected: new_histogram(),
-            lateness: new_histogram(),
-            requests: 0,
-            ok: 0,
-            errors: BTreeMap::new(),
-            last_done: None,
+impl Outcome {
+    /// Client CPU per finished request, in microseconds.
+    pub fn cpu_us_per_request(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.cpu_secs * 1e6 / self.requests as f64
         }
     }
 }
 
-pub fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static bounds are valid")
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("schedule: {0}")]
+    Schedule(#[from] ScheduleError),
+    #[error("{0}")]
+    Plan(String),
 }
 
-fn record(h: &mut Histogram<u64>, d: Duration) {
-    let us = (d.as_micros() as u64).clamp(1, HIST_MAX_US);
-    h.record(us).expect("value clamped into range");
-}
+/// Shares of sends over 1 ms late above this make the run invalid.
+pub const MAX_LATE_SHARE: f64 = 0.01;
+/// The generator must keep at least this share of the scheduled rate.
+pub const MIN_SEND_RATIO: f64 = 0.99;
 
-/// Runs the plan. `progress` is called with (sent, total) about ten times a second.
+/// Runs the plan. `progress` is called with (sent, total) about ten times a second (`total` is
+/// 0 in closed loop). Dropping the future stops the load threads.
 pub async fn run(
-    client: &reqwest::Client,
     spec: &RequestSpec,
     plan: &Plan,
     progress: impl Fn(u64, u64),
-) -> Outcome {
-    let warm = plan.warmup_requests();
-    let total = warm + plan.measured_requests();
-    let mut rng = ChaCha8Rng::seed_from_u64(plan.seed);
-    let order: Arc<Vec<usize>> = Arc::new(if spec.bodies.is_empty() {
-        Vec::new()
-    } else {
-        (0..total)
-            .map(|_| rng.random_range(0..spec.bodies.len()))
-            .collect()
-    });
-    let spec = Arc::new(spec.clone());
-    let next = Arc::new(AtomicUsize::new(0));
-    let sent = Arc::new(AtomicU64::new(0));
-    let interval = Duration::from_secs_f64(1.0 / plan.rate);
-    // A short lead so that spawning the workers does not make the first sends late.
-    let start = Instant::now() + Duration::from_millis(20);
-    let measure_start = start + interval * warm as u32;
-
-    let mut workers = Vec::with_capacity(plan.concurrency);
-    for _ in 0..plan.concurrency.min(total) {
-        let (client, spec, order, next, sent) = (
-            client.clone(),
-            spec.clone(),
-            order.clone(),
-            next.clone(),
-            sent.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut stats = WorkerStats::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let intended = start + interval.mul_f64(i as f64);
-                tokio::time::sleep_until(intended).await;
-                let sent_at = Instant::now();
-                sent.fetch_add(1, Ordering::Relaxed);
-                let body = order
-                    .get(i)
-                    .map(|&b| (spec.content_type.as_str(), spec.bodies[b].as_str()));
-                let result = http::send(
-                    &client,
-                    spec.method.clone(),
-                    &spec.url,
-                    body,
-                    spec.timeout,
-                    spec.max_body,
-                )
-                .await;
-                let done = Instant::now();
-                if i < warm {
-                    continue;
-                }
-                stats.requests += 1;
-                stats.last_done = Some(stats.last_done.map_or(done, |d| d.max(done)));
-                record(&mut stats.lateness, sent_at - intended);
-                match result {
-                    Ok(r) => {
-                        record(&mut stats.corrected, done - intended);
-                        record(&mut stats.uncorrected, done - sent_at);
-                        if r.status == spec.ok_status && !r.truncated {
-                            stats.ok += 1;
-                        } else {
-                            let kind = if r.truncated {
-                                "body_too_large".to_string()
-                            } else {
-                                format!("status_{}", r.status)
-                            };
-                            *stats.errors.entry(kind).or_default() += 1;
-                        }
-                    }
-                    Err(e) => *stats.errors.entry(e.kind().to_string()).or_default() += 1,
-                }
-            }
-            stats
-        }));
+) -> Result<Outcome, LoadError> {
+    if plan.concurrency == 0 {
+        return Err(LoadError::Plan("concurrency must be at least 1".into()));
     }
-
-    let ticker = {
-        let sent = sent.clone();
-        async move {
-            loop {
-                progress(sent.load(Ordering::Relaxed), total as u64);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+    let target = conn::Target::new(
+        &spec.url,
+        spec.method.clone(),
+        (!spec.bodies.is_empty()).then_some(spec.content_type.as_str()),
+        spec.timeout,
+        spec.max_body,
+    )
+    .await?;
+    let (work, total, peak_rate) = match &plan.mode {
+        Mode::Open { stages, arrivals } => {
+            let t = schedule::timeline(stages, plan.warmup, *arrivals, plan.seed)?;
+            let total = t.offsets_ns.len() as u64;
+            let peak = stages
+                .iter()
+                .map(|s| s.from_rate.max(s.to_rate))
+                .fold(0.0, f64::max);
+            (engine::Work::Open(Arc::new(t)), total, Some(peak))
+        }
+        Mode::Closed { duration } => {
+            if duration.is_zero() {
+                return Err(LoadError::Plan("the duration must be positive".into()));
             }
+            (
+                engine::Work::Closed {
+                    duration: *duration,
+                },
+                0,
+                None,
+            )
         }
     };
+    let cores = plan.cpus.clone().unwrap_or_else(sys::allowed_cpus);
+    let threads = plan
+        .threads
+        .unwrap_or_else(|| match peak_rate {
+            Some(r) => (r / RATE_PER_THREAD).ceil() as usize,
+            None => cores.len(),
+        })
+        .clamp(1, cores.len().max(1))
+        .min(plan.concurrency);
+    let measured = plan.measured_duration();
+    let windows = ((measured.as_secs_f64()).floor() as usize).clamp(3, 600);
+    let window = measured / windows as u32;
+
+    let work = Arc::new(work);
+    let target = Arc::new(target);
+    let bodies: Arc<Vec<Bytes>> =
+        Arc::new(spec.bodies.iter().map(|b| Bytes::from(b.clone())).collect());
+    let sent = Arc::new(AtomicU64::new(0));
+    let cancel = CancellationToken::new();
+    let _stop_on_drop = cancel.clone().drop_guard();
+    // A short lead so that starting the threads does not make the first sends late.
+    let start = Instant::now() + Duration::from_millis(50);
+    let measure_start = start + plan.warmup;
+    let mut handles = Vec::with_capacity(threads);
+    for index in 0..threads {
+        let ctx = engine::ThreadCtx {
+            index,
+            threads,
+            conns: plan.concurrency / threads + usize::from(index < plan.concurrency % threads),
+            pin: plan.cpus.as_ref().map(|c| c[index % c.len()]),
+            realtime: plan.realtime,
+            spin: plan.spin,
+            target: target.clone(),
+            bodies: bodies.clone(),
+            seed: plan.seed,
+            ok_status: spec.ok_status,
+            start,
+            measure_start,
+            work: work.clone(),
+            window,
+            windows,
+            sent: sent.clone(),
+            cancel: cancel.clone(),
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("proctor-load-{index}"))
+            .spawn(move || {
+                let _ = tx.send(engine::thread_main(ctx));
+            })
+            .map_err(|e| LoadError::Plan(format!("could not start a load thread: {e}")))?;
+        handles.push(rx);
+    }
+
     let joined = async {
-        let mut all = Vec::new();
-        for w in workers {
-            // A worker only ends by finishing its loop; a panic there is a harness bug.
-            all.push(w.await.expect("load worker panicked"));
+        let mut all = Vec::with_capacity(handles.len());
+        for h in handles {
+            // A thread only ends by finishing its loop; a panic there is a harness bug.
+            all.push(h.await.expect("load thread panicked"));
         }
         all
     };
-    let all = tokio::select! {
-        all = joined => all,
-        _ = ticker => unreachable!("the ticker never ends"),
+    tokio::pin!(joined);
+    let all = loop {
+        tokio::select! {
+            all = &mut joined => break all,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                progress(sent.load(Ordering::Relaxed), total)
+            }
+        }
     };
-    merge(all, measure_start)
+    progress(sent.load(Ordering::Relaxed), total);
+    let mut merged = stats::Stats::new(window, windows, spec.ok_status);
+    merged.realtime = true;
+    for s in all {
+        merged.merge(s);
+    }
+    Ok(summarize(merged, plan, measure_start, threads))
 }
 
-fn merge(all: Vec<WorkerStats>, measure_start: Instant) -> Outcome {
-    let mut out = WorkerStats::new();
-    for w in all {
-        out.corrected.add(&w.corrected).expect("same bounds");
-        out.uncorrected.add(&w.uncorrected).expect("same bounds");
-        out.lateness.add(&w.lateness).expect("same bounds");
-        out.requests += w.requests;
-        out.ok += w.ok;
-        for (k, v) in w.errors {
-            *out.errors.entry(k).or_default() += v;
-        }
-        out.last_done = match (out.last_done, w.last_done) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-    }
-    let span = out
-        .last_done
-        .map(|d| d.saturating_duration_since(measure_start))
-        .unwrap_or_default();
-    let achieved_rate = if span.is_zero() {
-        0.0
-    } else {
-        out.requests as f64 / span.as_secs_f64()
+fn summarize(s: stats::Stats, plan: &Plan, measure_start: Instant, threads: usize) -> Outcome {
+    let measured_secs = plan.measured_duration().as_secs_f64();
+    let since_start = |t: Option<Instant>| {
+        t.map(|t| t.saturating_duration_since(measure_start).as_secs_f64())
+            .unwrap_or(0.0)
     };
-    Outcome {
-        corrected: out.corrected,
-        uncorrected: out.uncorrected,
-        lateness: out.lateness,
-        requests: out.requests,
-        ok: out.ok,
-        errors: out.errors,
-        achieved_rate,
+    let done_span = since_start(s.last_done);
+    let achieved_rate = if done_span > 0.0 {
+        s.requests as f64 / done_span
+    } else {
+        0.0
+    };
+    let target_rate = plan.target_rate();
+    let open = target_rate.is_some();
+    // How much of the schedule's pace the sends kept: the last measured send against its
+    // intended time.
+    let (intended_span, sent_span) = (since_start(s.last_intended), since_start(s.last_sent));
+    let send_ratio = if open && sent_span > 0.0 {
+        (intended_span / sent_span).min(1.0)
+    } else {
+        1.0
+    };
+    let send_rate = match target_rate {
+        Some(r) => r * send_ratio,
+        None => achieved_rate,
+    };
+
+    let mut errors: BTreeMap<String, u64> = s
+        .failures
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+    for (code, n) in &s.statuses {
+        if *code != s.ok_status() {
+            *errors.entry(format!("status_{code}")).or_default() += n;
+        }
     }
+
+    let windows: Vec<Window> = s
+        .windows
+        .iter()
+        .enumerate()
+        .map(|(i, w)| Window {
+            start_secs: round3(i as f64 * s.window.as_secs_f64()),
+            rate: round1(w.responses as f64 / s.window.as_secs_f64()),
+            ok: w.ok,
+            late: w.late,
+            p50_ms: ms(w.corrected.value_at_quantile(0.5)),
+            p99_ms: ms(w.corrected.value_at_quantile(0.99)),
+        })
+        .collect();
+    let stable = stability(&s);
+
+    let mut reasons = Vec::new();
+    if open && s.dispatched > 0 {
+        let late = s.dispatched_late as f64 / s.dispatched as f64;
+        if late > MAX_LATE_SHARE {
+            reasons.push(format!(
+                "the load generator sent {:.1}% of requests more than 1 ms late (at most {}% \
+                 allowed): the machine was too busy to keep the schedule",
+                late * 100.0,
+                MAX_LATE_SHARE * 100.0
+            ));
+        }
+    }
+    // A slower pace is the service's doing when requests waited for a busy connection; it is
+    // the generator's when they did not.
+    if open && send_ratio < MIN_SEND_RATIO && s.queued == 0 {
+        reasons.push(format!(
+            "the load generator kept {:.1}% of the target rate (at least {}% needed)",
+            send_ratio * 100.0,
+            MIN_SEND_RATIO * 100.0
+        ));
+    }
+    if s.requests < plan.min_requests {
+        reasons.push(format!(
+            "{} requests were measured; at least {} are needed",
+            s.requests, plan.min_requests
+        ));
+    }
+    let mut warnings = s.warnings.clone();
+    warnings.dedup();
+    Outcome {
+        requests: s.requests,
+        ok: s.ok,
+        errors,
+        statuses: s.statuses.clone(),
+        body_bytes: s.body_bytes,
+        queued: s.queued,
+        target_rate,
+        achieved_rate,
+        send_rate,
+        measured_secs,
+        windows,
+        stable,
+        validity: Validity {
+            valid: reasons.is_empty(),
+            reasons,
+        },
+        threads,
+        realtime: s.realtime,
+        cpu_secs: s.cpu.as_secs_f64(),
+        warnings,
+        corrected: s.corrected,
+        uncorrected: s.uncorrected,
+        lateness: s.lateness,
+        dispatch_lateness: s.dispatch_lateness,
+    }
+}
+
+/// Fewer responses per window than this and stability is not judged.
+const MIN_WINDOW_RESPONSES: f64 = 20.0;
+
+fn stability(s: &stats::Stats) -> Option<bool> {
+    let n = s.windows.len();
+    let responses: u64 = s.windows.iter().map(|w| w.responses).sum();
+    if n < 2 || (responses as f64 / n as f64) < MIN_WINDOW_RESPONSES {
+        return None;
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let rates: Vec<f64> = s.windows.iter().map(|w| w.responses as f64).collect();
+    let p50s: Vec<f64> = s
+        .windows
+        .iter()
+        .map(|w| w.corrected.value_at_quantile(0.5) as f64)
+        .collect();
+    let (mr, mp) = (median(rates.clone()), median(p50s.clone()));
+    let rates_ok = rates.iter().all(|r| (r - mr).abs() <= 0.1 * mr);
+    let p50_ok = p50s.iter().all(|p| (p - mp).abs() <= (0.1 * mp).max(100.0));
+    Some(rates_ok && p50_ok)
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// Milliseconds at the usual percentiles.
 pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
-    let ms = |us: u64| us as f64 / 1000.0;
     if h.is_empty() {
         return Percentiles::default();
     }
@@ -263,7 +509,7 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
         p99_ms: ms(h.value_at_quantile(0.99)),
         p999_ms: ms(h.value_at_quantile(0.999)),
         max_ms: ms(h.max()),
-        mean_ms: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+        mean_ms: round3(h.mean() / 1000.0),
         count: h.len(),
     }
 }
@@ -281,7 +527,7 @@ mod tests {
     fn percentiles_of_known_values() {
         let mut h = new_histogram();
         for ms in 1..=100u64 {
-            record(&mut h, Duration::from_millis(ms));
+            stats::record(&mut h, Duration::from_millis(ms));
         }
         let p = percentiles(&h);
         assert!((p.p50_ms - 50.0).abs() < 0.1, "{p:?}");
@@ -291,23 +537,69 @@ mod tests {
     }
 
     #[test]
-    fn request_counts_follow_rate_and_duration() {
-        let plan = Plan {
-            rate: 200.0,
-            warmup: Duration::from_millis(500),
-            duration: Duration::from_secs(3),
-            concurrency: 4,
-            seed: 1,
+    fn target_rate_and_duration_follow_the_stages() {
+        let mut plan = Plan::constant(
+            200.0,
+            Duration::from_millis(500),
+            Duration::from_secs(3),
+            4,
+            1,
+        );
+        assert_eq!(plan.target_rate(), Some(200.0));
+        assert_eq!(plan.measured_duration(), Duration::from_secs(3));
+        plan.mode = Mode::Open {
+            stages: vec![
+                Stage {
+                    duration: Duration::from_secs(2),
+                    from_rate: 0.0,
+                    to_rate: 100.0,
+                },
+                Stage::constant(100.0, Duration::from_secs(2)),
+            ],
+            arrivals: Arrivals::Poisson,
         };
-        assert_eq!(plan.warmup_requests(), 100);
-        assert_eq!(plan.measured_requests(), 600);
+        assert_eq!(plan.target_rate(), Some(75.0));
+        plan.mode = Mode::Closed {
+            duration: Duration::from_secs(1),
+        };
+        assert_eq!(plan.target_rate(), None);
     }
 
     #[test]
     fn out_of_range_values_are_clamped_not_lost() {
         let mut h = new_histogram();
-        record(&mut h, Duration::from_secs(3600));
-        record(&mut h, Duration::ZERO);
+        stats::record(&mut h, Duration::from_secs(3600));
+        stats::record(&mut h, Duration::ZERO);
         assert_eq!(h.len(), 2);
+    }
+
+    fn stats_with(windows: &[(u64, u64)]) -> stats::Stats {
+        let mut s = stats::Stats::new(Duration::from_secs(1), windows.len(), 200);
+        for (w, (n, p50_us)) in s.windows.iter_mut().zip(windows) {
+            w.responses = *n;
+            for _ in 0..*n {
+                w.corrected.record(*p50_us).unwrap();
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn stability_needs_windows_that_agree() {
+        assert_eq!(stability(&stats_with(&[(100, 2000); 5])), Some(true));
+        assert_eq!(
+            stability(&stats_with(&[(100, 2000), (100, 2000), (50, 2000)])),
+            Some(false)
+        );
+        assert_eq!(
+            stability(&stats_with(&[(100, 2000), (100, 2000), (100, 3000)])),
+            Some(false)
+        );
+        // Microsecond noise on a fast service is not instability.
+        assert_eq!(
+            stability(&stats_with(&[(100, 200), (100, 260), (100, 200)])),
+            Some(true)
+        );
+        assert_eq!(stability(&stats_with(&[(5, 2000); 3])), None);
     }
 }

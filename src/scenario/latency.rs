@@ -1,14 +1,36 @@
-//! The latency phase: a fixed-rate load, then points from the grader's objectives.
+//! The latency phase: an open-loop load at the grader's rate, then points from its objectives;
+//! optionally a throughput search.
+//!
+//! A measurement the load generator could not keep on schedule (see `load::Validity`) is the
+//! harness's failure, not the candidate's: the load runs once more, and when it is still
+//! invalid the checks say so in their message and `Measured::validity` tells the pipeline.
 
 use std::time::Duration;
 
 use crate::events::{Event, Events};
 use crate::grader::{LatencySpec, Method, Visibility};
-use crate::load::{self, Plan, RequestSpec};
+use crate::load::search::{self, SearchResult};
+use crate::load::{self, Mode, Outcome, Plan, RequestSpec, Stage, Validity};
 use crate::report::{CheckResult, LatencyReport};
-use crate::score::linear_points;
+use crate::score::{linear_points, round2};
 use crate::target::Target;
 
+/// Everything the phase measured.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    pub checks: Vec<CheckResult>,
+    pub report: LatencyReport,
+    /// Of the measurement that was graded (the last attempt).
+    pub validity: Validity,
+    /// 1, or 2 when the first measurement was invalid.
+    pub attempts: u32,
+    /// `[latency.search]`'s result, when declared.
+    pub search: Option<SearchResult>,
+    /// Windows, stability, queueing and generator lateness of the graded measurement.
+    pub details: Option<load::cli::LoadResult>,
+}
+
+/// The phase as the scenario runs it: checks and the report's latency section.
 pub async fn run(
     target: &Target,
     spec: &LatencySpec,
@@ -16,16 +38,23 @@ pub async fn run(
     default_vis: Visibility,
     events: &Events,
 ) -> (Vec<CheckResult>, LatencyReport) {
-    let method = spec
-        .method
+    let m = measure(target, spec, seed, default_vis, events).await;
+    (m.checks, m.report)
+}
+
+fn method_of(spec: &LatencySpec) -> reqwest::Method {
+    spec.method
         .unwrap_or(if spec.bodies.is_empty() {
             Method::Get
         } else {
             Method::Post
         })
-        .as_reqwest();
-    let request = RequestSpec {
-        method: method.clone(),
+        .as_reqwest()
+}
+
+fn request_of(target: &Target, spec: &LatencySpec) -> RequestSpec {
+    RequestSpec {
+        method: method_of(spec),
         url: target.url(&spec.path.0),
         content_type: spec
             .content_type
@@ -35,20 +64,200 @@ pub async fn run(
         ok_status: spec.status,
         timeout: target.request_timeout,
         max_body: target.max_body,
-    };
-    let plan = Plan {
-        rate: spec.rate,
+    }
+}
+
+/// The plan of the graded load.
+pub fn plan_of(spec: &LatencySpec, seed: u64) -> Plan {
+    Plan {
+        mode: Mode::Open {
+            stages: vec![Stage::constant(
+                spec.rate,
+                Duration::from_secs_f64(spec.duration_secs),
+            )],
+            arrivals: spec.arrivals,
+        },
         warmup: Duration::from_secs_f64(spec.warmup_secs),
-        duration: Duration::from_secs_f64(spec.duration_secs),
         concurrency: spec.concurrency,
         seed,
-    };
-    let outcome = load::run(&target.client, &request, &plan, |done, total| {
-        events.event(&Event::LoadProgress { done, total })
-    })
-    .await;
+        threads: None,
+        cpus: spec.load_cpus(),
+        min_requests: spec.required_requests(),
+        realtime: true,
+        spin: load::DEFAULT_SPIN,
+    }
+}
 
+/// Runs the load (again once if the first measurement is invalid), grades it, and runs the
+/// throughput search when the grader declares one.
+pub async fn measure(
+    target: &Target,
+    spec: &LatencySpec,
+    seed: u64,
+    default_vis: Visibility,
+    events: &Events,
+) -> Measured {
+    let request = request_of(target, spec);
+    let plan = plan_of(spec, seed);
+    let mut attempts = 0;
+    let result = loop {
+        attempts += 1;
+        let r = load::run(&request, &plan, |done, total| {
+            events.event(&Event::LoadProgress { done, total })
+        })
+        .await;
+        let validity = match &r {
+            Ok(o) => o.validity.clone(),
+            Err(e) => Validity {
+                valid: false,
+                reasons: vec![format!("the load could not run: {e}")],
+            },
+        };
+        if let Ok(o) = &r {
+            for w in &o.warnings {
+                events.event(&Event::Warning(format!("latency: {w}")));
+            }
+        }
+        if validity.valid || attempts == 2 {
+            break r;
+        }
+        events.event(&Event::Warning(format!(
+            "latency: the measurement is invalid ({}); measuring again",
+            validity.reasons.join("; ")
+        )));
+    };
     let vis = spec.visibility.unwrap_or(default_vis);
+    let (validity, mut checks, report, details) = match &result {
+        Ok(o) => (
+            o.validity.clone(),
+            grade(spec, o, vis),
+            report_of(spec, o),
+            Some(load::cli::LoadResult::new(&request.url, &plan, o)),
+        ),
+        Err(e) => {
+            let validity = Validity {
+                valid: false,
+                reasons: vec![format!("the load could not run: {e}")],
+            };
+            (
+                validity,
+                not_measured(spec, vis, &format!("the load could not run: {e}")),
+                empty_report(spec),
+                None,
+            )
+        }
+    };
+    if !validity.valid {
+        let why = validity.reasons.join("; ");
+        events.event(&Event::Warning(format!(
+            "latency: the measurement is still invalid after {attempts} attempts: {why}. This is \
+             a fault of the grading machine; regrade on a quieter machine"
+        )));
+        for c in &mut checks {
+            c.message = format!(
+                "INVALID MEASUREMENT ({why}; {attempts} attempts), graded as measured: {}",
+                c.message
+            );
+        }
+    }
+
+    let mut search_result = None;
+    if let Some(s) = &spec.search {
+        let sspec = search::SearchSpec {
+            percentile: s.percentile,
+            slo_ms: s.slo_ms,
+            max_error_rate: s.max_error_rate,
+            start_rate: s.start(spec.rate),
+            max_rate: s.max_rate,
+            max_steps: s.max_steps,
+            precision: s.precision,
+            step_duration: Duration::from_secs_f64(s.step_secs),
+            step_warmup: Duration::from_secs_f64(s.warmup_secs),
+            arrivals: spec.arrivals,
+            cooldown: Duration::from_millis(500),
+        };
+        let base = Plan {
+            min_requests: 1,
+            ..plan.clone()
+        };
+        let r = search::search(&request, &base, &sspec, |step| {
+            events.event(&Event::Info(format!(
+                "latency search: {} req/s {}",
+                step.rate,
+                if step.passed {
+                    format!("passed (p{} {:.2} ms)", s.percentile, step.latency_ms)
+                } else {
+                    format!("failed ({})", step.reason)
+                }
+            )))
+        })
+        .await;
+        if let Some(points) = s.points {
+            let name = search_name(spec);
+            let check = match &r {
+                Ok(found) => {
+                    let capacity = found.capacity_rate.unwrap_or(0.0);
+                    let full = s.full_points_rate.unwrap_or(capacity);
+                    // Points rise with the rate: the falling line of a negated rate.
+                    let p = linear_points(-capacity, -full, -s.zero_points_rate, points.0);
+                    CheckResult {
+                        name,
+                        category: "latency".into(),
+                        points: p,
+                        max_points: points.0,
+                        passed: p >= points.0,
+                        message: search_message(found, full),
+                        visibility: vis,
+                    }
+                }
+                Err(e) => CheckResult {
+                    name,
+                    category: "latency".into(),
+                    points: 0.0,
+                    max_points: points.0,
+                    passed: false,
+                    message: format!("the throughput search could not run: {e}"),
+                    visibility: vis,
+                },
+            };
+            checks.push(check);
+        }
+        search_result = r.ok();
+    }
+
+    Measured {
+        checks,
+        report,
+        validity,
+        attempts,
+        search: search_result,
+        details,
+    }
+}
+
+fn search_message(r: &SearchResult, full: f64) -> String {
+    let steps = r.steps.len();
+    match r.capacity_rate {
+        Some(c) => format!(
+            "sustains {c} req/s within p{} <= {} ms ({}; {steps} steps; full points at >= {} req/s)",
+            trim(r.percentile),
+            trim(r.slo_ms),
+            match r.failed_rate {
+                Some(f) => format!("fails at {f} req/s"),
+                None => format!("search ended by {}", r.ended_by),
+            },
+            trim(full)
+        ),
+        None => format!(
+            "no rate tried kept p{} <= {} ms ({steps} steps, lowest {} req/s)",
+            trim(r.percentile),
+            trim(r.slo_ms),
+            r.steps.iter().map(|s| s.rate).fold(f64::INFINITY, f64::min)
+        ),
+    }
+}
+
+fn grade(spec: &LatencySpec, outcome: &Outcome, vis: Visibility) -> Vec<CheckResult> {
     let mut results = Vec::new();
     for o in &spec.objective {
         let name = o
@@ -56,7 +265,7 @@ pub async fn run(
             .clone()
             .unwrap_or_else(|| objective_name(o.percentile, spec.rate));
         let (points, message) = if outcome.corrected.is_empty() {
-            (0.0, "no successful response to measure".to_string())
+            (0.0, "no response to measure".to_string())
         } else {
             let value = load::percentile_ms(&outcome.corrected, o.percentile);
             let points = linear_points(value, o.full_points_ms, o.zero_points_ms, o.points.0);
@@ -115,22 +324,84 @@ pub async fn run(
             visibility: vis,
         });
     }
-    let report = LatencyReport {
-        method: method.to_string(),
+    results
+}
+
+/// Zero for every objective and the error check, with the reason.
+fn not_measured(spec: &LatencySpec, vis: Visibility, why: &str) -> Vec<CheckResult> {
+    declared_checks(spec, vis)
+        .into_iter()
+        .filter(|(name, _)| *name != search_name(spec))
+        .map(|(name, max)| CheckResult {
+            name,
+            category: "latency".into(),
+            points: 0.0,
+            max_points: max,
+            passed: false,
+            message: why.to_string(),
+            visibility: vis,
+        })
+        .collect()
+}
+
+fn report_of(spec: &LatencySpec, o: &Outcome) -> LatencyReport {
+    LatencyReport {
+        method: method_of(spec).to_string(),
         path: spec.path.0.clone(),
         target_rate: spec.rate,
-        achieved_rate: (outcome.achieved_rate * 10.0).round() / 10.0,
+        achieved_rate: (o.achieved_rate * 10.0).round() / 10.0,
         duration_secs: spec.duration_secs,
         warmup_secs: spec.warmup_secs,
         concurrency: spec.concurrency,
-        requests: outcome.requests,
-        ok: outcome.ok,
-        errors: outcome.errors.clone(),
-        corrected: load::percentiles(&outcome.corrected),
-        uncorrected: load::percentiles(&outcome.uncorrected),
-        send_lateness: load::percentiles(&outcome.lateness),
-    };
-    (results, report)
+        requests: o.requests,
+        ok: o.ok,
+        errors: o.errors.clone(),
+        corrected: load::percentiles(&o.corrected),
+        uncorrected: load::percentiles(&o.uncorrected),
+        send_lateness: load::percentiles(&o.lateness),
+    }
+}
+
+fn empty_report(spec: &LatencySpec) -> LatencyReport {
+    LatencyReport {
+        method: method_of(spec).to_string(),
+        path: spec.path.0.clone(),
+        target_rate: spec.rate,
+        achieved_rate: 0.0,
+        duration_secs: spec.duration_secs,
+        warmup_secs: spec.warmup_secs,
+        concurrency: spec.concurrency,
+        requests: 0,
+        ok: 0,
+        errors: Default::default(),
+        corrected: Default::default(),
+        uncorrected: Default::default(),
+        send_lateness: Default::default(),
+    }
+}
+
+/// Every check the latency phase can produce, with its points: for listing the checks a run
+/// cut short did not reach.
+pub fn declared_checks(spec: &LatencySpec, _vis: Visibility) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = spec
+        .objective
+        .iter()
+        .map(|o| {
+            (
+                o.name
+                    .clone()
+                    .unwrap_or_else(|| objective_name(o.percentile, spec.rate)),
+                o.points.0,
+            )
+        })
+        .collect();
+    if let Some(e) = &spec.errors {
+        out.push((errors_name(spec.rate), e.points.0));
+    }
+    if let Some(p) = spec.search.as_ref().and_then(|s| s.points) {
+        out.push((search_name(spec), p.0));
+    }
+    out
 }
 
 /// The name of a latency objective's check when the grader gives none.
@@ -143,8 +414,23 @@ pub fn errors_name(rate: f64) -> String {
     format!("errors under load at {} req/s", trim(rate))
 }
 
+/// The name of the throughput-search check.
+pub fn search_name(spec: &LatencySpec) -> String {
+    match &spec.search {
+        Some(s) => s.name.clone().unwrap_or_else(|| {
+            format!(
+                "sustained rate within p{} <= {} ms",
+                trim(s.percentile),
+                trim(s.slo_ms)
+            )
+        }),
+        None => String::new(),
+    }
+}
+
 /// `99` rather than `99.0` in names and messages.
 fn trim(x: f64) -> String {
+    let x = round2(x);
     if x.fract() == 0.0 {
         format!("{x:.0}")
     } else {
