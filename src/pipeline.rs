@@ -144,8 +144,7 @@ pub async fn grade(
             v
         }
         Source::Submission(path) => {
-            let t = Instant::now();
-            events.event(&Event::StageStarted(Stage::Intake));
+            let t = scenario::start_stage(&events, Stage::Intake);
             let limits = opts.intake_limits.clone();
             let p = path.clone();
             let intake_result = tokio::task::spawn_blocking(move || intake::intake(&p, &limits))
@@ -192,8 +191,7 @@ pub async fn grade(
                                 };
                                 partial.collect_phase_timings();
                                 finish_container(&engine, &mut partial).await;
-                                let t = Instant::now();
-                                events.event(&Event::StageStarted(Stage::Cleanup));
+                                let t = scenario::start_stage(&events, Stage::Cleanup);
                                 let removed =
                                     cleanup::remove_run(&engine, &run_id, opts.keep_image).await;
                                 if !removed.errors.is_empty() {
@@ -267,8 +265,7 @@ async fn build_and_grade(
         }
     }
 
-    let t = Instant::now();
-    events.event(&Event::StageStarted(Stage::Build));
+    let t = scenario::start_stage(events, Stage::Build);
     let limits = BuildLimits {
         timeout: opts.build_timeout.unwrap_or(Duration::from_secs(
             opts.grader.grader.submission.build_timeout_secs,
@@ -293,8 +290,7 @@ async fn build_and_grade(
         size_bytes: built.size_bytes,
     });
 
-    let t = Instant::now();
-    events.event(&Event::StageStarted(Stage::Start));
+    let t = scenario::start_stage(events, Stage::Start);
     let running = container::start(engine, &built.tag, run_id, &opts.grader.grader.sandbox).await;
     partial.time(Stage::Start, t, events);
     let running = match running {
@@ -334,8 +330,7 @@ async fn grade_target(
         }
     };
 
-    let t = Instant::now();
-    events.event(&Event::StageStarted(Stage::Ready));
+    let t = scenario::start_stage(events, Stage::Ready);
     let deadline = opts
         .ready_timeout
         .unwrap_or(Duration::from_secs(g.submission.ready_timeout_secs));

@@ -504,7 +504,7 @@ fn load_datasets(
                 "window, batch_size and poll_every must be at least 1".into(),
             ));
         }
-        if !(d.attribution_full_f1 > d.attribution_zero_f1) {
+        if d.attribution_full_f1 <= d.attribution_zero_f1 || d.attribution_full_f1.is_nan() {
             return Err(invalid(
                 "drift.attribution_zero_f1".into(),
                 "must be below attribution_full_f1".into(),

@@ -63,8 +63,7 @@ pub async fn run_phases(
 ) {
     let grader = &loaded.grader;
     let default_vis = grader.grader.visibility;
-    events.event(&Event::StageStarted(Stage::Checks));
-    let t = Instant::now();
+    let t = start_stage(events, Stage::Checks);
     for (category, specs) in grader.check_lists() {
         for spec in specs {
             let result = checks::run_check(target, spec, category, default_vis).await;
@@ -76,16 +75,14 @@ pub async fn run_phases(
 
     let api = grader.prediction.as_ref();
     if let (Some(spec), Some(api)) = (&grader.quality, api) {
-        events.event(&Event::StageStarted(Stage::Quality));
-        let t = Instant::now();
+        let t = start_stage(events, Stage::Quality);
         let (results, report) =
             quality::run(target, api, spec, &loaded.datasets, default_vis).await;
         out.quality = Some(report);
         out.finish(events, Stage::Quality, t, results);
     }
     if let (Some(spec), Some(api)) = (&grader.consistency, api) {
-        events.event(&Event::StageStarted(Stage::Consistency));
-        let t = Instant::now();
+        let t = start_stage(events, Stage::Consistency);
         let (results, report) = consistency::run(
             target,
             api,
@@ -99,15 +96,13 @@ pub async fn run_phases(
         out.finish(events, Stage::Consistency, t, results);
     }
     if let Some(spec) = &grader.latency {
-        events.event(&Event::StageStarted(Stage::Latency));
-        let t = Instant::now();
+        let t = start_stage(events, Stage::Latency);
         let (results, report) = latency::run(target, spec, seed, default_vis, events).await;
         out.latency = Some(report);
         out.finish(events, Stage::Latency, t, results);
     }
     if let (Some(spec), Some(api)) = (&grader.drift, api) {
-        events.event(&Event::StageStarted(Stage::Drift));
-        let t = Instant::now();
+        let t = start_stage(events, Stage::Drift);
         let (results, report) = drift::run(
             target,
             api,
@@ -121,8 +116,7 @@ pub async fn run_phases(
         out.finish(events, Stage::Drift, t, results);
     }
     if let (Some(spec), Some(api)) = (&grader.metrics, api) {
-        events.event(&Event::StageStarted(Stage::Monitoring));
-        let t = Instant::now();
+        let t = start_stage(events, Stage::Monitoring);
         let (results, report) = monitoring::run(
             target,
             api,
@@ -248,6 +242,12 @@ pub fn declared_checks(loaded: &LoadedGrader) -> Vec<(String, String, f64, Visib
         ));
     }
     out
+}
+
+/// Announces the start of a stage and returns when it started.
+pub fn start_stage(events: &Events, stage: Stage) -> Instant {
+    events.event(&Event::StageStarted(stage));
+    Instant::now()
 }
 
 /// Announces the end of a stage and returns its timing for the report.
