@@ -2,27 +2,53 @@
 //! canonical build context held in memory.
 //!
 //! Nothing from the submission is ever extracted onto the host, and no symlink of the submission
-//! is followed: directories are walked with `symlink_metadata`, archives are streamed entry by
-//! entry. Only regular files, directories and relative symlinks that stay inside the tree are
-//! accepted. The context is re-emitted as a canonical tar (sorted, zeroed owners and times), so
-//! the same files give the same `context_sha256` whichever form they came in.
+//! is followed: directories are walked with `lstat` and files opened with `O_NOFOLLOW`, archives
+//! are streamed entry by entry.
+//!
+//! Only regular files, directories and relative symlinks that stay inside the tree are accepted.
+//! Every rejection names the entry and the rule it broke ([`IntakeError::Rejected`]).
+//!
+//! The submission's `.dockerignore` is applied as `docker build` applies it (see
+//! `dockerignore`): what it excludes never reaches the builder, while `Dockerfile` and
+//! `.dockerignore` always do. The limits bound what proctor reads: an archive is vetted whole,
+//! ignored files included; a directory is walked the way the docker CLI walks it, so ignored
+//! directories (a virtualenv, `node_modules`) are not entered at all.
+//!
+//! The context is re-emitted as a canonical tar (sorted, every parent directory present, owner
+//! 0:0, mtime 0, modes 0644/0755), so the same files give the same `sha256` whichever form they
+//! came in.
+
+mod archive;
+mod directory;
+pub mod dockerignore;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::digest::sha256_hex;
 
-/// Caps on what a submission may contain.
+/// Longest name of one path component: Linux's NAME_MAX (the builder could not create it).
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// Caps on what a submission may contain. The defaults suit a model-serving service with a
+/// serialized model of up to a hundred MiB or so; a dataset does not belong in the image.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Sum of the sizes of all files (256 MiB). For an archive this counts everything handed
+    /// in, `.dockerignore`d files included; plus per-entry overhead, it also caps the bytes of
+    /// the tar stream.
     pub max_total_bytes: u64,
+    /// Largest single file (128 MiB).
     pub max_file_bytes: u64,
+    /// Most entries: files, directories and symlinks (20,000).
     pub max_entries: u64,
+    /// Deepest nesting in path components, `a/b/c` being 3 (32).
     pub max_depth: usize,
+    /// Longest path in bytes (1,024; each component is also held to 255 bytes).
     pub max_path_bytes: usize,
-    /// Largest decompressed/compressed ratio of a .tar.gz (a gzip of zeros is ~1000:1).
+    /// Largest decompressed/compressed ratio of a .tar.gz (200; gzip of zeros reaches ~1000:1).
+    /// Output up to 16 MiB is always allowed, so small, very compressible submissions pass.
     pub max_gzip_ratio: u64,
 }
 
@@ -63,9 +89,14 @@ pub struct BuildContext {
     /// Canonical tar of the context, ready to send to the engine.
     pub tar: Vec<u8>,
     pub dockerfile: String,
+    /// Regular files in the context.
     pub files: u64,
+    /// Bytes of those files.
     pub bytes: u64,
     pub sha256: String,
+    /// Entries left out by `.dockerignore`. A directory walk does not enter an ignored
+    /// directory, so it counts once there, while an archive counts every entry it held.
+    pub ignored: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +127,14 @@ impl IntakeError {
             IntakeError::Rejected { .. } | IntakeError::NoDockerfile
         )
     }
+
+    /// True when the command line named something proctor cannot read (exit code 2).
+    pub fn is_usage_error(&self) -> bool {
+        matches!(
+            self,
+            IntakeError::NotFound(_) | IntakeError::Unsupported(_) | IntakeError::Io { .. }
+        )
+    }
 }
 
 fn rejected(entry: impl Into<String>, rule: impl Into<String>) -> IntakeError {
@@ -103,6 +142,106 @@ fn rejected(entry: impl Into<String>, rule: impl Into<String>) -> IntakeError {
         entry: entry.into(),
         rule: rule.into(),
     }
+}
+
+/// The rules' wording, shared by every source so that one rule reads the same everywhere.
+fn rule_entries(l: &Limits) -> String {
+    format!("more than {} entries in the submission", l.max_entries)
+}
+fn rule_depth(l: &Limits) -> String {
+    format!("nested deeper than {} levels", l.max_depth)
+}
+fn rule_path(l: &Limits) -> String {
+    format!("path is longer than {} bytes", l.max_path_bytes)
+}
+fn rule_file(l: &Limits) -> String {
+    format!("file is larger than {}", mib(l.max_file_bytes))
+}
+fn rule_total(l: &Limits) -> String {
+    format!(
+        "submission is larger than {} in total",
+        mib(l.max_total_bytes)
+    )
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Control characters and the bidirectional-text controls that make a name display as
+/// something else ("Trojan Source").
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A name as it may appear in a message: not UTF-8 replaced, unsafe characters escaped, and
+/// cut short.
+pub(crate) fn shown(raw: &[u8]) -> String {
+    let s = String::from_utf8_lossy(raw);
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i >= 300 {
+            out.push('…');
+            break;
+        }
+        if is_unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One component of a path.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "a name in the path is longer than {MAX_NAME_BYTES} bytes"
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| is_unsafe_char(c)) {
+        return Err(format!(
+            "name contains the control character {} (names must be printable)",
+            c.escape_unicode()
+        ));
+    }
+    Ok(())
+}
+
+/// Normalizes a path as an archive spells it: relative, no `..`, UTF-8, printable names.
+/// `./a/b/` becomes `a/b`; `./` itself gives `None`.
+fn normalize(raw: &[u8]) -> Result<Option<String>, String> {
+    let s = std::str::from_utf8(raw).map_err(|_| "name is not valid UTF-8".to_string())?;
+    if s.starts_with('/') {
+        return Err("absolute path (entries must be relative to the submission's root)".into());
+    }
+    let mut parts = Vec::new();
+    for part in s.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("path contains '..'".into()),
+            p => {
+                check_name(p)?;
+                parts.push(p);
+            }
+        }
+    }
+    Ok(if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("/"))
+    })
+}
+
+/// The candidate's git metadata is never part of the build (and may hold hooks or config).
+fn excluded(path: &str) -> bool {
+    path.split('/').any(|p| p == ".git")
 }
 
 #[derive(Debug)]
@@ -116,6 +255,7 @@ enum Node {
 struct Tree {
     nodes: BTreeMap<String, Node>,
     bytes: u64,
+    ignored: u64,
     limits: Limits,
 }
 
@@ -124,78 +264,138 @@ impl Tree {
         Tree {
             nodes: BTreeMap::new(),
             bytes: 0,
+            ignored: 0,
             limits,
         }
     }
 
+    /// Fails before a file's data is read when it cannot fit.
+    fn check_size(&self, path: &str, size: u64) -> Result<(), IntakeError> {
+        if size > self.limits.max_file_bytes {
+            return Err(rejected(path, rule_file(&self.limits)));
+        }
+        if self.bytes.saturating_add(size) > self.limits.max_total_bytes {
+            return Err(rejected(path, rule_total(&self.limits)));
+        }
+        Ok(())
+    }
+
     fn insert(&mut self, path: String, node: Node) -> Result<(), IntakeError> {
         if path.len() > self.limits.max_path_bytes {
-            return Err(rejected(
-                &path,
-                format!("path is longer than {} bytes", self.limits.max_path_bytes),
-            ));
+            return Err(rejected(&path, rule_path(&self.limits)));
         }
-        let depth = path.split('/').count();
-        if depth > self.limits.max_depth {
-            return Err(rejected(
-                &path,
-                format!("nested deeper than {} levels", self.limits.max_depth),
-            ));
+        if path.split('/').count() > self.limits.max_depth {
+            return Err(rejected(&path, rule_depth(&self.limits)));
         }
         if self.nodes.len() as u64 >= self.limits.max_entries {
-            return Err(rejected(
-                &path,
-                format!(
-                    "more than {} entries in the submission",
-                    self.limits.max_entries
-                ),
-            ));
+            return Err(rejected(&path, rule_entries(&self.limits)));
         }
         if let Node::File { data, .. } = &node {
-            if data.len() as u64 > self.limits.max_file_bytes {
-                return Err(rejected(
-                    &path,
-                    format!(
-                        "file is larger than {} MiB",
-                        self.limits.max_file_bytes >> 20
-                    ),
-                ));
-            }
-            self.bytes += data.len() as u64;
-            if self.bytes > self.limits.max_total_bytes {
-                return Err(rejected(
-                    &path,
-                    format!(
-                        "submission is larger than {} MiB in total",
-                        self.limits.max_total_bytes >> 20
-                    ),
-                ));
-            }
+            self.check_size(&path, data.len() as u64)?;
         }
         if let Node::Symlink(target) = &node {
-            check_symlink(&path, target)?;
+            check_symlink(&path, target, &self.limits)?;
+        }
+        // Nothing may sit below a file or a symlink: an entry "a/evil" after a symlink "a"
+        // would be written through the link by whoever unpacks the context.
+        let mut end = 0;
+        for part in path.split('/').take(path.split('/').count() - 1) {
+            end += part.len();
+            match self.nodes.get(&path[..end]) {
+                Some(Node::Symlink(t)) => {
+                    return Err(rejected(
+                        &path,
+                        format!(
+                            "lies below {}, which is a symlink (to {t}): writing through a link is not allowed",
+                            &path[..end]
+                        ),
+                    ))
+                }
+                Some(Node::File { .. }) => {
+                    return Err(rejected(
+                        &path,
+                        format!("lies below {}, which is a file", &path[..end]),
+                    ))
+                }
+                _ => {}
+            }
+            end += 1;
+        }
+        if !matches!(node, Node::Dir) {
+            let below = format!("{path}/");
+            if let Some((child, _)) = self.nodes.range(below.clone()..).next() {
+                if child.starts_with(&below) {
+                    return Err(rejected(
+                        &path,
+                        format!("is not a directory, but the archive has {child} below it"),
+                    ));
+                }
+            }
         }
         match self.nodes.get(&path) {
             Some(Node::Dir) if matches!(node, Node::Dir) => Ok(()),
             Some(_) => Err(rejected(&path, "appears twice in the archive")),
             None => {
+                if let Node::File { data, .. } = &node {
+                    self.bytes += data.len() as u64;
+                }
                 self.nodes.insert(path, node);
                 Ok(())
             }
         }
     }
 
-    fn finish(self, kind: SourceKind) -> Result<BuildContext, IntakeError> {
+    /// Applies `.dockerignore` (unless the walk already did), completes parent directories,
+    /// checks symlink chains and emits the canonical tar.
+    fn finish(
+        mut self,
+        kind: SourceKind,
+        ignore_applied: bool,
+    ) -> Result<BuildContext, IntakeError> {
         let dockerfile = match self.nodes.get("Dockerfile") {
             Some(Node::File { data, .. }) => String::from_utf8_lossy(data).into_owned(),
             Some(_) => return Err(rejected("Dockerfile", "must be a regular file")),
             None => return Err(IntakeError::NoDockerfile),
         };
-        let files = self
-            .nodes
-            .values()
-            .filter(|n| matches!(n, Node::File { .. }))
+        let removed = if ignore_applied {
+            Vec::new()
+        } else {
+            self.apply_dockerignore()?
+        };
+        // Every parent directory is present, whether the source listed it or not.
+        let mut parents = Vec::new();
+        for path in self.nodes.keys() {
+            let mut end = 0;
+            let parts: Vec<&str> = path.split('/').collect();
+            for part in &parts[..parts.len() - 1] {
+                end += part.len();
+                if !self.nodes.contains_key(&path[..end]) {
+                    parents.push(path[..end].to_string());
+                }
+                end += 1;
+            }
+        }
+        for p in parents {
+            self.nodes.insert(p, Node::Dir);
+        }
+        // A directory left out but holding kept entries is back as their parent.
+        self.ignored += removed
+            .iter()
+            .filter(|p| !self.nodes.contains_key(*p))
             .count() as u64;
+        for (path, node) in &self.nodes {
+            if let Node::Symlink(target) = node {
+                check_symlink_chain(&self.nodes, path, target)?;
+            }
+        }
+        let mut files = 0;
+        let mut bytes = 0;
+        for node in self.nodes.values() {
+            if let Node::File { data, .. } = node {
+                files += 1;
+                bytes += data.len() as u64;
+            }
+        }
         let tar = canonical_tar(&self.nodes).map_err(|source| IntakeError::Io {
             path: "(build context)".into(),
             source,
@@ -206,13 +406,72 @@ impl Tree {
             tar,
             dockerfile,
             files,
-            bytes: self.bytes,
+            bytes,
+            ignored: self.ignored,
         })
+    }
+
+    /// Drops what `.dockerignore` excludes; returns the paths dropped.
+    fn apply_dockerignore(&mut self) -> Result<Vec<String>, IntakeError> {
+        let data = match self.nodes.get(".dockerignore") {
+            None => return Ok(Vec::new()),
+            Some(Node::File { data, .. }) => data,
+            Some(_) => return Err(rejected(".dockerignore", "must be a regular file")),
+        };
+        if data.len() as u64 > dockerignore::MAX_BYTES {
+            return Err(rejected(".dockerignore", "is larger than 1 MiB"));
+        }
+        let mut rules =
+            dockerignore::Dockerignore::parse(data).map_err(|e| rejected(".dockerignore", e))?;
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        rules.keep_build_files();
+        let keep: std::collections::HashSet<String> = dockerignore::filter(
+            &rules,
+            self.nodes
+                .iter()
+                .map(|(p, n)| (p.as_str(), matches!(n, Node::Dir))),
+        )
+        .into_iter()
+        .map(String::from)
+        .collect();
+        let mut removed = Vec::new();
+        self.nodes.retain(|p, _| {
+            let k = keep.contains(p);
+            if !k {
+                removed.push(p.clone());
+            }
+            k
+        });
+        Ok(removed)
     }
 }
 
-/// A symlink may only point inside the submission, by a relative path.
-fn check_symlink(path: &str, target: &str) -> Result<(), IntakeError> {
+/// A symlink may only point inside the submission, by a relative path (checked on the text of
+/// the target; [`check_symlink_chain`] then follows the links it goes through).
+fn check_symlink(path: &str, target: &str, limits: &Limits) -> Result<(), IntakeError> {
+    if target.is_empty() {
+        return Err(rejected(path, "symlink without a target"));
+    }
+    if target.len() > limits.max_path_bytes {
+        return Err(rejected(
+            path,
+            format!(
+                "symlink target is longer than {} bytes",
+                limits.max_path_bytes
+            ),
+        ));
+    }
+    if let Some(c) = target.chars().find(|&c| is_unsafe_char(c)) {
+        return Err(rejected(
+            path,
+            format!(
+                "symlink target contains the control character {}",
+                c.escape_unicode()
+            ),
+        ));
+    }
     if target.starts_with('/') {
         return Err(rejected(
             path,
@@ -238,229 +497,69 @@ fn check_symlink(path: &str, target: &str) -> Result<(), IntakeError> {
     Ok(())
 }
 
-/// Normalizes an archive path: relative, no `..`, no empty result. `./a/b/` becomes `a/b`.
-fn normalize(raw: &Path) -> Result<Option<String>, String> {
-    let mut parts = Vec::new();
-    for c in raw.components() {
-        match c {
-            Component::Normal(p) => {
-                let p = p
-                    .to_str()
-                    .ok_or_else(|| "path is not valid UTF-8".to_string())?;
-                parts.push(p.to_string());
-            }
-            Component::CurDir => {}
-            Component::ParentDir => return Err("path contains '..'".into()),
-            Component::RootDir | Component::Prefix(_) => return Err("absolute path".into()),
-        }
-    }
-    Ok(if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join("/"))
-    })
-}
+/// Most links followed while resolving one symlink (Linux's MAXSYMLINKS).
+const MAX_LINK_HOPS: usize = 40;
 
-fn excluded(path: &str) -> bool {
-    // The candidate's git metadata is never part of the build (and may hold hooks or config).
-    path == ".git"
-        || path.starts_with(".git/")
-        || path.contains("/.git/")
-        || path.ends_with("/.git")
-}
-
-/// Reads a submission from `path`.
-pub fn intake(path: &Path, limits: &Limits) -> Result<BuildContext, IntakeError> {
-    let meta = fs::metadata(path).map_err(|_| IntakeError::NotFound(path.to_owned()))?;
-    if meta.is_dir() {
-        return from_directory(path, limits);
-    }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let io = |source| IntakeError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        let file = fs::File::open(path).map_err(io)?;
-        let compressed = meta.len().max(1);
-        // The tar stream is the files plus headers; the ratio bound stops bombs early, with a
-        // floor so that small, highly compressible submissions still pass.
-        let tar_cap = limits.max_total_bytes + limits.max_entries * 1024;
-        let cap = tar_cap.min(
-            compressed
-                .saturating_mul(limits.max_gzip_ratio)
-                .max(16 << 20),
-        );
-        let reader = CappedReader {
-            inner: flate2::read::GzDecoder::new(file),
-            left: cap,
-            cap,
-        };
-        from_tar(reader, limits, SourceKind::TarGz)
-    } else if name.ends_with(".tar") {
-        from_tar(fs::File::open(path).map_err(io)?, limits, SourceKind::Tar)
-    } else {
-        Err(IntakeError::Unsupported(path.to_owned()))
-    }
-}
-
-/// Fails the read (instead of a silent EOF, which would look like a truncated archive) once
-/// more than `left` bytes came out of the decompressor.
-struct CappedReader<R> {
-    inner: R,
-    left: u64,
-    cap: u64,
-}
-
-impl<R: Read> Read for CappedReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            return Err(std::io::Error::other(format!(
-                "decompresses to more than {} MiB (a compression bomb, or over the size limit)",
-                self.cap >> 20
-            )));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
-}
-
-fn from_tar<R: Read>(
-    reader: R,
-    limits: &Limits,
-    kind: SourceKind,
-) -> Result<BuildContext, IntakeError> {
-    let mut archive = tar::Archive::new(reader);
-    let mut tree = Tree::new(limits.clone());
-    let bad = |e: std::io::Error| rejected("(archive)", format!("cannot be read: {e}"));
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let raw = entry.path().map_err(bad)?.into_owned();
-        let shown = raw.display().to_string();
-        let Some(path) = normalize(&raw).map_err(|rule| rejected(&shown, rule))? else {
-            continue; // "./" itself
-        };
-        if excluded(&path) {
-            continue;
-        }
-        use tar::EntryType as T;
-        let node = match entry.header().entry_type() {
-            T::Directory => Node::Dir,
-            T::Regular | T::Continuous => {
-                let size = entry.header().size().map_err(bad)?;
-                if size > limits.max_file_bytes {
+/// Resolves a symlink through the other symlinks of the tree: `d/up -> ..` is harmless on its
+/// own, but `x -> d/up/..` then leaves the tree although its text does not.
+fn check_symlink_chain(
+    nodes: &BTreeMap<String, Node>,
+    path: &str,
+    target: &str,
+) -> Result<(), IntakeError> {
+    let mut stack: Vec<&str> = path.split('/').collect();
+    stack.pop();
+    let mut pending: Vec<&str> = target.split('/').rev().collect();
+    let mut hops = 0;
+    let mut via: Option<String> = None;
+    while let Some(part) = pending.pop() {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if stack.pop().is_none() {
+                    let through = via
+                        .map(|v| format!(", through the symlink {v}"))
+                        .unwrap_or_default();
                     return Err(rejected(
-                        &path,
-                        format!("file is larger than {} MiB", limits.max_file_bytes >> 20),
+                        path,
+                        format!("symlink points outside the submission ({target}{through})"),
                     ));
                 }
-                let mut data = Vec::with_capacity(size as usize);
-                entry.read_to_end(&mut data).map_err(bad)?;
-                let executable = entry
-                    .header()
-                    .mode()
-                    .map(|m| m & 0o111 != 0)
-                    .unwrap_or(false);
-                Node::File { data, executable }
             }
-            T::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(bad)?
-                    .ok_or_else(|| rejected(&path, "symlink without a target"))?;
-                Node::Symlink(
-                    target
-                        .to_str()
-                        .ok_or_else(|| rejected(&path, "symlink target is not UTF-8"))?
-                        .to_string(),
-                )
+            name => {
+                stack.push(name);
+                let here = stack.join("/");
+                if let Some(Node::Symlink(next)) = nodes.get(&here) {
+                    hops += 1;
+                    if hops > MAX_LINK_HOPS {
+                        return Err(rejected(
+                            path,
+                            format!("symlink chain is longer than {MAX_LINK_HOPS} links (a loop?)"),
+                        ));
+                    }
+                    stack.pop();
+                    if next.starts_with('/') {
+                        return Err(rejected(
+                            path,
+                            format!("symlink leads to an absolute path through {here}"),
+                        ));
+                    }
+                    pending.extend(next.split('/').rev());
+                    via = Some(here);
+                }
             }
-            T::Link => return Err(rejected(&path, "hard links are not allowed")),
-            T::XGlobalHeader | T::XHeader | T::GNULongName | T::GNULongLink => continue,
-            other => {
-                return Err(rejected(
-                    &path,
-                    format!(
-                    "entry type {other:?} is not allowed (only files, directories and symlinks)"
-                ),
-                ))
-            }
-        };
-        tree.insert(path, node)?;
-    }
-    tree.finish(kind)
-}
-
-fn from_directory(root: &Path, limits: &Limits) -> Result<BuildContext, IntakeError> {
-    let mut tree = Tree::new(limits.clone());
-    walk(root, root, &mut tree)?;
-    tree.finish(SourceKind::Directory)
-}
-
-fn walk(root: &Path, dir: &Path, tree: &mut Tree) -> Result<(), IntakeError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| IntakeError::Io { path, source }
-    };
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(io(dir))?
-        .collect::<Result<_, _>>()
-        .map_err(io(dir))?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let full = e.path();
-        let rel = full.strip_prefix(root).expect("walked below root");
-        let rel = normalize(rel)
-            .map_err(|rule| rejected(rel.display().to_string(), rule))?
-            .expect("non-empty below root");
-        if excluded(&rel) {
-            continue;
-        }
-        // symlink_metadata: never follow a link the submission planted.
-        let meta = fs::symlink_metadata(&full).map_err(io(&full))?;
-        let ft = meta.file_type();
-        if ft.is_symlink() {
-            let target = fs::read_link(&full).map_err(io(&full))?;
-            let target = target
-                .to_str()
-                .ok_or_else(|| rejected(&rel, "symlink target is not UTF-8"))?
-                .to_string();
-            tree.insert(rel, Node::Symlink(target))?;
-        } else if ft.is_dir() {
-            tree.insert(rel, Node::Dir)?;
-            walk(root, &full, tree)?;
-        } else if ft.is_file() {
-            if meta.len() > tree.limits.max_file_bytes {
-                return Err(rejected(
-                    &rel,
-                    format!(
-                        "file is larger than {} MiB",
-                        tree.limits.max_file_bytes >> 20
-                    ),
-                ));
-            }
-            use std::os::unix::fs::PermissionsExt;
-            let data = fs::read(&full).map_err(io(&full))?;
-            tree.insert(
-                rel,
-                Node::File {
-                    data,
-                    executable: meta.permissions().mode() & 0o111 != 0,
-                },
-            )?;
-        } else {
-            return Err(rejected(
-                &rel,
-                "only regular files, directories and symlinks are allowed",
-            ));
         }
     }
     Ok(())
+}
+
+/// Reads a submission from `path`: a directory, or a `.tar`, `.tar.gz` or `.tgz` file.
+pub fn intake(path: &Path, limits: &Limits) -> Result<BuildContext, IntakeError> {
+    let meta = fs::metadata(path).map_err(|_| IntakeError::NotFound(path.to_owned()))?;
+    if meta.is_dir() {
+        return directory::read(path, limits, SourceKind::Directory);
+    }
+    archive::read_file(path, &meta, limits)
 }
 
 /// Sorted entries, owner 0:0, mtime 0, modes 0644/0755: the same files always give the same
@@ -502,7 +601,7 @@ fn canonical_tar(nodes: &BTreeMap<String, Node>) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
 
-    fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+    pub(super) fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, kind, data, link) in entries {
             let mut h = tar::Header::new_gnu();
@@ -521,16 +620,23 @@ mod tests {
         b.into_inner().unwrap()
     }
 
-    fn read(bytes: Vec<u8>) -> Result<BuildContext, IntakeError> {
-        from_tar(
-            std::io::Cursor::new(bytes),
-            &Limits::default(),
-            SourceKind::Tar,
-        )
+    pub(super) fn read(bytes: Vec<u8>) -> Result<BuildContext, IntakeError> {
+        read_with(bytes, &Limits::default())
     }
 
-    const DF: (&str, tar::EntryType, &[u8], Option<&str>) =
+    pub(super) fn read_with(bytes: Vec<u8>, limits: &Limits) -> Result<BuildContext, IntakeError> {
+        archive::from_tar(std::io::Cursor::new(bytes), limits, SourceKind::Tar)
+    }
+
+    pub(super) const DF: (&str, tar::EntryType, &[u8], Option<&str>) =
         ("Dockerfile", tar::EntryType::Regular, b"FROM x\n", None);
+
+    fn rule(err: IntakeError) -> (String, String) {
+        match err {
+            IntakeError::Rejected { entry, rule } => (entry, rule),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
 
     #[test]
     fn accepts_a_plain_archive() {
@@ -541,6 +647,7 @@ mod tests {
         .unwrap();
         assert_eq!(ctx.dockerfile, "FROM x\n");
         assert_eq!(ctx.files, 2);
+        assert_eq!(ctx.ignored, 0);
     }
 
     #[test]
@@ -550,16 +657,15 @@ mod tests {
             ("../evil", tar::EntryType::Regular, b"x", None),
         ]))
         .unwrap_err();
-        assert!(
-            err.to_string().contains("../evil") && err.to_string().contains(".."),
-            "{err}"
-        );
+        assert_eq!(rule(err), ("../evil".into(), "path contains '..'".into()));
         let err = read(tar_with(&[
             DF,
             ("/etc/evil", tar::EntryType::Regular, b"x", None),
         ]))
         .unwrap_err();
-        assert!(err.to_string().contains("absolute"), "{err}");
+        let (entry, r) = rule(err);
+        assert_eq!(entry, "/etc/evil");
+        assert!(r.contains("absolute"), "{r}");
     }
 
     #[test]
@@ -595,11 +701,100 @@ mod tests {
     }
 
     #[test]
+    fn symlink_chains_are_followed_through_the_tree() {
+        // d/up -> .. is the root (fine); x -> d/up/.. reads as "x's dir" but is the root's
+        // parent once d/up is followed.
+        let err = read(tar_with(&[
+            DF,
+            ("d/up", tar::EntryType::Symlink, b"", Some("..")),
+            ("x", tar::EntryType::Symlink, b"", Some("d/up/..")),
+        ]))
+        .unwrap_err();
+        let (entry, r) = rule(err);
+        assert_eq!(entry, "x");
+        assert!(r.contains("outside") && r.contains("d/up"), "{r}");
+        let err = read(tar_with(&[
+            DF,
+            ("a", tar::EntryType::Symlink, b"", Some("b")),
+            ("b", tar::EntryType::Symlink, b"", Some("a")),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("loop"), "{err}");
+        read(tar_with(&[
+            DF,
+            ("d/up", tar::EntryType::Symlink, b"", Some("..")),
+            ("x", tar::EntryType::Symlink, b"", Some("d/up/Dockerfile")),
+        ]))
+        .unwrap();
+    }
+
+    #[test]
+    fn nothing_may_lie_below_a_symlink_or_a_file() {
+        let err = read(tar_with(&[
+            DF,
+            ("a", tar::EntryType::Symlink, b"", Some("b")),
+            ("a/evil", tar::EntryType::Regular, b"x", None),
+        ]))
+        .unwrap_err();
+        let (entry, r) = rule(err);
+        assert_eq!(entry, "a/evil");
+        assert!(r.contains("below a") && r.contains("symlink"), "{r}");
+        // The other order: the child first, then the link over its directory.
+        let err = read(tar_with(&[
+            DF,
+            ("a/evil", tar::EntryType::Regular, b"x", None),
+            ("a", tar::EntryType::Symlink, b"", Some("b")),
+        ]))
+        .unwrap_err();
+        let (entry, r) = rule(err);
+        assert_eq!(entry, "a");
+        assert!(r.contains("a/evil"), "{r}");
+        let err = read(tar_with(&[
+            DF,
+            ("f", tar::EntryType::Regular, b"x", None),
+            ("f/g", tar::EntryType::Regular, b"x", None),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("which is a file"), "{err}");
+    }
+
+    #[test]
     fn rejects_duplicates_and_devices() {
         let err = read(tar_with(&[DF, DF])).unwrap_err();
         assert!(err.to_string().contains("twice"), "{err}");
         let err = read(tar_with(&[DF, ("dev", tar::EntryType::Char, b"", None)])).unwrap_err();
         assert!(err.to_string().contains("not allowed"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unprintable_and_non_utf8_names() {
+        let err = read(tar_with(&[
+            DF,
+            ("a\x1b[2Jb", tar::EntryType::Regular, b"x", None),
+        ]))
+        .unwrap_err();
+        let (entry, r) = rule(err);
+        assert_eq!(entry, "a\\u{1b}[2Jb", "the message carries no raw escape");
+        assert!(r.contains("control character"), "{r}");
+        let err = read(tar_with(&[
+            DF,
+            ("evil\u{202e}txt.py", tar::EntryType::Regular, b"x", None),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("\\u{202e}"), "{err}");
+        let mut bytes = tar_with(&[DF, ("bad-X", tar::EntryType::Regular, b"x", None)]);
+        // Patch the name's last byte to 0xFF and fix the header checksum.
+        let off = 1024;
+        assert_eq!(&bytes[off..off + 5], b"bad-X");
+        bytes[off + 4] = 0xFF;
+        let mut h = tar::Header::new_old();
+        h.as_mut_bytes().copy_from_slice(&bytes[off..off + 512]);
+        h.set_cksum();
+        bytes[off..off + 512].copy_from_slice(h.as_bytes());
+        let err = read(bytes).unwrap_err();
+        let (entry, r) = rule(err);
+        assert_eq!(entry, "bad-\u{FFFD}");
+        assert_eq!(r, "name is not valid UTF-8");
     }
 
     #[test]
@@ -620,12 +815,7 @@ mod tests {
             max_entries: 10,
             ..Limits::default()
         };
-        let err = from_tar(
-            std::io::Cursor::new(tar_with(&entries)),
-            &limits,
-            SourceKind::Tar,
-        )
-        .unwrap_err();
+        let err = read_with(tar_with(&entries), &limits).unwrap_err();
         assert!(err.to_string().contains("more than 10 entries"), "{err}");
     }
 
@@ -643,7 +833,9 @@ mod tests {
         gz.write_all(&tar).unwrap();
         gz.finish().unwrap();
         let err = intake(&path, &Limits::default()).unwrap_err();
-        assert!(err.to_string().contains("compression bomb"), "{err}");
+        let (entry, r) = rule(err);
+        assert_eq!(entry, "zeros");
+        assert!(r.contains("compression bomb"), "{r}");
     }
 
     #[test]
@@ -658,13 +850,21 @@ mod tests {
         std::os::unix::fs::symlink("../Dockerfile", sub.join("app/link")).unwrap();
         let a = intake(&sub, &Limits::default()).unwrap();
         assert_eq!(a.files, 2, ".git must be left out");
-        let b = from_tar(
-            std::io::Cursor::new(a.tar.clone()),
-            &Limits::default(),
-            SourceKind::Tar,
-        )
-        .unwrap();
+        let b = read(a.tar.clone()).unwrap();
         assert_eq!(a.sha256, b.sha256);
+        // Without directory entries the archive still gives the same context.
+        let c = read(tar_with(&[
+            DF,
+            (
+                "app/link",
+                tar::EntryType::Symlink,
+                b"",
+                Some("../Dockerfile"),
+            ),
+            ("app/main.py", tar::EntryType::Regular, b"print(1)", None),
+        ]))
+        .unwrap();
+        assert_eq!(a.sha256, c.sha256);
     }
 
     #[test]
@@ -678,5 +878,92 @@ mod tests {
             err.to_string().contains("secret") && err.to_string().contains("absolute"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn dockerignore_is_applied_to_archives_and_directories_alike() {
+        let ignore = b"# build junk (*.pyc alone would only match at the root)\n**/*.pyc\ndata\n!data/keep.csv\nDockerfile\n";
+        let entries = [
+            DF,
+            (".dockerignore", tar::EntryType::Regular, &ignore[..], None),
+            ("app/main.py", tar::EntryType::Regular, b"print(1)", None),
+            ("app/main.pyc", tar::EntryType::Regular, b"junk", None),
+            ("data/big.bin", tar::EntryType::Regular, b"0000", None),
+            ("data/keep.csv", tar::EntryType::Regular, b"a,b", None),
+        ];
+        let ctx = read(tar_with(&entries)).unwrap();
+        let names = list(&ctx.tar);
+        assert_eq!(
+            names,
+            [
+                ".dockerignore",
+                "Dockerfile",
+                "app/",
+                "app/main.py",
+                "data/",
+                "data/keep.csv"
+            ]
+        );
+        assert_eq!(ctx.files, 4);
+        assert_eq!(ctx.ignored, 2, "main.pyc and data/big.bin");
+
+        let dir = tempfile::tempdir().unwrap();
+        for (path, _, data, _) in entries {
+            let p = dir.path().join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, data).unwrap();
+        }
+        let from_dir = intake(dir.path(), &Limits::default()).unwrap();
+        assert_eq!(from_dir.sha256, ctx.sha256);
+        assert_eq!(from_dir.ignored, 2);
+    }
+
+    #[test]
+    fn ignored_directories_are_not_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Dockerfile"), "FROM x\n").unwrap();
+        fs::write(dir.path().join(".dockerignore"), ".venv\n").unwrap();
+        let venv = dir.path().join(".venv/lib");
+        fs::create_dir_all(&venv).unwrap();
+        for i in 0..50 {
+            fs::write(venv.join(format!("m{i}.py")), "x").unwrap();
+        }
+        // Would be rejected if the walk entered .venv.
+        std::os::unix::fs::symlink("/etc/passwd", venv.join("escape")).unwrap();
+        let limits = Limits {
+            max_entries: 10,
+            ..Limits::default()
+        };
+        let ctx = intake(dir.path(), &limits).unwrap();
+        assert_eq!(ctx.files, 2);
+        assert_eq!(ctx.ignored, 1);
+    }
+
+    #[test]
+    fn a_broken_dockerignore_names_its_line() {
+        let err = read(tar_with(&[
+            DF,
+            (
+                ".dockerignore",
+                tar::EntryType::Regular,
+                b"ok\n[oops\n",
+                None,
+            ),
+        ]))
+        .unwrap_err();
+        let (entry, r) = rule(err);
+        assert_eq!(entry, ".dockerignore");
+        assert!(r.starts_with("line 2"), "{r}");
+    }
+
+    pub(super) fn list(tar: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                String::from_utf8(e.path_bytes().into_owned()).unwrap()
+            })
+            .collect()
     }
 }
