@@ -288,7 +288,7 @@ fn from_stream<R: Read>(
             ));
         }
     }
-    tree.finish(kind, false)
+    tree.finish(kind, None, false)
 }
 
 fn not_allowed(what: &str) -> String {

@@ -1,4 +1,4 @@
-//! Directory submissions, walked without following any link.
+//! Directory submissions (and the checkout of a git source), walked without following any link.
 //!
 //! Types come from `lstat` (the directory entry), and files are opened with `O_NOFOLLOW` and
 //! `O_NONBLOCK` and checked again with `fstat`, so that neither a symlink nor a FIFO swapped in
@@ -22,6 +22,7 @@ pub(super) fn read(
     root: &Path,
     limits: &Limits,
     kind: SourceKind,
+    commit: Option<String>,
 ) -> Result<BuildContext, IntakeError> {
     let rules = read_rules(root)?;
     let mut walk = Walk {
@@ -30,7 +31,7 @@ pub(super) fn read(
         visited: 0,
     };
     walk.dir(root, "", None)?;
-    walk.tree.finish(kind, true)
+    walk.tree.finish(kind, commit, true)
 }
 
 /// The `.dockerignore` at the root, if any (a symlink there is refused, not followed).

@@ -1,18 +1,19 @@
-//! Intake: turns what a candidate handed in (a directory, a .tar or a .tar.gz) into a vetted,
-//! canonical build context held in memory.
+//! Intake: turns what a candidate handed in (a directory, a .tar or .tar.gz, or a git
+//! repository) into a vetted, canonical build context held in memory.
 //!
 //! Nothing from the submission is ever extracted onto the host, and no symlink of the submission
 //! is followed: directories are walked with `lstat` and files opened with `O_NOFOLLOW`, archives
-//! are streamed entry by entry.
+//! are streamed entry by entry, and a git source is fetched by a locked-down `git` into a private
+//! temporary directory that is then walked like any directory (see [`intake_git`]).
 //!
 //! Only regular files, directories and relative symlinks that stay inside the tree are accepted.
 //! Every rejection names the entry and the rule it broke ([`IntakeError::Rejected`]).
 //!
 //! The submission's `.dockerignore` is applied as `docker build` applies it (see
 //! `dockerignore`): what it excludes never reaches the builder, while `Dockerfile` and
-//! `.dockerignore` always do. The limits bound what proctor reads: an archive is vetted whole,
-//! ignored files included; a directory is walked the way the docker CLI walks it, so ignored
-//! directories (a virtualenv, `node_modules`) are not entered at all.
+//! `.dockerignore` always do. The limits bound what proctor reads: an archive or a git commit is
+//! vetted whole, ignored files included; a directory is walked the way the docker CLI walks it,
+//! so ignored directories (a virtualenv, `node_modules`) are not entered at all.
 //!
 //! The context is re-emitted as a canonical tar (sorted, every parent directory present, owner
 //! 0:0, mtime 0, modes 0644/0755), so the same files give the same `sha256` whichever form they
@@ -21,12 +22,16 @@
 mod archive;
 mod directory;
 pub mod dockerignore;
+mod git;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::digest::sha256_hex;
+
+pub use git::{intake_git, is_git_source};
 
 /// Longest name of one path component: Linux's NAME_MAX (the builder could not create it).
 pub const MAX_NAME_BYTES: usize = 255;
@@ -35,9 +40,9 @@ pub const MAX_NAME_BYTES: usize = 255;
 /// serialized model of up to a hundred MiB or so; a dataset does not belong in the image.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Sum of the sizes of all files (256 MiB). For an archive this counts everything handed
-    /// in, `.dockerignore`d files included; plus per-entry overhead, it also caps the bytes of
-    /// the tar stream.
+    /// Sum of the sizes of all files (256 MiB). For an archive or a git commit this counts
+    /// everything handed in, `.dockerignore`d files included; it also caps the objects fetched
+    /// for a git source and, plus per-entry overhead, the bytes of the tar stream.
     pub max_total_bytes: u64,
     /// Largest single file (128 MiB).
     pub max_file_bytes: u64,
@@ -50,6 +55,8 @@ pub struct Limits {
     /// Largest decompressed/compressed ratio of a .tar.gz (200; gzip of zeros reaches ~1000:1).
     /// Output up to 16 MiB is always allowed, so small, very compressible submissions pass.
     pub max_gzip_ratio: u64,
+    /// Deadline for fetching and checking out a git source (120 s); `git` is killed after it.
+    pub git_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -61,6 +68,7 @@ impl Default for Limits {
             max_depth: 32,
             max_path_bytes: 1024,
             max_gzip_ratio: 200,
+            git_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -70,6 +78,7 @@ pub enum SourceKind {
     Directory,
     Tar,
     TarGz,
+    Git,
 }
 
 impl SourceKind {
@@ -78,6 +87,7 @@ impl SourceKind {
             SourceKind::Directory => "directory",
             SourceKind::Tar => "tar",
             SourceKind::TarGz => "tar.gz",
+            SourceKind::Git => "git",
         }
     }
 }
@@ -97,6 +107,8 @@ pub struct BuildContext {
     /// Entries left out by `.dockerignore`. A directory walk does not enter an ignored
     /// directory, so it counts once there, while an archive counts every entry it held.
     pub ignored: u64,
+    /// For a git source, the commit that was checked out (full hex id).
+    pub commit: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +118,10 @@ pub enum IntakeError {
     NotFound(PathBuf),
     #[error("submission {0} is neither a directory nor a .tar, .tar.gz or .tgz file")]
     Unsupported(PathBuf),
+    /// A git source proctor does not fetch (another scheme than https, credentials in the URL,
+    /// a path that is not a repository, a malformed ref): a usage error.
+    #[error("{0}")]
+    BadSource(String),
     /// Something in the submission breaks a rule: the candidate's to fix.
     #[error("{entry}: {rule}")]
     Rejected { entry: String, rule: String },
@@ -117,6 +133,11 @@ pub enum IntakeError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A git source could not be fetched: unreachable, refused, no such ref, too slow, or no
+    /// `git` on this machine. Nothing was handed in to judge, so this is neither a grade nor the
+    /// candidate's fault: report it as an infrastructure error.
+    #[error("cannot fetch {url}: {reason}")]
+    Fetch { url: String, reason: String },
 }
 
 impl IntakeError {
@@ -132,7 +153,10 @@ impl IntakeError {
     pub fn is_usage_error(&self) -> bool {
         matches!(
             self,
-            IntakeError::NotFound(_) | IntakeError::Unsupported(_) | IntakeError::Io { .. }
+            IntakeError::NotFound(_)
+                | IntakeError::Unsupported(_)
+                | IntakeError::BadSource(_)
+                | IntakeError::Io { .. }
         )
     }
 }
@@ -350,6 +374,7 @@ impl Tree {
     fn finish(
         mut self,
         kind: SourceKind,
+        commit: Option<String>,
         ignore_applied: bool,
     ) -> Result<BuildContext, IntakeError> {
         let dockerfile = match self.nodes.get("Dockerfile") {
@@ -408,6 +433,7 @@ impl Tree {
             files,
             bytes,
             ignored: self.ignored,
+            commit,
         })
     }
 
@@ -557,7 +583,7 @@ fn check_symlink_chain(
 pub fn intake(path: &Path, limits: &Limits) -> Result<BuildContext, IntakeError> {
     let meta = fs::metadata(path).map_err(|_| IntakeError::NotFound(path.to_owned()))?;
     if meta.is_dir() {
-        return directory::read(path, limits, SourceKind::Directory);
+        return directory::read(path, limits, SourceKind::Directory, None);
     }
     archive::read_file(path, &meta, limits)
 }
@@ -648,6 +674,7 @@ mod tests {
         assert_eq!(ctx.dockerfile, "FROM x\n");
         assert_eq!(ctx.files, 2);
         assert_eq!(ctx.ignored, 0);
+        assert!(ctx.commit.is_none());
     }
 
     #[test]
