@@ -86,7 +86,8 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct GradeArgs {
-    /// The submission: a directory, a .tar, or a .tar.gz/.tgz. Omit when using --url.
+    /// The submission: a directory, a .tar, a .tar.gz/.tgz, or a git repository (an https://
+    /// or git+file:// URL; a local repository with --ref). Omit when using --url.
     #[arg(required_unless_present = "url")]
     submission: Option<PathBuf>,
     /// The grader file (TOML) that declares the checks, points and limits.
@@ -96,6 +97,10 @@ struct GradeArgs {
     /// (e.g. http://127.0.0.1:8080). Useful for candidates testing their own service.
     #[arg(long, conflicts_with = "submission")]
     url: Option<String>,
+    /// Grade this branch, tag or full commit id of a git repository. With it, a local path is
+    /// read as a repository (its committed state) rather than as a directory.
+    #[arg(long = "ref", value_name = "REV", conflicts_with = "url")]
+    git_ref: Option<String>,
     /// Where to write the JSON report (written atomically, also when grading fails).
     #[arg(long, short, default_value = "proctor-report.json")]
     out: PathBuf,
@@ -221,7 +226,17 @@ async fn grade(args: GradeArgs) -> i32 {
             }
             Source::Url(url.clone())
         }
-        (Some(p), None) => Source::Submission(p.clone()),
+        (Some(p), None) => {
+            let spec = p.to_string_lossy().into_owned();
+            if crate::intake::is_git_source(&spec) || args.git_ref.is_some() {
+                Source::Git {
+                    url: spec,
+                    rev: args.git_ref.clone(),
+                }
+            } else {
+                Source::Submission(p.clone())
+            }
+        }
         (None, None) => unreachable!("clap requires one of them"),
     };
     let opts = GradeOptions {

@@ -42,6 +42,8 @@ pub struct GradeOptions {
 pub enum Source {
     /// A directory or archive to build and run in the sandbox.
     Submission(PathBuf),
+    /// A git repository (https URL, `git+file://` URL or local repository) at a ref.
+    Git { url: String, rev: Option<String> },
     /// A service that is already running (self-testing); nothing is built or started.
     Url(String),
 }
@@ -80,6 +82,8 @@ impl Verdict {
 struct Partial {
     timings: Vec<StageTiming>,
     context: Option<(intake::SourceKind, String, u64, u64)>,
+    /// The commit graded, for git sources.
+    commit: Option<String>,
     image: Option<ImageInfo>,
     build_log_tail: Option<String>,
     container_id: Option<String>,
@@ -120,6 +124,8 @@ pub async fn grade(
     let started_at = now_rfc3339();
     let source_text = match &opts.source {
         Source::Submission(p) => p.display().to_string(),
+        Source::Git { url, rev: Some(r) } => format!("{url}@{r}"),
+        Source::Git { url, rev: None } => url.clone(),
         Source::Url(u) => u.clone(),
     };
     events.event(&Event::RunStarted {
@@ -143,26 +149,33 @@ pub async fn grade(
             partial.collect_phase_timings();
             v
         }
-        Source::Submission(path) => {
+        Source::Submission(_) | Source::Git { .. } => {
             let t = scenario::start_stage(&events, Stage::Intake);
             let limits = opts.intake_limits.clone();
-            let p = path.clone();
-            let intake_result = tokio::task::spawn_blocking(move || intake::intake(&p, &limits))
-                .await
-                .map_err(|e| UsageError(format!("intake failed: {e}")))?;
+            let source = opts.source.clone();
+            // Intake reads files and may run git: blocking work, off the async threads.
+            let intake_result = tokio::task::spawn_blocking(move || match &source {
+                Source::Git { url, rev } => intake::intake_git(url, rev.as_deref(), &limits),
+                Source::Submission(p) => intake::intake(p, &limits),
+                Source::Url(_) => unreachable!("handled above"),
+            })
+            .await
+            .map_err(|e| UsageError(format!("intake failed: {e}")))?;
             partial.time(Stage::Intake, t, &events);
             match intake_result {
-                Err(
-                    e @ (IntakeError::NotFound(_)
-                    | IntakeError::Unsupported(_)
-                    | IntakeError::Io { .. }),
-                ) => return Err(UsageError(e.to_string())),
+                Err(e) if e.is_usage_error() => return Err(UsageError(e.to_string())),
+                // Could not fetch the repository: neither a grade nor the candidate's fault.
+                Err(e @ IntakeError::Fetch { .. }) => Verdict::Infrastructure {
+                    verdict: "fetch_failed".into(),
+                    reason: e.to_string(),
+                },
                 Err(e) => Verdict::submission(
                     "archive_rejected",
                     format!("the submission was rejected: {e}"),
                 ),
                 Ok(ctx) => {
                     partial.context = Some((ctx.kind, ctx.sha256.clone(), ctx.files, ctx.bytes));
+                    partial.commit = ctx.commit.clone();
                     match dockerfile::check(
                         &ctx.dockerfile,
                         &opts.grader.grader.submission.allowed_base_images,
@@ -467,6 +480,7 @@ fn assemble(
     let (kind, context_sha256, files, bytes) = match (&opts.source, partial.context) {
         (Source::Url(_), _) => ("url".to_string(), None, None, None),
         (_, Some((k, sha, f, b))) => (k.as_str().to_string(), Some(sha), Some(f), Some(b)),
+        (Source::Git { .. }, None) => ("git".to_string(), None, None, None),
         (Source::Submission(p), None) => (
             if p.is_dir() { "directory" } else { "archive" }.to_string(),
             None,
@@ -496,6 +510,7 @@ fn assemble(
         timings: partial.timings,
         harness,
         submission: SubmissionInfo {
+            commit: partial.commit,
             source: source_text,
             kind,
             context_sha256,

@@ -158,6 +158,8 @@ pub struct SubmissionInfo {
     pub context_sha256: Option<String>,
     pub files: Option<u64>,
     pub bytes: Option<u64>,
+    /// The commit graded, for a git source.
+    pub commit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
