@@ -5,15 +5,17 @@
 //! or waits in a queue for the first one that frees up (the wait counts in the corrected
 //! latency: the service is saturated).
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{self, Conn, Target};
@@ -52,11 +54,38 @@ struct Job {
     body: Option<Bytes>,
 }
 
-type Done = (Option<Conn>, Job, Instant, conn::Outcome);
+/// What the connection workers of one thread share. Single-threaded (`Rc`, `RefCell`): a
+/// worker only touches it between awaits.
+struct Local {
+    ctx: ThreadCtx,
+    stats: RefCell<Stats>,
+    /// Due requests waiting for a free connection.
+    backlog: RefCell<VecDeque<Job>>,
+    /// Workers waiting for a request, most recently used last.
+    idle: RefCell<Vec<usize>>,
+    /// One slot per worker: the request handed to it, and the wake-up that goes with it.
+    mailbox: Vec<RefCell<Option<Job>>>,
+    wake: Vec<Notify>,
+    /// No more requests will be handed out.
+    closing: Cell<bool>,
+}
 
-async fn send(slot: Option<Conn>, job: Job, sent: Instant, target: &Target) -> Done {
-    let (slot, outcome) = conn::exchange(slot, target, job.body.clone()).await;
-    (slot, job, sent, outcome)
+impl Local {
+    fn hand_out(&self, job: Job) {
+        let worker = self.idle.borrow_mut().pop();
+        match worker {
+            Some(w) => {
+                *self.mailbox[w].borrow_mut() = Some(job);
+                self.wake[w].notify_one();
+            }
+            None => {
+                if job.measured {
+                    self.stats.borrow_mut().queued += 1;
+                }
+                self.backlog.borrow_mut().push_back(job);
+            }
+        }
+    }
 }
 
 /// Runs one load thread to the end of its work (or cancellation) and returns what it measured.
@@ -86,136 +115,162 @@ pub(super) fn thread_main(ctx: ThreadCtx) -> Stats {
         .enable_all()
         .build()
         .expect("a current-thread runtime builds");
-    rt.block_on(async {
-        match &*ctx.work {
-            Work::Open(timeline) => open_loop(&ctx, timeline, &mut stats).await,
-            Work::Closed { duration } => closed_loop(&ctx, *duration, &mut stats).await,
-        }
+    let conns = ctx.conns;
+    let local = Rc::new(Local {
+        ctx,
+        stats: RefCell::new(stats),
+        backlog: RefCell::new(VecDeque::new()),
+        idle: RefCell::new(Vec::with_capacity(conns)),
+        mailbox: (0..conns).map(|_| RefCell::new(None)).collect(),
+        wake: (0..conns).map(|_| Notify::new()).collect(),
+        closing: Cell::new(false),
     });
+    let set = tokio::task::LocalSet::new();
+    set.block_on(&rt, drive(local.clone()));
     // Connection tasks live in this runtime; dropping it closes their sockets.
+    drop(set);
     drop(rt);
+    let local = Rc::try_unwrap(local).unwrap_or_else(|_| panic!("workers outlived the thread"));
+    let mut stats = local.stats.into_inner();
     stats.cpu = sys::thread_cpu_time().saturating_sub(cpu0);
     stats
 }
 
-fn body_picker(ctx: &ThreadCtx) -> impl FnMut() -> Option<Bytes> + '_ {
-    let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
-    rng.set_stream(2 + ctx.index as u64);
-    move || match ctx.bodies.len() {
-        0 => None,
-        1 => Some(ctx.bodies[0].clone()),
-        n => Some(ctx.bodies[rng.random_range(0..n)].clone()),
+async fn drive(local: Rc<Local>) {
+    let ctx = &local.ctx;
+    let workers: Vec<_> = (0..ctx.conns)
+        .map(|w| tokio::task::spawn_local(worker(local.clone(), w)))
+        .collect();
+    let cancelled = ctx.cancel.cancelled();
+    tokio::pin!(cancelled);
+    let all_done = async {
+        // A closed loop's workers stop by themselves at the end of the duration.
+        if let Work::Open(timeline) = &*ctx.work {
+            pace(&local, timeline).await;
+            local.closing.set(true);
+            for w in &local.wake {
+                w.notify_one();
+            }
+        }
+        for w in workers {
+            let _ = w.await;
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = &mut cancelled => {}
+        _ = all_done => {}
     }
 }
 
-async fn open_loop(ctx: &ThreadCtx, timeline: &Timeline, stats: &mut Stats) {
-    let target = &*ctx.target;
+/// Hands every request of this thread's share of the timeline out at its time.
+async fn pace(local: &Local, timeline: &Timeline) {
+    let ctx = &local.ctx;
     let mut timer = match sys::PreciseTimer::new(ctx.spin) {
         Ok(t) => t,
         Err(e) => {
-            stats
-                .warnings
-                .push(format!("no timerfd ({e}); the load did not run"));
+            let msg = format!("no timerfd ({e}); the load did not run");
+            local.stats.borrow_mut().warnings.push(msg);
             return;
         }
     };
-    let mut pick = body_picker(ctx);
+    let mut pick = body_picker(ctx, 0);
     let offsets = &timeline.offsets_ns;
-    let n = offsets.len();
-    let mut idle: Vec<Option<Conn>> = (0..ctx.conns).map(|_| None).collect();
-    let mut inflight = FuturesUnordered::new();
-    let mut backlog: VecDeque<Job> = VecDeque::new();
     let mut next = ctx.index;
-    let cancelled = ctx.cancel.cancelled();
-    tokio::pin!(cancelled);
-    loop {
+    while next < offsets.len() {
+        let intended = ctx.start + Duration::from_nanos(offsets[next]);
+        timer.until(intended).await;
         let now = Instant::now();
-        while next < n {
+        // Everything due by now goes out, oldest first.
+        while next < offsets.len() {
             let intended = ctx.start + Duration::from_nanos(offsets[next]);
             if intended > now {
                 break;
             }
             let measured = next >= timeline.first_measured;
             if measured {
-                stats.record_dispatch(intended, now - intended, ctx.measure_start);
+                local.stats.borrow_mut().record_dispatch(
+                    intended,
+                    now - intended,
+                    ctx.measure_start,
+                );
             }
             ctx.sent.fetch_add(1, Ordering::Relaxed);
-            let job = Job {
+            local.hand_out(Job {
                 intended,
                 measured,
                 body: pick(),
-            };
-            match idle.pop() {
-                Some(slot) => inflight.push(send(slot, job, now, target)),
-                None => {
-                    if measured {
-                        stats.queued += 1;
-                    }
-                    backlog.push_back(job);
-                }
-            }
+            });
             next += ctx.threads;
-        }
-        if next >= n && inflight.is_empty() && backlog.is_empty() {
-            break;
-        }
-        let wake = (next < n).then(|| ctx.start + Duration::from_nanos(offsets[next]));
-        tokio::select! {
-            biased;
-            _ = &mut cancelled => break,
-            _ = timer.until(wake.unwrap_or(now)), if wake.is_some() => {}
-            Some((slot, job, sent, outcome)) = inflight.next(), if !inflight.is_empty() => {
-                let done = Instant::now();
-                if job.measured {
-                    stats.record(job.intended, sent, done, outcome, ctx.measure_start);
-                }
-                match backlog.pop_front() {
-                    Some(job) => inflight.push(send(slot, job, done, target)),
-                    None => idle.push(slot),
-                }
-            }
         }
     }
 }
 
-async fn closed_loop(ctx: &ThreadCtx, duration: Duration, stats: &mut Stats) {
+/// One connection: takes requests (handed out, queued, or its own in closed loop) until there
+/// are no more.
+async fn worker(local: Rc<Local>, w: usize) {
+    let ctx = &local.ctx;
     let target = &*ctx.target;
-    let mut pick = body_picker(ctx);
-    let end = ctx.measure_start + duration;
-    let mut inflight = FuturesUnordered::new();
-    // All connections start together at the start time.
-    tokio::time::sleep_until(ctx.start.into()).await;
-    let now = Instant::now();
-    for _ in 0..ctx.conns {
-        let job = Job {
-            intended: now,
-            measured: now >= ctx.measure_start,
-            body: pick(),
-        };
-        inflight.push(send(None, job, now, target));
+    let closed_end = match &*ctx.work {
+        Work::Closed { duration } => Some(ctx.measure_start + *duration),
+        Work::Open(_) => None,
+    };
+    let mut pick = body_picker(ctx, 1 + w);
+    let mut conn: Option<Conn> = None;
+    if closed_end.is_some() {
+        tokio::time::sleep_until(ctx.start.into()).await;
     }
-    let cancelled = ctx.cancel.cancelled();
-    tokio::pin!(cancelled);
     loop {
-        tokio::select! {
-            biased;
-            _ = &mut cancelled => break,
-            next = inflight.next() => {
-                let Some((slot, job, sent, outcome)) = next else { break };
-                let done = Instant::now();
-                if job.measured {
-                    stats.record(job.intended, sent, done, outcome, ctx.measure_start);
+        let job = match closed_end {
+            Some(end) => {
+                let now = Instant::now();
+                if now >= end || local.closing.get() {
+                    break;
                 }
-                ctx.sent.fetch_add(1, Ordering::Relaxed);
-                if done < end {
-                    let job = Job {
-                        intended: done,
-                        measured: done >= ctx.measure_start,
-                        body: pick(),
-                    };
-                    inflight.push(send(slot, job, done, target));
+                Job {
+                    intended: now,
+                    measured: now >= ctx.measure_start,
+                    body: pick(),
                 }
             }
+            None => {
+                let queued = local.backlog.borrow_mut().pop_front();
+                match queued.or_else(|| local.mailbox[w].borrow_mut().take()) {
+                    Some(job) => job,
+                    None => {
+                        if local.closing.get() {
+                            break;
+                        }
+                        local.idle.borrow_mut().push(w);
+                        local.wake[w].notified().await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let sent = Instant::now();
+        let (back, outcome) = conn::exchange(conn.take(), target, job.body).await;
+        conn = back;
+        let done = Instant::now();
+        if closed_end.is_some() {
+            ctx.sent.fetch_add(1, Ordering::Relaxed);
         }
+        if job.measured {
+            local
+                .stats
+                .borrow_mut()
+                .record(job.intended, sent, done, outcome, ctx.measure_start);
+        }
+    }
+}
+
+/// Seeded body choice: its own stream per thread and, in closed loop, per connection.
+fn body_picker(ctx: &ThreadCtx, sub: usize) -> impl FnMut() -> Option<Bytes> + '_ {
+    let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
+    rng.set_stream(2 + ((ctx.index as u64) << 32) + sub as u64);
+    move || match ctx.bodies.len() {
+        0 => None,
+        1 => Some(ctx.bodies[0].clone()),
+        n => Some(ctx.bodies[rng.random_range(0..n)].clone()),
     }
 }

@@ -139,7 +139,7 @@ impl Plan {
 }
 
 /// Throughput and latency in one measurement window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Window {
     /// From the start of measurement.
     pub start_secs: f64,
@@ -153,7 +153,7 @@ pub struct Window {
 }
 
 /// Whether the measurement can be trusted, and if not, why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Validity {
     pub valid: bool,
     /// Empty when valid.
@@ -582,6 +582,45 @@ mod tests {
             }
         }
         s
+    }
+
+    /// 1000 measured sends of a 10 s schedule at 100 req/s, the last one `lag` late.
+    fn judged(late: u64, queued: u64, lag: Duration, min_requests: u64) -> Validity {
+        let plan = Plan {
+            min_requests,
+            ..Plan::constant(100.0, Duration::ZERO, Duration::from_secs(10), 8, 1)
+        };
+        let t0 = Instant::now();
+        let mut s = stats::Stats::new(Duration::from_secs(1), 10, 200);
+        s.dispatched = 1000;
+        s.dispatched_late = late;
+        s.queued = queued;
+        s.requests = 1000;
+        s.last_intended = Some(t0 + Duration::from_millis(9990));
+        s.last_sent = Some(t0 + Duration::from_millis(9990) + lag);
+        s.last_done = s.last_sent;
+        summarize(s, &plan, t0, 1).validity
+    }
+
+    #[test]
+    fn validity_blames_the_generator_only() {
+        assert!(judged(10, 0, Duration::ZERO, 1).valid);
+        let v = judged(11, 0, Duration::ZERO, 1);
+        assert!(!v.valid);
+        assert!(
+            v.reasons[0].contains("1.1% of requests more than 1 ms late"),
+            "{v:?}"
+        );
+        // 2% behind the schedule with no request waiting for a connection: the generator.
+        let v = judged(0, 0, Duration::from_millis(200), 1);
+        assert!(
+            !v.valid && v.reasons[0].contains("98.0% of the target rate"),
+            "{v:?}"
+        );
+        // The same pace with requests waiting for a busy connection: a saturated service.
+        assert!(judged(0, 50, Duration::from_millis(200), 1).valid);
+        let v = judged(0, 0, Duration::ZERO, 2000);
+        assert!(!v.valid && v.reasons[0].contains("at least 2000"), "{v:?}");
     }
 
     #[test]

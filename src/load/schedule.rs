@@ -16,7 +16,17 @@ use rand_chacha::ChaCha8Rng;
 pub const MAX_REQUESTS: usize = 50_000_000;
 
 /// How requests are spread in time at a given rate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Arrivals {
     /// Evenly spaced, as wrk2's `-R`.

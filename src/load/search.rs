@@ -29,7 +29,7 @@ pub struct SearchSpec {
     pub cooldown: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Step {
     pub rate: f64,
     pub passed: bool,
@@ -42,7 +42,7 @@ pub struct Step {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SearchResult {
     pub percentile: f64,
     pub slo_ms: f64,
