@@ -450,3 +450,162 @@ async fn dropping_the_load_stops_it() {
         "requests after the drop"
     );
 }
+
+/// A raw HTTP/1.1 server that answers every request head with `answer` byte for byte, then
+/// closes the connection if `close`. Counts connections.
+struct RawServer {
+    addr: SocketAddr,
+    accepted: Arc<AtomicU64>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn raw_serve(answer: &'static [u8], close: bool) -> RawServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                a = listener.accept() => {
+                    let Ok((mut tcp, _)) = a else { continue };
+                    count.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(async move {
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        loop {
+                            let Ok(n) = tcp.read(&mut chunk).await else { return };
+                            if n == 0 {
+                                return;
+                            }
+                            buf.extend_from_slice(&chunk[..n]);
+                            // GET requests only: a head ends the request.
+                            while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                buf.drain(..end + 4);
+                                if tcp.write_all(answer).await.is_err() {
+                                    return;
+                                }
+                                if close {
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+    RawServer {
+        addr,
+        accepted,
+        _stop: stop_tx,
+    }
+}
+
+fn raw_request(s: &RawServer) -> RequestSpec {
+    RequestSpec {
+        method: reqwest::Method::GET,
+        url: format!("http://{}/", s.addr),
+        content_type: "application/json".into(),
+        bodies: Vec::new(),
+        ok_status: 200,
+        timeout: Duration::from_secs(2),
+        max_body: 1024,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_framing_is_read_as_http_says() {
+    let _g = SERIAL.lock().await;
+    let plan = Plan::constant(200.0, Duration::ZERO, Duration::from_millis(500), 4, 1);
+
+    // Chunked, with an extension and a trailer: counted, and the connection reused.
+    let s = raw_serve(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+        false,
+    )
+    .await;
+    let o = load::run(&raw_request(&s), &plan, |_, _| {}).await.unwrap();
+    assert_eq!((o.ok, o.body_bytes), (100, 1100), "{:?}", o.errors);
+    assert!(s.accepted.load(Ordering::Relaxed) <= 4);
+
+    // A body delimited by the end of the connection: one connection per request.
+    let s = raw_serve(b"HTTP/1.1 200 OK\r\n\r\nabc", true).await;
+    let o = load::run(&raw_request(&s), &plan, |_, _| {}).await.unwrap();
+    assert_eq!((o.ok, o.body_bytes), (100, 300), "{:?}", o.errors);
+    assert_eq!(s.accepted.load(Ordering::Relaxed), 100);
+
+    // An interim 100 Continue before the answer.
+    let s = raw_serve(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        false,
+    )
+    .await;
+    let o = load::run(&raw_request(&s), &plan, |_, _| {}).await.unwrap();
+    assert_eq!(o.ok, 100, "{:?}", o.errors);
+
+    // An answer sent ahead of the next request is not taken for it: the connection is
+    // dropped, so a service cannot look fast by answering early.
+    let s = raw_serve(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        false,
+    )
+    .await;
+    let o = load::run(&raw_request(&s), &plan, |_, _| {}).await.unwrap();
+    assert_eq!(o.ok, 100, "{:?}", o.errors);
+    assert_eq!(s.accepted.load(Ordering::Relaxed), 100);
+
+    // Connection: close is honoured.
+    let s = raw_serve(
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+        false,
+    )
+    .await;
+    let o = load::run(&raw_request(&s), &plan, |_, _| {}).await.unwrap();
+    assert_eq!(o.ok, 100, "{:?}", o.errors);
+    assert_eq!(s.accepted.load(Ordering::Relaxed), 100);
+
+    // A chunked body over the cap is cut and counted.
+    let s = raw_serve(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n800\r\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        false,
+    )
+    .await;
+    let mut req = raw_request(&s);
+    req.max_body = 16;
+    let o = load::run(&req, &plan, |_, _| {}).await.unwrap();
+    // The 2048-byte chunk is still arriving when the cap ends the read.
+    assert_eq!(o.errors.get("body_too_large"), Some(&100), "{:?}", o.errors);
+    assert!(o.body_bytes <= 100 * 16);
+
+    // Not HTTP at all.
+    let s = raw_serve(b"SSH-2.0-OpenSSH\r\n\r\n", false).await;
+    let o = load::run(&raw_request(&s), &plan, |_, _| {}).await.unwrap();
+    assert_eq!(
+        o.errors.get("invalid_response"),
+        Some(&100),
+        "{:?}",
+        o.errors
+    );
+
+    // A head that never ends is cut at 64 KiB.
+    static HUGE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let huge = HUGE.get_or_init(|| {
+        let mut h = b"HTTP/1.1 200 OK\r\n".to_vec();
+        while h.len() < 80 * 1024 {
+            h.extend_from_slice(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        h
+    });
+    let s = raw_serve(huge, false).await;
+    let o = load::run(&raw_request(&s), &plan, |_, _| {}).await.unwrap();
+    assert_eq!(
+        o.errors.get("invalid_response"),
+        Some(&100),
+        "{:?}",
+        o.errors
+    );
+}

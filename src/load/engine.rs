@@ -36,7 +36,8 @@ pub(super) struct ThreadCtx {
     pub realtime: bool,
     pub spin: Duration,
     pub target: Arc<Target>,
-    pub bodies: Arc<Vec<Bytes>>,
+    /// Complete requests (one per body), built before the load.
+    pub requests: Arc<Vec<Bytes>>,
     pub seed: u64,
     pub ok_status: u16,
     pub start: Instant,
@@ -51,7 +52,7 @@ pub(super) struct ThreadCtx {
 struct Job {
     intended: Instant,
     measured: bool,
-    body: Option<Bytes>,
+    request: Bytes,
 }
 
 /// What the connection workers of one thread share. Single-threaded (`Rc`, `RefCell`): a
@@ -199,7 +200,7 @@ async fn pace(local: &Local, timeline: &Timeline) {
             local.hand_out(Job {
                 intended,
                 measured,
-                body: pick(),
+                request: pick(),
             });
             next += ctx.threads;
         }
@@ -230,7 +231,7 @@ async fn worker(local: Rc<Local>, w: usize) {
                 Job {
                     intended: now,
                     measured: now >= ctx.measure_start,
-                    body: pick(),
+                    request: pick(),
                 }
             }
             None => {
@@ -249,7 +250,7 @@ async fn worker(local: Rc<Local>, w: usize) {
             }
         };
         let sent = Instant::now();
-        let (back, outcome) = conn::exchange(conn.take(), target, job.body).await;
+        let (back, outcome) = conn::exchange(conn.take(), target, &job.request).await;
         conn = back;
         let done = Instant::now();
         if closed_end.is_some() {
@@ -265,12 +266,11 @@ async fn worker(local: Rc<Local>, w: usize) {
 }
 
 /// Seeded body choice: its own stream per thread and, in closed loop, per connection.
-fn body_picker(ctx: &ThreadCtx, sub: usize) -> impl FnMut() -> Option<Bytes> + '_ {
+fn body_picker(ctx: &ThreadCtx, sub: usize) -> impl FnMut() -> Bytes + '_ {
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
     rng.set_stream(2 + ((ctx.index as u64) << 32) + sub as u64);
-    move || match ctx.bodies.len() {
-        0 => None,
-        1 => Some(ctx.bodies[0].clone()),
-        n => Some(ctx.bodies[rng.random_range(0..n)].clone()),
+    move || match ctx.requests.len() {
+        1 => ctx.requests[0].clone(),
+        n => ctx.requests[rng.random_range(0..n)].clone(),
     }
 }

@@ -287,8 +287,14 @@ pub async fn run(
 
     let work = Arc::new(work);
     let target = Arc::new(target);
-    let bodies: Arc<Vec<Bytes>> =
-        Arc::new(spec.bodies.iter().map(|b| Bytes::from(b.clone())).collect());
+    let requests: Arc<Vec<Bytes>> = Arc::new(if spec.bodies.is_empty() {
+        vec![target.request(None)]
+    } else {
+        spec.bodies
+            .iter()
+            .map(|b| target.request(Some(b)))
+            .collect()
+    });
     let sent = Arc::new(AtomicU64::new(0));
     let cancel = CancellationToken::new();
     let _stop_on_drop = cancel.clone().drop_guard();
@@ -305,7 +311,7 @@ pub async fn run(
             realtime: plan.realtime,
             spin: plan.spin,
             target: target.clone(),
-            bodies: bodies.clone(),
+            requests: requests.clone(),
             seed: plan.seed,
             ok_status: spec.ok_status,
             start,
