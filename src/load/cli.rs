@@ -88,15 +88,19 @@ pub struct LoadArgs {
     /// this many milliseconds.
     #[arg(long)]
     pub search_slo_ms: Option<f64>,
+    /// The percentile the search's objective bounds.
     #[arg(long, default_value_t = 99.0)]
     pub search_percentile: f64,
+    /// Largest share of failed requests in a passing step.
     #[arg(long, default_value_t = 0.01)]
     pub search_max_error_rate: f64,
     /// First rate tried.
     #[arg(long, default_value_t = 100.0)]
     pub search_start_rate: f64,
+    /// The search never tries a higher rate.
     #[arg(long, default_value_t = 100_000.0)]
     pub search_max_rate: f64,
+    /// Most steps (short runs) the search makes.
     #[arg(long, default_value_t = 12)]
     pub search_max_steps: usize,
     /// Seconds measured per step (after --warmup).

@@ -329,7 +329,7 @@ fn grade(spec: &LatencySpec, outcome: &Outcome, vis: Visibility) -> Vec<CheckRes
 
 /// Zero for every objective and the error check, with the reason.
 fn not_measured(spec: &LatencySpec, vis: Visibility, why: &str) -> Vec<CheckResult> {
-    declared_checks(spec, vis)
+    declared_checks(spec)
         .into_iter()
         .filter(|(name, _)| *name != search_name(spec))
         .map(|(name, max)| CheckResult {
@@ -382,7 +382,7 @@ fn empty_report(spec: &LatencySpec) -> LatencyReport {
 
 /// Every check the latency phase can produce, with its points: for listing the checks a run
 /// cut short did not reach.
-pub fn declared_checks(spec: &LatencySpec, _vis: Visibility) -> Vec<(String, f64)> {
+pub fn declared_checks(spec: &LatencySpec) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = spec
         .objective
         .iter()
