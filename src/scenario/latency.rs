@@ -437,3 +437,69 @@ fn trim(x: f64) -> String {
         format!("{x}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> LatencySpec {
+        let text = format!(
+            "path = \"/\"\nrate = 50\nduration_secs = 10\n\
+             [[objective]]\npercentile = 99\nfull_points_ms = 10\nzero_points_ms = 100\npoints = 3\n\
+             [errors]\nmax_error_rate = 0.01\npoints = 2\n{extra}"
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn every_latency_check_is_declared_with_its_points() {
+        let s = spec("[search]\npercentile = 99\nslo_ms = 50\nmax_rate = 800\npoints = 4\nfull_points_rate = 400\n");
+        assert_eq!(
+            declared_checks(&s),
+            vec![
+                ("p99 latency at 50 req/s".to_string(), 3.0),
+                ("errors under load at 50 req/s".to_string(), 2.0),
+                ("sustained rate within p99 <= 50 ms".to_string(), 4.0),
+            ]
+        );
+        // A search without points is reported, not graded.
+        let s = spec("[search]\npercentile = 99\nslo_ms = 50\nmax_rate = 800\n");
+        assert_eq!(declared_checks(&s).len(), 2);
+    }
+
+    #[test]
+    fn search_messages_say_what_was_found() {
+        let step = |rate: f64, passed: bool| search::Step {
+            rate,
+            passed,
+            valid: true,
+            latency_ms: 1.0,
+            error_rate: 0.0,
+            achieved_rate: rate,
+            reason: String::new(),
+        };
+        let found = SearchResult {
+            percentile: 99.0,
+            slo_ms: 50.0,
+            capacity_rate: Some(400.0),
+            failed_rate: Some(425.0),
+            ended_by: "max_steps".into(),
+            steps: vec![step(400.0, true), step(425.0, false)],
+        };
+        assert_eq!(
+            search_message(&found, 300.0),
+            "sustains 400 req/s within p99 <= 50 ms (fails at 425 req/s; 2 steps; full points at >= 300 req/s)"
+        );
+        let none = SearchResult {
+            capacity_rate: None,
+            failed_rate: Some(25.0),
+            ended_by: "no_passing_rate".into(),
+            steps: vec![step(50.0, false), step(25.0, false)],
+            ..found
+        };
+        assert_eq!(
+            search_message(&none, 300.0),
+            "no rate tried kept p99 <= 50 ms (2 steps, lowest 25 req/s)"
+        );
+    }
+}
