@@ -383,17 +383,12 @@ fn resolve_body_files(g: &mut Grader, text: &str, path: &Path) -> Result<(), Gra
             match std::fs::read_to_string(&full) {
                 Ok(body) => c.body = Some(body),
                 Err(e) => {
-                    let field = format!("{phase}[{i}].body_file");
-                    let (line, column) = find_field_span(text, &field)
-                        .map(|s| line_col(text, s.start))
-                        .unwrap_or((1, 1));
-                    return Err(GraderError::Invalid {
-                        path: path.to_owned(),
-                        line,
-                        column,
-                        field,
-                        message: format!("cannot read {}: {e}", full.display()),
-                    });
+                    return Err(invalid_field(
+                        text,
+                        path,
+                        format!("{phase}[{i}].body_file"),
+                        format!("cannot read {}: {e}", full.display()),
+                    ));
                 }
             }
         }
@@ -410,18 +405,7 @@ fn load_datasets(
 ) -> Result<std::collections::BTreeMap<String, std::sync::Arc<crate::data::Dataset>>, GraderError> {
     use crate::data::{Dataset, Schema};
     let dir = path.parent().unwrap_or(Path::new("."));
-    let invalid = |field: String, message: String| {
-        let (line, column) = find_field_span(text, &field)
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
-        GraderError::Invalid {
-            path: path.to_owned(),
-            line,
-            column,
-            field,
-            message,
-        }
-    };
+    let invalid = |field: String, message: String| invalid_field(text, path, field, message);
     let mut out = std::collections::BTreeMap::new();
     for (i, d) in g.dataset.iter().enumerate() {
         let schema = Schema::load(&dir.join(&d.schema))
@@ -598,6 +582,20 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, column)
+}
+
+/// An error about `field`, located in `text` by walking its spans.
+fn invalid_field(text: &str, path: &Path, field: String, message: String) -> GraderError {
+    let (line, column) = find_field_span(text, &field)
+        .map(|s| line_col(text, s.start))
+        .unwrap_or((1, 1));
+    GraderError::Invalid {
+        path: path.to_owned(),
+        line,
+        column,
+        field,
+        message,
+    }
 }
 
 /// Best-effort location of a field named by a validation rule (`latency.rate`,
