@@ -16,8 +16,8 @@ use crate::events::{Event, Events, Stage};
 use crate::grader::LoadedGrader;
 use crate::intake::{self, IntakeError, Limits};
 use crate::report::{
-    CheckResult, ContainerInfo, GraderInfo, Harness, ImageInfo, Report, StageTiming, Status,
-    SubmissionInfo, SCHEMA_VERSION,
+    CheckResult, ContainerInfo, GraderInfo, Harness, ImageInfo, LatencyReport, Report, StageTiming,
+    Status, SubmissionInfo, SCHEMA_VERSION,
 };
 use crate::sandbox::build::{self, BuildLimits};
 use crate::sandbox::container::{self, ExitInfo};
@@ -134,6 +134,20 @@ pub async fn grade(
         grader: opts.grader.path.display().to_string(),
     });
     let mut partial = Partial::default();
+    // A container gets its own cores, the load generator the others (see `place_on_cores`).
+    let placed;
+    let opts = match opts.source {
+        Source::Url(_) => opts,
+        _ => {
+            let mut o = opts.clone();
+            let allowed = crate::load::sys::allowed_cpus();
+            if let Some(w) = o.grader.grader.place_on_cores(&allowed) {
+                partial.warn(&events, w);
+            }
+            placed = o;
+            &placed
+        }
+    };
     let mut harness = Harness {
         proctor_version: env!("CARGO_PKG_VERSION").into(),
         ..Default::default()
@@ -397,7 +411,7 @@ async fn grade_target(
         (None, None) => None,
     };
     match died {
-        None => Verdict::Graded,
+        None => invalid_latency(partial.outcome.latency.as_ref()).unwrap_or(Verdict::Graded),
         Some(Err(e)) => Verdict::engine(&e),
         Some(Ok(exit)) => {
             let v = if exit.oom_killed {
@@ -413,6 +427,23 @@ async fn grade_target(
             Verdict::submission(v, reason)
         }
     }
+}
+
+/// A latency measurement the load generator could not keep on schedule, even on a second
+/// attempt, is the machine's failure: grading on it would blame the candidate for the machine.
+/// The latency section stays in the report for diagnosis.
+fn invalid_latency(latency: Option<&LatencyReport>) -> Option<Verdict> {
+    let l = latency.filter(|l| !l.valid)?;
+    Some(Verdict::Infrastructure {
+        verdict: "latency_measurement_invalid".into(),
+        reason: format!(
+            "the latency measurement is invalid after {} attempt{}: {}; regrade on a quieter \
+             machine, or give the load generator cores of its own ([sandbox] cpuset = \"auto\")",
+            l.attempts,
+            if l.attempts == 1 { "" } else { "s" },
+            l.invalid_reasons.join("; ")
+        ),
+    })
 }
 
 /// Reads the container's final state and log tail before cleanup removes it.
@@ -541,4 +572,33 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_latency_measurement_is_the_machines_failure() {
+        let spec: crate::grader::LatencySpec =
+            toml::from_str("path = \"/\"\nrate = 50\nduration_secs = 10\n").unwrap();
+        let mut l = scenario::latency::empty_report(&spec);
+        l.attempts = 2;
+        l.invalid_reasons =
+            vec!["the load generator sent 3.0% of requests more than 1 ms late".into()];
+        match invalid_latency(Some(&l)) {
+            Some(Verdict::Infrastructure { verdict, reason }) => {
+                assert_eq!(verdict, "latency_measurement_invalid");
+                assert!(
+                    reason.contains("after 2 attempts: the load generator sent 3.0%"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        l.valid = true;
+        l.invalid_reasons.clear();
+        assert!(invalid_latency(Some(&l)).is_none());
+        assert!(invalid_latency(None).is_none());
+    }
 }

@@ -36,7 +36,7 @@ fn failing_build_is_a_submission_error_naming_the_step() {
     );
     // Nothing was graded: every declared check is there, with zero points, out of the full total.
     assert_eq!(r["score"]["points"], 0.0);
-    assert_eq!(r["score"]["max_points"], 55.0);
+    assert_eq!(r["score"]["max_points"], 60.0);
     assert_no_leftovers(&run.run_id());
 }
 

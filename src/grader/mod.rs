@@ -55,7 +55,64 @@ impl Grader {
             ("missing_data", &self.missing_data),
         ]
     }
+
+    /// Keeps the service and the load generator off each other's cores, given the cores this
+    /// process may use. `[sandbox] cpuset = "auto"` pins the service to the last
+    /// `ceil(cpus)` cores (at most all but one); whenever the service is pinned and
+    /// `[latency] load_cpuset` is not given, the load generator gets the cores the service does
+    /// not have. Returns a warning when the machine cannot keep them apart.
+    pub fn place_on_cores(&mut self, allowed: &[usize]) -> Option<String> {
+        let join = |cores: &[usize]| {
+            cores
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        if self.sandbox.cpuset.as_deref() == Some(AUTO_CPUSET) {
+            if allowed.len() < 2 {
+                self.sandbox.cpuset = None;
+                return Some(format!(
+                    "only {} core available: the service runs under a CPU quota of {} and shares \
+                     the core with the load generator, so latency is noisier than on a machine \
+                     with two or more cores",
+                    allowed.len(),
+                    self.sandbox.cpus
+                ));
+            }
+            let wanted = (self.sandbox.cpus.ceil() as usize).clamp(1, allowed.len() - 1);
+            self.sandbox.cpuset = Some(join(&allowed[allowed.len() - wanted..]));
+        }
+        let service = match self
+            .sandbox
+            .cpuset
+            .as_deref()
+            .map(crate::load::sys::parse_cpuset)
+        {
+            Some(Ok(cores)) => cores,
+            _ => return None,
+        };
+        if let Some(l) = self.latency.as_mut().filter(|l| l.load_cpuset.is_none()) {
+            let rest: Vec<usize> = allowed
+                .iter()
+                .copied()
+                .filter(|c| !service.contains(c))
+                .collect();
+            if rest.is_empty() {
+                return Some(format!(
+                    "the service is pinned to cores {} and no other core is left for the load \
+                     generator; latency is measured with both on the same cores",
+                    join(&service)
+                ));
+            }
+            l.load_cpuset = Some(join(&rest));
+        }
+        None
+    }
 }
+
+/// `[sandbox] cpuset` value that splits the machine's cores between service and load.
+pub const AUTO_CPUSET: &str = "auto";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -537,6 +594,14 @@ fn validate(g: &Grader) -> Result<(), (String, String)> {
             "must be a positive number of CPUs".into(),
         ));
     }
+    if let Some(c) = g.sandbox.cpuset.as_deref().filter(|c| *c != AUTO_CPUSET) {
+        if let Err(e) = crate::load::sys::parse_cpuset(c) {
+            return Err((
+                "sandbox.cpuset".into(),
+                format!("{e} (or \"{AUTO_CPUSET}\" to split the cores with the load generator)"),
+            ));
+        }
+    }
     if g.sandbox.memory_mb < 16 {
         return Err(("sandbox.memory_mb".into(), "must be at least 16 MB".into()));
     }
@@ -648,6 +713,58 @@ status = 200
 
     fn parse_str(s: &str) -> Result<Grader, GraderError> {
         parse(s, Path::new("g.toml"))
+    }
+
+    fn with_sandbox(sandbox: &str) -> Grader {
+        parse_str(&format!(
+            "{MINIMAL}\n[sandbox]\n{sandbox}\n[latency]\npath = \"/\"\nrate = 50\nduration_secs = 5\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn auto_cpuset_splits_cores_between_service_and_load() {
+        let mut g = with_sandbox("cpuset = \"auto\"\ncpus = 1.0");
+        assert_eq!(g.place_on_cores(&[0, 1]), None);
+        assert_eq!(g.sandbox.cpuset.as_deref(), Some("1"));
+        assert_eq!(g.latency.as_ref().unwrap().load_cpus(), Some(vec![0]));
+
+        // Two CPUs' worth of service on eight cores: the last two, the load gets the rest.
+        let mut g = with_sandbox("cpuset = \"auto\"\ncpus = 1.5");
+        assert_eq!(g.place_on_cores(&(0..8).collect::<Vec<_>>()), None);
+        assert_eq!(g.sandbox.cpuset.as_deref(), Some("6,7"));
+        assert_eq!(
+            g.latency.as_ref().unwrap().load_cpus(),
+            Some(vec![0, 1, 2, 3, 4, 5])
+        );
+
+        // One core: back to the quota, with a warning.
+        let mut g = with_sandbox("cpuset = \"auto\"");
+        let w = g.place_on_cores(&[3]).unwrap();
+        assert!(w.contains("only 1 core"), "{w}");
+        assert_eq!(g.sandbox.cpuset, None);
+        assert_eq!(g.latency.as_ref().unwrap().load_cpuset, None);
+    }
+
+    #[test]
+    fn explicit_cpusets_are_kept_and_the_load_takes_the_other_cores() {
+        let mut g = with_sandbox("cpuset = \"0\"");
+        assert_eq!(g.place_on_cores(&[0, 1, 2]), None);
+        assert_eq!(g.sandbox.cpuset.as_deref(), Some("0"));
+        assert_eq!(g.latency.as_ref().unwrap().load_cpus(), Some(vec![1, 2]));
+
+        let mut g = with_sandbox("cpuset = \"0-1\"");
+        assert!(g.place_on_cores(&[0, 1]).unwrap().contains("no other core"));
+
+        // Without a pinned service nothing moves.
+        let mut g = with_sandbox("cpus = 1.0");
+        assert_eq!(g.place_on_cores(&[0, 1]), None);
+        assert_eq!(g.latency.as_ref().unwrap().load_cpuset, None);
+
+        let err = parse_str(&format!("{MINIMAL}\n[sandbox]\ncpuset = \"1-x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sandbox.cpuset"), "{err}");
     }
 
     #[test]

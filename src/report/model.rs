@@ -129,8 +129,35 @@ pub struct LatencyReport {
     pub corrected: Percentiles,
     /// Latency from when each request was actually sent.
     pub uncorrected: Percentiles,
-    /// How late sends were against their schedule.
+    /// How late sends were against their schedule, waits for a free connection included.
     pub send_lateness: Percentiles,
+    /// How evenly requests were spread: `constant` (as wrk2) or `poisson`.
+    pub arrivals: crate::load::Arrivals,
+    /// Measured requests sent per second of the schedule; equals the target rate when every
+    /// send went out on time.
+    pub send_rate: f64,
+    /// When the load generator noticed a send was due, minus its intended time: the
+    /// generator's own lateness, which decides whether the measurement is valid.
+    pub dispatch_lateness: Percentiles,
+    /// Requests that waited for a free connection: the service fell behind the rate at the
+    /// grader's concurrency (the wait counts in `corrected`).
+    pub queued: u64,
+    /// Throughput and latency per measurement window.
+    pub windows: Vec<crate::load::Window>,
+    /// Every window within 10% of the median window's rate and median latency; absent when the
+    /// windows held too few responses to tell.
+    pub stable: Option<bool>,
+    /// Whether the load generator kept its schedule. An invalid measurement is the grading
+    /// machine's fault: the run is an infrastructure error, not a grade.
+    pub valid: bool,
+    /// Why the measurement is invalid; empty when valid.
+    pub invalid_reasons: Vec<String>,
+    /// 1, or 2 when the first measurement was invalid and the load ran again.
+    pub attempts: u32,
+    /// CPU time the load generator spent per request, in microseconds.
+    pub client_cpu_us_per_request: f64,
+    /// The throughput search (`[latency.search]`), when the grader declares one.
+    pub search: Option<crate::load::search::SearchResult>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

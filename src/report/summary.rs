@@ -60,6 +60,29 @@ pub fn summary_text(r: &Report) -> String {
             "latency at {:.0} req/s (achieved {:.1}): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} of {} ok",
             l.target_rate, l.achieved_rate, l.corrected.p50_ms, l.corrected.p90_ms, l.corrected.p99_ms, l.corrected.max_ms, l.ok, l.requests
         );
+        if !l.valid {
+            let _ = writeln!(
+                s,
+                "latency measurement INVALID ({}): not a grade",
+                l.invalid_reasons.join("; ")
+            );
+        }
+        if let Some(found) = &l.search {
+            let _ = match found.capacity_rate {
+                Some(c) => writeln!(
+                    s,
+                    "throughput: sustains {c} req/s within p{} <= {} ms ({} steps)",
+                    found.percentile,
+                    found.slo_ms,
+                    found.steps.len()
+                ),
+                None => writeln!(
+                    s,
+                    "throughput: no rate tried kept p{} <= {} ms",
+                    found.percentile, found.slo_ms
+                ),
+            };
+        }
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");

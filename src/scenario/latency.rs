@@ -3,7 +3,8 @@
 //!
 //! A measurement the load generator could not keep on schedule (see `load::Validity`) is the
 //! harness's failure, not the candidate's: the load runs once more, and when it is still
-//! invalid the checks say so in their message and `Measured::validity` tells the pipeline.
+//! invalid the checks say so in their message and the report's `valid` tells the pipeline,
+//! which reports an infrastructure error instead of a grade.
 
 use std::time::Duration;
 
@@ -14,33 +15,6 @@ use crate::load::{self, Mode, Outcome, Plan, RequestSpec, Stage, Validity};
 use crate::report::{CheckResult, LatencyReport};
 use crate::score::{linear_points, round2};
 use crate::target::Target;
-
-/// Everything the phase measured.
-#[derive(Debug, Clone)]
-pub struct Measured {
-    pub checks: Vec<CheckResult>,
-    pub report: LatencyReport,
-    /// Of the measurement that was graded (the last attempt).
-    pub validity: Validity,
-    /// 1, or 2 when the first measurement was invalid.
-    pub attempts: u32,
-    /// `[latency.search]`'s result, when declared.
-    pub search: Option<SearchResult>,
-    /// Windows, stability, queueing and generator lateness of the graded measurement.
-    pub details: Option<load::cli::LoadResult>,
-}
-
-/// The phase as the scenario runs it: checks and the report's latency section.
-pub async fn run(
-    target: &Target,
-    spec: &LatencySpec,
-    seed: u64,
-    default_vis: Visibility,
-    events: &Events,
-) -> (Vec<CheckResult>, LatencyReport) {
-    let m = measure(target, spec, seed, default_vis, events).await;
-    (m.checks, m.report)
-}
 
 fn method_of(spec: &LatencySpec) -> reqwest::Method {
     spec.method
@@ -89,14 +63,16 @@ pub fn plan_of(spec: &LatencySpec, seed: u64) -> Plan {
 }
 
 /// Runs the load (again once if the first measurement is invalid), grades it, and runs the
-/// throughput search when the grader declares one.
-pub async fn measure(
+/// throughput search when the grader declares one. Returns the checks and the report's latency
+/// section, which says whether the measurement is valid; the pipeline turns an invalid one into
+/// an infrastructure error.
+pub async fn run(
     target: &Target,
     spec: &LatencySpec,
     seed: u64,
     default_vis: Visibility,
     events: &Events,
-) -> Measured {
+) -> (Vec<CheckResult>, LatencyReport) {
     let request = request_of(target, spec);
     let plan = plan_of(spec, seed);
     let mut attempts = 0;
@@ -127,41 +103,30 @@ pub async fn measure(
         )));
     };
     let vis = spec.visibility.unwrap_or(default_vis);
-    let (validity, mut checks, report, details) = match &result {
-        Ok(o) => (
-            o.validity.clone(),
-            grade(spec, o, vis),
-            report_of(spec, o),
-            Some(load::cli::LoadResult::new(&request.url, &plan, o)),
-        ),
+    let (mut checks, mut report) = match &result {
+        Ok(o) => (grade(spec, o, vis), report_of(spec, o)),
         Err(e) => {
-            let validity = Validity {
-                valid: false,
-                reasons: vec![format!("the load could not run: {e}")],
-            };
-            (
-                validity,
-                not_measured(spec, vis, &format!("the load could not run: {e}")),
-                empty_report(spec),
-                None,
-            )
+            let why = format!("the load could not run: {e}");
+            let mut report = empty_report(spec);
+            report.invalid_reasons = vec![why.clone()];
+            (not_measured(spec, vis, &why), report)
         }
     };
-    if !validity.valid {
-        let why = validity.reasons.join("; ");
+    report.attempts = attempts;
+    if !report.valid {
+        let why = report.invalid_reasons.join("; ");
         events.event(&Event::Warning(format!(
             "latency: the measurement is still invalid after {attempts} attempts: {why}. This is \
              a fault of the grading machine; regrade on a quieter machine"
         )));
         for c in &mut checks {
             c.message = format!(
-                "INVALID MEASUREMENT ({why}; {attempts} attempts), graded as measured: {}",
+                "INVALID MEASUREMENT ({why}; {attempts} attempts), not a grade: {}",
                 c.message
             );
         }
     }
 
-    let mut search_result = None;
     if let Some(s) = &spec.search {
         let sspec = search::SearchSpec {
             percentile: s.percentile,
@@ -222,17 +187,9 @@ pub async fn measure(
             };
             checks.push(check);
         }
-        search_result = r.ok();
+        report.search = r.ok();
     }
-
-    Measured {
-        checks,
-        report,
-        validity,
-        attempts,
-        search: search_result,
-        details,
-    }
+    (checks, report)
 }
 
 fn search_message(r: &SearchResult, full: f64) -> String {
@@ -345,24 +302,29 @@ fn not_measured(spec: &LatencySpec, vis: Visibility, why: &str) -> Vec<CheckResu
 }
 
 fn report_of(spec: &LatencySpec, o: &Outcome) -> LatencyReport {
+    let r1 = |x: f64| (x * 10.0).round() / 10.0;
     LatencyReport {
-        method: method_of(spec).to_string(),
-        path: spec.path.0.clone(),
-        target_rate: spec.rate,
-        achieved_rate: (o.achieved_rate * 10.0).round() / 10.0,
-        duration_secs: spec.duration_secs,
-        warmup_secs: spec.warmup_secs,
-        concurrency: spec.concurrency,
+        achieved_rate: r1(o.achieved_rate),
         requests: o.requests,
         ok: o.ok,
         errors: o.errors.clone(),
         corrected: load::percentiles(&o.corrected),
         uncorrected: load::percentiles(&o.uncorrected),
         send_lateness: load::percentiles(&o.lateness),
+        send_rate: r1(o.send_rate),
+        dispatch_lateness: load::percentiles(&o.dispatch_lateness),
+        queued: o.queued,
+        windows: o.windows.clone(),
+        stable: o.stable,
+        valid: o.validity.valid,
+        invalid_reasons: o.validity.reasons.clone(),
+        client_cpu_us_per_request: (o.cpu_us_per_request() * 100.0).round() / 100.0,
+        ..empty_report(spec)
     }
 }
 
-fn empty_report(spec: &LatencySpec) -> LatencyReport {
+/// The section of a load that did not run: what was asked for, nothing measured, not valid.
+pub(crate) fn empty_report(spec: &LatencySpec) -> LatencyReport {
     LatencyReport {
         method: method_of(spec).to_string(),
         path: spec.path.0.clone(),
@@ -377,6 +339,17 @@ fn empty_report(spec: &LatencySpec) -> LatencyReport {
         corrected: Default::default(),
         uncorrected: Default::default(),
         send_lateness: Default::default(),
+        arrivals: spec.arrivals,
+        send_rate: 0.0,
+        dispatch_lateness: Default::default(),
+        queued: 0,
+        windows: Vec::new(),
+        stable: None,
+        valid: false,
+        invalid_reasons: Vec::new(),
+        attempts: 1,
+        client_cpu_us_per_request: 0.0,
+        search: None,
     }
 }
 

@@ -180,20 +180,8 @@ pub fn declared_checks(loaded: &LoadedGrader) -> Vec<(String, String, f64, Visib
     }
     if let Some(l) = &g.latency {
         let lvis = l.visibility.unwrap_or(vis);
-        for o in &l.objective {
-            let name = o
-                .name
-                .clone()
-                .unwrap_or_else(|| latency::objective_name(o.percentile, l.rate));
-            out.push((name, "latency".into(), o.points.0, lvis));
-        }
-        if let Some(e) = &l.errors {
-            out.push((
-                latency::errors_name(l.rate),
-                "latency".into(),
-                e.points.0,
-                lvis,
-            ));
+        for (name, max) in latency::declared_checks(l) {
+            out.push((name, "latency".into(), max, lvis));
         }
     }
     if let Some(d) = &g.drift {
