@@ -21,7 +21,8 @@ use crate::report::{
 };
 use crate::sandbox::build::{self, BuildLimits};
 use crate::sandbox::container::{self, ExitInfo};
-use crate::sandbox::{cleanup, dockerfile, labels, Engine, EngineError};
+use crate::sandbox::monitor::{self, Monitor, Peaks};
+use crate::sandbox::{build_cgroup, cleanup, dockerfile, labels, Engine, EngineError};
 use crate::scenario::{self, readiness, readiness::ReadyOutcome};
 use crate::target::Target;
 
@@ -90,6 +91,9 @@ struct Partial {
     /// None while the container is still running (or there is none).
     exit: Option<ExitInfo>,
     log_tail: Option<String>,
+    /// Watches the container's memory, processes and OOM kills while it runs.
+    monitor: Option<Monitor>,
+    peaks: Peaks,
     outcome: scenario::Outcome,
     warnings: Vec<String>,
 }
@@ -293,14 +297,42 @@ async fn build_and_grade(
     }
 
     let t = scenario::start_stage(events, Stage::Build);
+    let rules = &opts.grader.grader.submission;
+    let cgroup = if engine.info.local {
+        build_cgroup::create(
+            run_id,
+            rules.build_pids_limit,
+            engine.info.cgroup_driver.as_deref(),
+        )
+        .map_err(|e| {
+            partial.warn(
+                events,
+                format!("the build runs without a process limit ({e}); `proctor doctor` explains"),
+            )
+        })
+        .ok()
+    } else {
+        partial.warn(
+            events,
+            "the build runs without a process limit: the engine is not on this machine".into(),
+        );
+        None
+    };
     let limits = BuildLimits {
-        timeout: opts.build_timeout.unwrap_or(Duration::from_secs(
-            opts.grader.grader.submission.build_timeout_secs,
-        )),
+        timeout: opts
+            .build_timeout
+            .unwrap_or(Duration::from_secs(rules.build_timeout_secs)),
+        memory: (rules.build_memory_mb * 1024 * 1024) as i32,
+        max_output_bytes: rules.max_build_output_mb * 1024 * 1024,
+        max_image_bytes: rules.max_image_mb * 1024 * 1024,
+        cgroup_parent: cgroup.as_ref().map(|c| c.parent()),
         ..BuildLimits::default()
     };
     let tag = format!("proctor/submission:{run_id}");
     let built = build::build(engine, ctx.tar, &tag, run_id, &limits, events).await;
+    if let Some(c) = cgroup {
+        c.release(Duration::from_secs(15)).await;
+    }
     partial.time(Stage::Build, t, events);
     let built = match built {
         Err(e) => return Verdict::engine(&e),
@@ -325,6 +357,7 @@ async fn build_and_grade(
         Err(e) => return Verdict::engine(&e),
     };
     partial.container_id = Some(running.container_id.clone());
+    partial.monitor = Some(Monitor::start(engine, &running.container_id));
     let url = format!(
         "http://{}:{}",
         running.ip, opts.grader.grader.submission.port
@@ -367,7 +400,11 @@ async fn grade_target(
     };
     partial.time(Stage::Ready, t, events);
     let outcome = match ready {
-        Err(Ok(exit)) => {
+        Err(Ok(mut exit)) => {
+            exit.oom_killed |= partial
+                .monitor
+                .as_ref()
+                .is_some_and(|m| m.snapshot().oom_kills > 0);
             let v = if exit.oom_killed {
                 "oom_killed"
             } else {
@@ -413,7 +450,13 @@ async fn grade_target(
     match died {
         None => invalid_latency(partial.outcome.latency.as_ref()).unwrap_or(Verdict::Graded),
         Some(Err(e)) => Verdict::engine(&e),
-        Some(Ok(exit)) => {
+        Some(Ok(mut exit)) => {
+            // A process killed for memory may leave the main one to exit cleanly (exit 0):
+            // the kill is still what ended the service.
+            exit.oom_killed |= partial
+                .monitor
+                .as_ref()
+                .is_some_and(|m| m.snapshot().oom_kills > 0);
             let v = if exit.oom_killed {
                 "oom_killed"
             } else {
@@ -454,6 +497,9 @@ async fn finish_container(engine: &Engine, partial: &mut Partial) {
     if partial.exit.is_none() {
         partial.exit = container::exit_info(engine, id).await.ok().flatten();
     }
+    if let Some(m) = partial.monitor.take() {
+        partial.peaks = m.stop();
+    }
     partial.log_tail = Some(container::log_tail(engine, id, 200, 16 * 1024).await);
 }
 
@@ -485,6 +531,15 @@ fn assemble(
     partial: Partial,
 ) -> Report {
     let mut checks = partial.outcome.checks;
+    let sandbox = &opts.grader.grader.sandbox;
+    let mut warnings = partial.warnings;
+    if partial.container_id.is_some() {
+        warnings.extend(monitor::limit_warnings(
+            &partial.peaks,
+            sandbox.pids_limit,
+            sandbox.memory_mb * 1024 * 1024,
+        ));
+    }
     let (status, reason, verdict_name) = match verdict {
         Verdict::Graded => (Status::Graded, String::new(), None),
         Verdict::Submission { verdict, reason } => (Status::SubmissionError, reason, Some(verdict)),
@@ -559,10 +614,15 @@ fn assemble(
         container: partial.container_id.map(|_| ContainerInfo {
             exit_code: partial.exit.as_ref().and_then(|e| e.exit_code),
             oom_killed: partial.exit.as_ref().map(|e| e.oom_killed),
+            oom_kills: partial.peaks.oom_kills,
+            memory_peak_bytes: partial.peaks.memory_bytes,
+            memory_limit_bytes: sandbox.memory_mb * 1024 * 1024,
+            pids_peak: partial.peaks.pids,
+            pids_limit: sandbox.pids_limit,
             log_tail: partial.log_tail.unwrap_or_default(),
         }),
         build_log_tail: partial.build_log_tail,
-        warnings: partial.warnings,
+        warnings,
         started_at,
         finished_at: now_rfc3339(),
     }

@@ -150,6 +150,31 @@ pub struct SubmissionRules {
     pub build_timeout_secs: u64,
     #[serde(default = "default_ready_timeout")]
     pub ready_timeout_secs: u64,
+    /// Memory of each build step (swap included), at most 2047 MB (the API's limit).
+    #[serde(default = "default_build_memory")]
+    pub build_memory_mb: u64,
+    /// Processes and threads of the whole build, across its steps.
+    #[serde(default = "default_build_pids")]
+    pub build_pids_limit: i64,
+    /// A build printing more output than this is stopped.
+    #[serde(default = "default_build_output")]
+    pub max_build_output_mb: u64,
+    /// Largest image accepted.
+    #[serde(default = "default_image_size")]
+    pub max_image_mb: u64,
+}
+
+fn default_build_memory() -> u64 {
+    2000
+}
+fn default_build_pids() -> i64 {
+    1024
+}
+fn default_build_output() -> u64 {
+    16
+}
+fn default_image_size() -> u64 {
+    4096
 }
 
 fn default_port() -> u16 {
@@ -601,6 +626,28 @@ fn validate(g: &Grader) -> Result<(), (String, String)> {
                 format!("{e} (or \"{AUTO_CPUSET}\" to split the cores with the load generator)"),
             ));
         }
+    }
+    let sub = &g.submission;
+    if !(16..=2047).contains(&sub.build_memory_mb) {
+        return Err((
+            "submission.build_memory_mb".into(),
+            "must be between 16 and 2047 MB (the engine's build API takes a 32-bit byte count)"
+                .into(),
+        ));
+    }
+    if sub.build_pids_limit < 16 {
+        return Err((
+            "submission.build_pids_limit".into(),
+            "must be at least 16".into(),
+        ));
+    }
+    if sub.max_build_output_mb == 0 || sub.max_image_mb == 0 {
+        let field = if sub.max_image_mb == 0 {
+            "max_image_mb"
+        } else {
+            "max_build_output_mb"
+        };
+        return Err((format!("submission.{field}"), "must be at least 1".into()));
     }
     if g.sandbox.memory_mb < 16 {
         return Err(("sandbox.memory_mb".into(), "must be at least 16 MB".into()));

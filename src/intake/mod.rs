@@ -24,6 +24,8 @@ mod directory;
 pub mod dockerignore;
 mod git;
 
+pub use git::sweep_temp_dirs as sweep_git_temp_dirs;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -209,6 +209,15 @@ pub struct ContainerInfo {
     /// Present once the container has stopped.
     pub exit_code: Option<i64>,
     pub oom_killed: Option<bool>,
+    /// Processes the kernel killed for memory inside the container while it was graded (the
+    /// service may have survived them).
+    pub oom_kills: u64,
+    /// Highest memory use seen, in bytes (/tmp included: it is memory).
+    pub memory_peak_bytes: Option<u64>,
+    pub memory_limit_bytes: u64,
+    /// Highest number of processes and threads seen (sampled once a second).
+    pub pids_peak: Option<u64>,
+    pub pids_limit: i64,
     /// Last lines of the service's stdout/stderr, sanitized and bounded.
     pub log_tail: String,
 }

@@ -21,6 +21,12 @@ pub struct BuildLimits {
     pub memory: i32,
     /// CPU quota in microseconds per 100 ms period (100_000 = one CPU).
     pub cpu_quota: i32,
+    /// Most bytes of build output read; a build that prints more is stopped (`build_failed`).
+    pub max_output_bytes: u64,
+    /// Largest image accepted (`image_too_large` past it).
+    pub max_image_bytes: u64,
+    /// A cgroup (see `build_cgroup`) that caps the processes of the build's steps.
+    pub cgroup_parent: Option<String>,
 }
 
 impl Default for BuildLimits {
@@ -29,6 +35,9 @@ impl Default for BuildLimits {
             timeout: Duration::from_secs(600),
             memory: 2_000_000_000,
             cpu_quota: 100_000,
+            max_output_bytes: 16 * 1024 * 1024,
+            max_image_bytes: 4 * 1024 * 1024 * 1024,
+            cgroup_parent: None,
         }
     }
 }
@@ -118,20 +127,37 @@ pub async fn build(
         .cpuquota(limits.cpu_quota)
         .labels(&labels::for_build(run_id))
         .build();
-    let mut stream =
-        engine
-            .docker
-            .build_image(options, None, Some(bollard::body_full(context.into())));
+    let docker = match &limits.cgroup_parent {
+        Some(parent) => with_cgroup_parent(engine.docker.clone(), parent),
+        None => engine.docker.clone(),
+    };
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     let mut tail = Tail::new();
     let mut step: Option<String> = None;
     let mut image_id: Option<String> = None;
     let mut finished_ok = false;
+    let mut output_bytes: u64 = 0;
 
     let consume = async {
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
                     if let Some(s) = &info.stream {
+                        output_bytes += s.len() as u64;
+                        if output_bytes > limits.max_output_bytes {
+                            let at = step
+                                .as_deref()
+                                .map(|s| format!(" at {s}"))
+                                .unwrap_or_default();
+                            return Ok(Err((
+                                "build_failed",
+                                format!(
+                                    "the build printed more than {} MB of output{at}; it was \
+                                     stopped (a step that logs without end, or a noisy download)",
+                                    limits.max_output_bytes / (1024 * 1024)
+                                ),
+                            )));
+                        }
                         tail.push(s);
                         for line in s.lines().filter(|l| l.starts_with("Step ")) {
                             let line = sanitize(line, 200);
@@ -155,9 +181,12 @@ pub async fn build(
                         .as_deref()
                         .map(|s| format!("at {s}: "))
                         .unwrap_or_default();
+                    let hint = failure_hint(&error, &tail.text(), limits)
+                        .map(|h| format!(" ({h})"))
+                        .unwrap_or_default();
                     return Ok(Err((
                         "build_failed",
-                        format!("the build failed {at}{}", sanitize(&error, 500)),
+                        format!("the build failed {at}{}{hint}", sanitize(&error, 500)),
                     )));
                 }
                 // A decode error after the final success line is a known bollard quirk.
@@ -197,6 +226,18 @@ pub async fn build(
             )
             .await?;
             let id = inspect.id.or(image_id).unwrap_or_else(|| tag.to_string());
+            if let Some(size) = inspect.size.filter(|&s| s as u64 > limits.max_image_bytes) {
+                return Ok(Err(BuildFailure {
+                    verdict: "image_too_large",
+                    reason: format!(
+                        "the image is {} MB, over the limit of {} MB: leave build caches, \
+                         datasets and unused dependencies out of it",
+                        size as u64 / (1024 * 1024),
+                        limits.max_image_bytes / (1024 * 1024)
+                    ),
+                    log_tail: tail.text(),
+                }));
+            }
             Ok(Ok(Built {
                 image_id: id,
                 tag: tag.to_string(),
@@ -204,6 +245,63 @@ pub async fn build(
                 log_tail: tail.text(),
             }))
         }
+    }
+}
+
+/// The engine's build endpoint takes a `cgroupparent` for the build's step containers, but
+/// bollard's build options do not carry it: this client adds it to the build request's query.
+fn with_cgroup_parent(docker: bollard::Docker, parent: &str) -> bollard::Docker {
+    // Run ids and the prefix are [a-z0-9-]; anything else would need escaping in a query.
+    assert!(
+        parent
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '/'),
+        "cgroup parent {parent:?}"
+    );
+    let parent = parent.to_string();
+    docker.with_request_modifier(move |mut req| {
+        if req.uri().path().ends_with("/build") {
+            let uri = req.uri().to_string();
+            let sep = if uri.contains('?') { '&' } else { '?' };
+            if let Ok(u) = format!("{uri}{sep}cgroupparent={parent}").parse::<hyper::Uri>() {
+                *req.uri_mut() = u;
+            }
+        }
+        req
+    })
+}
+
+/// Why a step most likely failed, when its output says so: the sandbox's limits look like
+/// ordinary errors from inside a step.
+fn failure_hint(error: &str, output: &str, limits: &BuildLimits) -> Option<String> {
+    let text = format!("{error}\n{output}");
+    let any = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if error.contains("returned a non-zero code: 137") {
+        Some(format!(
+            "the step was killed, most likely for using more than the build's {} MB of memory",
+            limits.memory / (1024 * 1024)
+        ))
+    } else if any(&[
+        "can't fork",
+        "Resource temporarily unavailable",
+        "fork: retry",
+    ]) {
+        Some("the build reached its process limit".into())
+    } else if any(&[
+        "Network is unreachable",
+        "Temporary failure in name resolution",
+        "Could not resolve",
+        "bad address",
+        "Name or service not known",
+        "No route to host",
+    ]) {
+        Some(
+            "builds run without network: vendor what the service needs in the submission, or \
+             use what the base image provides"
+                .into(),
+        )
+    } else {
+        None
     }
 }
 
@@ -232,6 +330,28 @@ mod tests {
         assert_eq!(text.lines().count(), Tail::MAX_LINES);
         t.push(&"x".repeat(100_000));
         assert!(t.text().len() <= Tail::MAX_BYTES + 1000);
+    }
+
+    #[test]
+    fn sandbox_limits_are_named_in_build_failures() {
+        let limits = BuildLimits {
+            memory: 64 * 1024 * 1024,
+            ..BuildLimits::default()
+        };
+        let oom = "The command '/bin/sh -c x' returned a non-zero code: 137";
+        assert!(failure_hint(oom, "", &limits)
+            .unwrap()
+            .contains("64 MB of memory"));
+        let net = "The command '/bin/sh -c pip install x' returned a non-zero code: 1";
+        let out = "WARNING: Retrying ... Temporary failure in name resolution";
+        assert!(failure_hint(net, out, &limits)
+            .unwrap()
+            .contains("without network"));
+        let fork = "sh: can't fork: Resource temporarily unavailable";
+        assert!(failure_hint(net, fork, &limits)
+            .unwrap()
+            .contains("process limit"));
+        assert_eq!(failure_hint(net, "SyntaxError", &limits), None);
     }
 
     #[test]

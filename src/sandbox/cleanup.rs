@@ -217,6 +217,15 @@ pub async fn sweep(
     engine: &Engine,
     all: bool,
 ) -> Result<(Vec<String>, Removed), super::EngineError> {
+    let alive = |run: &str| {
+        let pid = labels::pid_of_run(run);
+        pid == Some(std::process::id()) || pid.is_some_and(owner_alive)
+    };
+    // Build cgroups and git temp dirs carry the run id or pid in their name, not a label.
+    super::build_cgroup::sweep(|run| !all && alive(run));
+    crate::intake::sweep_git_temp_dirs(|pid| {
+        !all && (pid == std::process::id() || owner_alive(pid))
+    });
     let runs = managed_runs(engine).await?;
     let mut swept = Vec::new();
     let mut total = Removed::default();
