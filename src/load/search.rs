@@ -40,6 +40,8 @@ pub struct Step {
     pub achieved_rate: f64,
     /// Why it failed, empty when it passed.
     pub reason: String,
+    /// 2 when the first measurement of the step was invalid.
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -53,6 +55,17 @@ pub struct SearchResult {
     /// What ended the search: `converged`, `max_rate`, `max_steps`, `no_passing_rate`.
     pub ended_by: String,
     pub steps: Vec<Step>,
+}
+
+impl SearchResult {
+    /// The failing bound, when its step failed only because its measurement stayed invalid:
+    /// the capacity found is then a lower bound set by the machine, not by the service.
+    pub fn bounded_by_invalid_step(&self) -> Option<&Step> {
+        let failed = self.failed_rate?;
+        self.steps
+            .iter()
+            .find(|st| st.rate == failed && !st.passed && !st.valid)
+    }
 }
 
 /// Runs the search. `base` gives concurrency, seed, threads and pinning; its mode and warm-up
@@ -77,7 +90,15 @@ pub async fn search(
             seed: base.seed.wrapping_add(i as u64),
             ..base.clone()
         };
-        let o = run(spec, &plan, |_, _| {}).await?;
+        // A step the generator could not keep on schedule says nothing about the service:
+        // it is measured once more before it counts (as failed, if it is still invalid).
+        let mut o = run(spec, &plan, |_, _| {}).await?;
+        let mut attempts = 1;
+        if !o.validity.valid {
+            tokio::time::sleep(s.cooldown).await;
+            o = run(spec, &plan, |_, _| {}).await?;
+            attempts = 2;
+        }
         let latency_ms = if o.corrected.is_empty() {
             f64::INFINITY
         } else {
@@ -117,6 +138,7 @@ pub async fn search(
             error_rate,
             achieved_rate: round2(o.achieved_rate),
             reason: why.join("; "),
+            attempts,
         };
         on_step(&step);
         steps.push(step);
@@ -168,4 +190,43 @@ pub async fn search(
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(rate: f64, passed: bool, valid: bool) -> Step {
+        Step {
+            rate,
+            passed,
+            valid,
+            latency_ms: 1.0,
+            error_rate: 0.0,
+            achieved_rate: rate,
+            reason: String::new(),
+            attempts: if valid { 1 } else { 2 },
+        }
+    }
+
+    #[test]
+    fn a_capacity_bounded_by_an_invalid_step_is_flagged() {
+        let mut r = SearchResult {
+            percentile: 99.0,
+            slo_ms: 50.0,
+            capacity_rate: Some(250.0),
+            failed_rate: Some(500.0),
+            ended_by: "max_steps".into(),
+            steps: vec![step(250.0, true, true), step(500.0, false, false)],
+        };
+        assert_eq!(r.bounded_by_invalid_step().map(|s| s.rate), Some(500.0));
+        // A valid failure above the capacity: the service's own limit.
+        r.steps[1] = step(500.0, false, true);
+        assert!(r.bounded_by_invalid_step().is_none());
+        // An invalid step below a later, valid bound does not matter.
+        r.steps.push(step(375.0, false, false));
+        assert!(r.bounded_by_invalid_step().is_none());
+        r.failed_rate = None;
+        assert!(r.bounded_by_invalid_step().is_none());
+    }
 }

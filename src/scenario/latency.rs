@@ -165,13 +165,24 @@ pub async fn run(
                     let full = s.full_points_rate.unwrap_or(capacity);
                     // Points rise with the rate: the falling line of a negated rate.
                     let p = linear_points(-capacity, -full, -s.zero_points_rate, points.0);
+                    let mut message = search_message(found, full);
+                    // Points lost to a step the machine spoiled are not a grade.
+                    if let Some(bad) = found.bounded_by_invalid_step().filter(|_| p < points.0) {
+                        let why = format!(
+                            "the throughput search's step at {} req/s was invalid twice ({})",
+                            bad.rate, bad.reason
+                        );
+                        message = format!("INVALID MEASUREMENT ({why}), not a grade: {message}");
+                        report.valid = false;
+                        report.invalid_reasons.push(why);
+                    }
                     CheckResult {
                         name,
                         category: "latency".into(),
                         points: p,
                         max_points: points.0,
                         passed: p >= points.0,
-                        message: search_message(found, full),
+                        message,
                         visibility: vis,
                     }
                 }
@@ -450,6 +461,7 @@ mod tests {
             error_rate: 0.0,
             achieved_rate: rate,
             reason: String::new(),
+            attempts: 1,
         };
         let found = SearchResult {
             percentile: 99.0,
