@@ -18,10 +18,22 @@ pub struct Response {
 }
 
 impl Response {
-    /// A short, printable excerpt of the body for messages and reports: invalid UTF-8 replaced,
-    /// control characters dropped, at most `max_chars` characters.
+    /// A short, printable, one-line excerpt of the body for messages and reports: invalid
+    /// UTF-8 replaced, line breaks and tabs turned into spaces, other control characters
+    /// dropped, at most `max_chars` characters.
     pub fn excerpt(&self, max_chars: usize) -> String {
-        sanitize(&String::from_utf8_lossy(&self.body), max_chars)
+        let text = String::from_utf8_lossy(&self.body);
+        let one_line: String = text
+            .chars()
+            .map(|c| {
+                if matches!(c, '\n' | '\r' | '\t') {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        sanitize(&one_line, max_chars)
     }
 }
 
@@ -167,5 +179,18 @@ mod tests {
             truncated: false,
         };
         assert_eq!(r.excerpt(10), "o\u{fffd}k");
+    }
+
+    #[test]
+    fn excerpts_are_one_line() {
+        let r = Response {
+            status: 500,
+            content_type: None,
+            body: b"Traceback:\n\tFile \"app.py\"\r\n\x1b[31mKeyError\x1b[0m".to_vec(),
+            truncated: false,
+        };
+        let e = r.excerpt(200);
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+        assert_eq!(e, "Traceback:  File \"app.py\"  [31mKeyError[0m");
     }
 }

@@ -357,6 +357,15 @@ async fn build_and_grade(
         Err(e) => return Verdict::engine(&e),
     };
     partial.container_id = Some(running.container_id.clone());
+    if let Err(why) = &running.host_isolation {
+        partial.warn(
+            events,
+            format!(
+                "the service can reach ports on this machine ({why}); run proctor as root on \
+                 the engine's machine, with iptables, to close them"
+            ),
+        );
+    }
     partial.monitor = Some(Monitor::start(engine, &running.container_id));
     let url = format!(
         "http://{}:{}",

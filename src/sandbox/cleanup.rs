@@ -143,6 +143,9 @@ pub async fn remove_run(engine: &Engine, run_id: &str, keep_images: bool) -> Rem
     let mut total = remove_matching(engine, &filter, keep_images).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     total.absorb(remove_matching(engine, &filter, keep_images).await);
+    if engine.info.local {
+        super::firewall::remove_where(|run| run == run_id).await;
+    }
     total
 }
 
@@ -226,6 +229,9 @@ pub async fn sweep(
     crate::intake::sweep_git_temp_dirs(|pid| {
         !all && (pid == std::process::id() || owner_alive(pid))
     });
+    if engine.info.local {
+        super::firewall::remove_where(|run| all || !alive(run)).await;
+    }
     let runs = managed_runs(engine).await?;
     let mut swept = Vec::new();
     let mut total = Removed::default();

@@ -27,6 +27,8 @@ pub struct Running {
     pub network_id: String,
     /// The container's address on the run's network.
     pub ip: String,
+    /// Whether the host's own ports are closed to the container (`firewall`), and if not, why.
+    pub host_isolation: Result<(), String>,
 }
 
 /// How a container ended.
@@ -72,6 +74,12 @@ pub async fn start(
         }),
     )
     .await?;
+    // Before the container starts: it must never see the host's ports open.
+    let host_isolation = if engine.info.local {
+        super::firewall::isolate(&network.id, run_id).await
+    } else {
+        Err("the engine runs on another machine".to_string())
+    };
 
     let memory = (limits.memory_mb * 1024 * 1024) as i64;
     let host_config = HostConfig {
@@ -165,6 +173,7 @@ pub async fn start(
         container_id: id,
         network_id: network.id,
         ip,
+        host_isolation,
     })
 }
 

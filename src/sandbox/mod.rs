@@ -10,6 +10,7 @@ pub mod build_cgroup;
 pub mod cleanup;
 pub mod container;
 pub mod dockerfile;
+pub mod firewall;
 pub mod labels;
 pub mod monitor;
 

@@ -138,6 +138,29 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
             found.push(format!("{what} {id}"));
         }
     }
+    // The host-side pieces of a run: its firewall rule and its build cgroup.
+    if let Ok(out) = Command::new("iptables")
+        .args(["-w", "5", "-S", "INPUT"])
+        .output()
+    {
+        let rules = String::from_utf8_lossy(&out.stdout).into_owned();
+        for rule in rules
+            .lines()
+            .filter(|l| l.contains(&format!("proctor:{run_id}")))
+        {
+            found.push(format!("iptables rule {rule}"));
+        }
+    }
+    let cgroup = format!("proctor-build-{run_id}");
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if h.path().join(&cgroup).exists() {
+            found.push(format!("cgroup {}", h.path().join(&cgroup).display()));
+        }
+    }
     found
 }
 
