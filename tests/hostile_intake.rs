@@ -586,3 +586,94 @@ fn proctor_grade_rejects_a_write_through_symlink() {
     assert!(!host.path().join("evil").exists());
     assert!(!host.path().join("work/evil").exists());
 }
+
+/// Every hostile archive of this file, handed to `proctor grade` itself: each is
+/// `archive_rejected` naming its entry and rule, within a deadline (a read of the host FIFO
+/// would hang it), writes nothing in the host directory but the report, and leaves nothing in
+/// Docker.
+#[test]
+fn proctor_grade_rejects_every_hostile_archive() {
+    let host = Host::new();
+    let fifo = host.fifo();
+    let abs = format!("{}/abs-escaped", host.path().display());
+    let zeros = vec![0u8; 48 << 20];
+    let names: Vec<String> = (0..100_000).map(|i| format!("f{i}")).collect();
+    let mut many = vec![DF];
+    many.extend(
+        names
+            .iter()
+            .map(|n| (n.as_str(), T::Regular, &b""[..], None)),
+    );
+    let gzip = |tar: Vec<u8>| {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    };
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "absolute.tar",
+            tar_raw(&[DF, (&abs, T::Regular, b"owned", None)]),
+            &abs,
+            "absolute path",
+        ),
+        (
+            "hardlink.tar",
+            tar_raw(&[DF, ("h", T::Link, b"", Some(&fifo))]),
+            "h",
+            "hard links are not allowed",
+        ),
+        (
+            "abs-symlink.tar",
+            tar_raw(&[DF, ("secret", T::Symlink, b"", Some(&fifo))]),
+            "secret",
+            "symlink to an absolute path",
+        ),
+        (
+            "bomb.tar.gz",
+            gzip(tar_raw(&[DF, ("zeros", T::Regular, &zeros, None)])),
+            "zeros",
+            "decompresses to more than",
+        ),
+        (
+            "many.tar",
+            tar_raw(&many),
+            "f19999",
+            "more than 20000 entries",
+        ),
+    ];
+    for (name, bytes, entry, rule) in cases {
+        let path = host.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        let before = host.snapshot();
+        let (tx, rx) = mpsc::channel();
+        let (h, p) = (host.path().to_owned(), path.clone());
+        std::thread::spawn(move || {
+            let out = h.join("report.json");
+            let output = common::proctor()
+                .arg("grade")
+                .arg(&p)
+                .arg("--grader")
+                .arg(common::fixture("graders/tiny.toml"))
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .expect("proctor runs");
+            let _ = tx.send(common::finish(output, &out));
+        });
+        let run = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{name}: proctor grade hung (did it open the host FIFO?)"));
+        assert_archive_rejected(&run, entry);
+        let reason = run.report()["reason"].as_str().unwrap();
+        assert!(reason.contains(rule), "{name}: {reason}");
+        let written: Vec<_> = host
+            .snapshot()
+            .into_iter()
+            .filter(|p| !before.contains(p) && !p.ends_with("report.json"))
+            .collect();
+        assert!(written.is_empty(), "{name}: {written:?}");
+        common::assert_no_leftovers(&run.run_id());
+        fs::remove_file(&path).unwrap();
+    }
+    assert!(!host.path().join("abs-escaped").exists());
+}
