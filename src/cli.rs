@@ -78,6 +78,18 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Check this machine before grading: the Docker engine and its API version, runc, cgroup
+    /// limits, the storage driver, the graders' base images, free disk, leftovers of dead runs
+    /// and CPUs. Exit 0 when nothing fails (warnings allowed), 1 when something fails.
+    Doctor {
+        /// Also check the base images this grader file allows (repeatable). The graders under
+        /// the repository's graders/ directory are always checked.
+        #[arg(long, short, value_name = "FILE")]
+        grader: Vec<PathBuf>,
+        /// Print the checks as JSON: [{name, status, detail, fix}].
+        #[arg(long)]
+        json: bool,
+    },
     /// Drive any HTTP endpoint with an open-loop load and print latency percentiles as JSON.
     Load(crate::load::cli::LoadArgs),
     /// Print the JSON Schema of the report.
@@ -199,6 +211,7 @@ async fn run(cli: Cli) -> i32 {
             }
         },
         Command::Gc { all } => gc(all).await,
+        Command::Doctor { grader, json } => crate::doctor::run(&repo_root(), &grader, json).await,
         Command::Load(args) => crate::load::cli::run(args).await,
         Command::Schema => {
             println!(

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod data;
 pub mod digest;
+pub mod doctor;
 pub mod events;
 pub mod expect;
 pub mod grader;
