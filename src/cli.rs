@@ -437,11 +437,13 @@ async fn gc(all: bool) -> i32 {
     match cleanup::sweep(&engine, all).await {
         Ok((runs, removed)) => {
             println!(
-                "removed {} container(s), {} network(s), {} image(s) of {} run(s)",
+                "removed {} container(s), {} network(s), {} image(s) of {} run(s), and {} \
+                 firewall rule(s), build cgroup(s) and temp dir(s)",
                 removed.containers,
                 removed.networks,
                 removed.images,
-                runs.len()
+                runs.len(),
+                removed.host
             );
             for e in &removed.errors {
                 eprintln!("warning: {e}");

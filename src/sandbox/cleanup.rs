@@ -18,6 +18,8 @@ pub struct Removed {
     pub containers: usize,
     pub networks: usize,
     pub images: usize,
+    /// Host-side pieces of dead runs: firewall rules, build cgroups, git intake temp dirs.
+    pub host: usize,
     pub errors: Vec<String>,
 }
 
@@ -26,6 +28,7 @@ impl Removed {
         self.containers += other.containers;
         self.networks += other.networks;
         self.images += other.images;
+        self.host += other.host;
         self.errors.extend(other.errors);
     }
 }
@@ -193,10 +196,12 @@ pub async fn managed_runs(
     let is = deadline(
         STEP,
         "list images",
+        // Images carry only the run label (see `labels::for_build`): an image left on its own
+        // (a run killed between its build and its container) is found by that label.
         d.list_images(Some(
             ListImagesOptionsBuilder::new()
                 .all(true)
-                .filters(&filter)
+                .filters(&labels::image_filter())
                 .build(),
         )),
     )
@@ -224,17 +229,21 @@ pub async fn sweep(
         let pid = labels::pid_of_run(run);
         pid == Some(std::process::id()) || pid.is_some_and(owner_alive)
     };
-    // Build cgroups and git temp dirs carry the run id or pid in their name, not a label.
-    super::build_cgroup::sweep(|run| !all && alive(run));
-    crate::intake::sweep_git_temp_dirs(|pid| {
+    // Build cgroups, git temp dirs and firewall rules carry the run id or pid in their name,
+    // not a label.
+    let mut host = super::build_cgroup::sweep(|run| !all && alive(run));
+    host += crate::intake::sweep_git_temp_dirs(|pid| {
         !all && (pid == std::process::id() || owner_alive(pid))
     });
     if engine.info.local {
-        super::firewall::remove_where(|run| all || !alive(run)).await;
+        host += super::firewall::remove_where(|run| all || !alive(run)).await;
     }
     let runs = managed_runs(engine).await?;
     let mut swept = Vec::new();
-    let mut total = Removed::default();
+    let mut total = Removed {
+        host,
+        ..Removed::default()
+    };
     for (run, pid) in runs {
         let alive = pid == Some(std::process::id()) || pid.is_some_and(owner_alive);
         if all || !alive {
