@@ -205,6 +205,8 @@ pub async fn checks(root: &Path, extra: Vec<(PathBuf, Vec<String>)>) -> Vec<Chec
                     "run `docker info` to see what the engine says; restart it if it does not answer",
                 )),
             }
+            out.push(build_limit_check(&engine.info));
+            out.push(firewall_check(&engine.info).await);
             out.append(&mut grader_problems);
             out.extend(image_checks(&engine, root, &images).await);
             let root_dir = info.as_ref().ok().and_then(|i| i.docker_root_dir.clone());
@@ -225,6 +227,42 @@ pub async fn checks(root: &Path, extra: Vec<(PathBuf, Vec<String>)>) -> Vec<Chec
         }
     }
     out
+}
+
+/// The build's process limit (`sandbox::build_cgroup`): without it a `RUN` fork bomb can fill
+/// the host's process table. Tried for real: a cgroup is created and removed.
+fn build_limit_check(info: &EngineInfo) -> Check {
+    const NAME: &str = "build process limit";
+    let fix = "run proctor as root on the engine's machine, with the engine's cgroupfs driver \
+               (dockerd --exec-opt native.cgroupdriver=cgroupfs), or grade in a throwaway VM";
+    if !info.local {
+        return Check::warn(NAME, "the engine runs on another machine", fix);
+    }
+    let probe = format!("doctor-{}-probe", std::process::id());
+    match crate::sandbox::build_cgroup::create(&probe, 64, info.cgroup_driver.as_deref()) {
+        Ok(_cgroup) => Check::ok(NAME, "builds run in a cgroup with a pids limit"),
+        Err(e) => Check::warn(NAME, format!("builds run without one: {e}"), fix),
+    }
+}
+
+/// The rule that closes the host's own ports to a candidate's container (`sandbox::firewall`).
+async fn firewall_check(info: &EngineInfo) -> Check {
+    const NAME: &str = "host firewall";
+    let fix = "run proctor as root on the engine's machine, with iptables installed";
+    if !info.local {
+        return Check::warn(NAME, "the engine runs on another machine", fix);
+    }
+    match crate::sandbox::firewall::available().await {
+        Ok(()) => Check::ok(
+            NAME,
+            "each run's network is shut out of the host's ports (iptables INPUT rule)",
+        ),
+        Err(e) => Check::warn(
+            NAME,
+            format!("services could reach ports on this machine: {e}"),
+            fix,
+        ),
+    }
 }
 
 /// Where proctor looks for the engine: `DOCKER_HOST`, as the docker CLI does, else the local

@@ -60,6 +60,13 @@ async fn iptables(args: &[String]) -> Result<String, String> {
     }
 }
 
+/// Whether rules can be added here: iptables runs and may read the INPUT chain (root).
+pub async fn available() -> Result<(), String> {
+    iptables(&["-S".to_string(), CHAIN.to_string()])
+        .await
+        .map(|_| ())
+}
+
 /// Drops new connections from the run's network to the host. Errors say why the host's ports
 /// stay reachable.
 pub async fn isolate(network_id: &str, run_id: &str) -> Result<(), String> {
