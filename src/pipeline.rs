@@ -91,6 +91,9 @@ struct Partial {
     /// None while the container is still running (or there is none).
     exit: Option<ExitInfo>,
     log_tail: Option<String>,
+    /// The build's cgroup. Held here, not by the build, so that a cancelled build's cgroup is
+    /// still removed once the engine has stopped the step (see `release_build_cgroup`).
+    build_cgroup: Option<build_cgroup::BuildCgroup>,
     /// Watches the container's memory, processes and OOM kills while it runs.
     monitor: Option<Monitor>,
     peaks: Peaks,
@@ -225,6 +228,7 @@ pub async fn grade(
                                 let t = scenario::start_stage(&events, Stage::Cleanup);
                                 let removed =
                                     cleanup::remove_run(&engine, &run_id, opts.keep_image).await;
+                                release_build_cgroup(&mut partial).await;
                                 if !removed.errors.is_empty() {
                                     let w = format!(
                                         "cleanup could not remove everything of run {run_id} (run `proctor gc`): {}",
@@ -298,7 +302,7 @@ async fn build_and_grade(
 
     let t = scenario::start_stage(events, Stage::Build);
     let rules = &opts.grader.grader.submission;
-    let cgroup = if engine.info.local {
+    partial.build_cgroup = if engine.info.local {
         build_cgroup::create(
             run_id,
             rules.build_pids_limit,
@@ -325,14 +329,12 @@ async fn build_and_grade(
         memory: (rules.build_memory_mb * 1024 * 1024) as i32,
         max_output_bytes: rules.max_build_output_mb * 1024 * 1024,
         max_image_bytes: rules.max_image_mb * 1024 * 1024,
-        cgroup_parent: cgroup.as_ref().map(|c| c.parent()),
+        cgroup_parent: partial.build_cgroup.as_ref().map(|c| c.parent()),
         ..BuildLimits::default()
     };
     let tag = format!("proctor/submission:{run_id}");
     let built = build::build(engine, ctx.tar, &tag, run_id, &limits, events).await;
-    if let Some(c) = cgroup {
-        c.release(Duration::from_secs(15)).await;
-    }
+    release_build_cgroup(partial).await;
     partial.time(Stage::Build, t, events);
     let built = match built {
         Err(e) => return Verdict::engine(&e),
@@ -496,6 +498,14 @@ fn invalid_latency(latency: Option<&LatencyReport>) -> Option<Verdict> {
             l.invalid_reasons.join("; ")
         ),
     })
+}
+
+/// Removes the build's cgroup once the engine has stopped the build's last step: right away
+/// after a finished build, a moment later after a timeout or Ctrl-C.
+async fn release_build_cgroup(partial: &mut Partial) {
+    if let Some(c) = partial.build_cgroup.take() {
+        c.release(Duration::from_secs(15)).await;
+    }
 }
 
 /// Reads the container's final state and log tail before cleanup removes it.
