@@ -414,7 +414,10 @@ async fn hostile_answers_are_counted_not_followed_or_swallowed() {
     req.timeout = Duration::from_millis(300);
     let t = Instant::now();
     let o = load::run(&req, &plan, |_, _| {}).await.unwrap();
-    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    // 100 requests over 8 connections, each held for the 300 ms deadline: 13 rounds, 3.9 s.
+    // The load must end near that, not hang; twice that leaves room for a busy machine.
+    let bound = req.timeout * 13 * 2;
+    assert!(t.elapsed() < bound, "{:?} (bound {bound:?})", t.elapsed());
     assert_eq!(o.ok, 0);
     assert_eq!(o.errors.get("timeout"), Some(&100), "{:?}", o.errors);
     // Timeouts count as latency (at least the deadline), so a hung service never looks fast.
