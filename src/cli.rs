@@ -135,6 +135,11 @@ struct GradeArgs {
     /// Override the grader's readiness deadline.
     #[arg(long, value_name = "SECS")]
     ready_timeout: Option<u64>,
+    /// The assignment's reference submission (a directory or archive). It is built and
+    /// measured under the same latency load first; when this machine makes it slower than the
+    /// grader's `reference_ms`, the candidate's latency curves are widened by the same factor.
+    #[arg(long, value_name = "SUBMISSION")]
+    latency_reference: Option<PathBuf>,
     /// Fewer progress lines (warnings and the run id are still shown).
     #[arg(long, short)]
     quiet: bool,
@@ -252,6 +257,28 @@ async fn grade(args: GradeArgs) -> i32 {
         }
         (None, None) => unreachable!("clap requires one of them"),
     };
+    if let Some(r) = &args.latency_reference {
+        let scalable = loaded
+            .grader
+            .latency
+            .as_ref()
+            .is_some_and(|l| l.has_reference());
+        if !scalable {
+            eprintln!(
+                "error: --latency-reference needs a [[latency.objective]] with reference_ms in \
+                 {} (what the reference measures on a machine fit for grading)",
+                args.grader.display()
+            );
+            return exit::USAGE;
+        }
+        if !r.exists() {
+            eprintln!(
+                "error: the latency reference {} does not exist",
+                r.display()
+            );
+            return exit::USAGE;
+        }
+    }
     let opts = GradeOptions {
         source,
         grader: loaded,
@@ -260,6 +287,7 @@ async fn grade(args: GradeArgs) -> i32 {
         build_timeout: args.build_timeout.map(Duration::from_secs),
         ready_timeout: args.ready_timeout.map(Duration::from_secs),
         intake_limits: Limits::default(),
+        latency_reference: args.latency_reference.clone(),
     };
     run_grade(&opts, &args.out, args.quiet, args.json, args.min_score).await
 }
@@ -382,6 +410,7 @@ async fn demo(out: PathBuf, quiet: bool) -> i32 {
         build_timeout: None,
         ready_timeout: None,
         intake_limits: Limits::default(),
+        latency_reference: None,
     };
     run_grade(&opts, &out, quiet, false, None).await
 }

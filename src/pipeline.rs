@@ -16,8 +16,8 @@ use crate::events::{Event, Events, Stage};
 use crate::grader::LoadedGrader;
 use crate::intake::{self, IntakeError, Limits};
 use crate::report::{
-    CheckResult, ContainerInfo, GraderInfo, Harness, ImageInfo, LatencyReport, Report, StageTiming,
-    Status, SubmissionInfo, SCHEMA_VERSION,
+    CheckResult, ContainerInfo, GraderInfo, Harness, ImageInfo, LatencyReport, Percentiles,
+    ReferenceLatency, ReferenceScale, Report, StageTiming, Status, SubmissionInfo, SCHEMA_VERSION,
 };
 use crate::sandbox::build::{self, BuildLimits};
 use crate::sandbox::container::{self, ExitInfo};
@@ -37,6 +37,9 @@ pub struct GradeOptions {
     pub build_timeout: Option<Duration>,
     pub ready_timeout: Option<Duration>,
     pub intake_limits: Limits,
+    /// The assignment's reference submission: measured under the same load first, so that a
+    /// slow machine widens the latency curves instead of costing the candidate points.
+    pub latency_reference: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +97,8 @@ struct Partial {
     /// The build's cgroup. Held here, not by the build, so that a cancelled build's cgroup is
     /// still removed once the engine has stopped the step (see `release_build_cgroup`).
     build_cgroup: Option<build_cgroup::BuildCgroup>,
+    /// The reference measured before the candidate (`--latency-reference`).
+    reference: Option<ReferenceLatency>,
     /// Watches the container's memory, processes and OOM kills while it runs.
     monitor: Option<Monitor>,
     peaks: Peaks,
@@ -142,23 +147,61 @@ pub async fn grade(
     });
     let mut partial = Partial::default();
     // A container gets its own cores, the load generator the others (see `place_on_cores`).
-    let placed;
-    let opts = match opts.source {
-        Source::Url(_) => opts,
-        _ => {
-            let mut o = opts.clone();
-            let allowed = crate::load::sys::allowed_cpus();
-            if let Some(w) = o.grader.grader.place_on_cores(&allowed) {
-                partial.warn(&events, w);
-            }
-            placed = o;
-            &placed
+    let mut placed = opts.clone();
+    if !matches!(opts.source, Source::Url(_)) {
+        let allowed = crate::load::sys::allowed_cpus();
+        if let Some(w) = placed.grader.grader.place_on_cores(&allowed) {
+            partial.warn(&events, w);
         }
-    };
+    }
     let mut harness = Harness {
         proctor_version: env!("CARGO_PKG_VERSION").into(),
         ..Default::default()
     };
+    // The reference first, under the same load: how much slower it runs here than the grader
+    // expects widens the candidate's latency curves.
+    if let Some(path) = &opts.latency_reference {
+        let measured = measure_reference(opts, path, &events, &cancel).await;
+        let scaled = measured.and_then(|(ref_run, corrected)| {
+            let scales = match placed.grader.grader.latency.as_mut() {
+                Some(l) => l.scale_to_reference(|p| percentile_of(&corrected, p)),
+                None => Ok(Vec::new()),
+            }
+            .map_err(|reason| Verdict::Infrastructure {
+                verdict: "latency_measurement_invalid".into(),
+                reason,
+            })?;
+            Ok(ReferenceLatency {
+                submission: path.display().to_string(),
+                run_id: ref_run,
+                corrected,
+                objectives: scales
+                    .into_iter()
+                    .map(|(name, declared_ms, measured_ms, factor)| ReferenceScale {
+                        name,
+                        declared_ms,
+                        measured_ms,
+                        factor: (factor * 1000.0).round() / 1000.0,
+                    })
+                    .collect(),
+            })
+        });
+        match scaled {
+            Ok(r) => partial.reference = Some(r),
+            Err(v) => {
+                return Ok(assemble(
+                    opts,
+                    run_id,
+                    started_at,
+                    source_text,
+                    harness,
+                    v,
+                    partial,
+                ))
+            }
+        }
+    }
+    let opts = &placed;
 
     let verdict = match &opts.source {
         Source::Url(url) => {
@@ -483,6 +526,76 @@ async fn grade_target(
     }
 }
 
+/// Grades the reference submission with only readiness and the latency load (no search) and
+/// returns its run id and corrected latency. Whatever keeps it from a valid measurement is the
+/// grading machine's or the grader's problem, never the candidate's: an infrastructure error.
+async fn measure_reference(
+    opts: &GradeOptions,
+    path: &std::path::Path,
+    events: &Events,
+    cancel: &CancellationToken,
+) -> Result<(String, Percentiles), Verdict> {
+    let mut grader = opts.grader.clone();
+    let g = &mut grader.grader;
+    g.correctness.clear();
+    g.robustness.clear();
+    g.missing_data.clear();
+    (g.quality, g.consistency, g.drift, g.metrics) = (None, None, None, None);
+    if let Some(l) = g.latency.as_mut() {
+        l.search = None;
+    }
+    let reference = GradeOptions {
+        source: Source::Submission(path.to_path_buf()),
+        grader,
+        keep_image: false,
+        latency_reference: None,
+        ..opts.clone()
+    };
+    events.event(&Event::Info(format!(
+        "measuring the reference submission {} under the same load first",
+        path.display()
+    )));
+    let failed = |why: String| Verdict::Infrastructure {
+        verdict: "reference_failed".into(),
+        reason: format!(
+            "the latency reference {} could not be measured: {why}",
+            path.display()
+        ),
+    };
+    // Boxed: the pipeline runs itself once for the reference.
+    let report = Box::pin(grade(&reference, events.clone(), cancel.clone()))
+        .await
+        .map_err(|e| failed(e.0))?;
+    if report.verdict.as_deref() == Some("interrupted") {
+        return Err(Verdict::Interrupted);
+    }
+    match (report.status, report.latency) {
+        (Status::Graded, Some(l)) if l.valid => Ok((report.run_id, l.corrected)),
+        (_, l) => Err(failed(format!(
+            "{} ({})",
+            report.verdict.as_deref().unwrap_or(if l.is_none() {
+                "no latency measured"
+            } else {
+                "invalid measurement"
+            }),
+            report.reason
+        ))),
+    }
+}
+
+/// One of the percentiles a report keeps, by number (see `REFERENCE_PERCENTILES`).
+fn percentile_of(p: &Percentiles, percentile: f64) -> f64 {
+    [
+        (50.0, p.p50_ms),
+        (90.0, p.p90_ms),
+        (95.0, p.p95_ms),
+        (99.0, p.p99_ms),
+    ]
+    .iter()
+    .find(|(q, _)| *q == percentile)
+    .map_or(p.p999_ms, |(_, v)| *v)
+}
+
 /// A latency measurement the load generator could not keep on schedule, even on a second
 /// attempt, is the machine's failure: grading on it would blame the candidate for the machine.
 /// The latency section stays in the report for diagnosis.
@@ -607,7 +720,10 @@ fn assemble(
             categories
         },
         checks,
-        latency: partial.outcome.latency,
+        latency: partial.outcome.latency.map(|mut l| {
+            l.reference = partial.reference;
+            l
+        }),
         quality: partial.outcome.quality,
         consistency: partial.outcome.consistency,
         drift: partial.outcome.drift,

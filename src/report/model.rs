@@ -158,6 +158,30 @@ pub struct LatencyReport {
     pub client_cpu_us_per_request: f64,
     /// The throughput search (`[latency.search]`), when the grader declares one.
     pub search: Option<crate::load::search::SearchResult>,
+    /// The reference submission measured in the same run (`--latency-reference`), and how far
+    /// it widened each objective's curve.
+    pub reference: Option<ReferenceLatency>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReferenceLatency {
+    pub submission: String,
+    /// The reference's own run (its report is not written; its resources are removed).
+    pub run_id: String,
+    /// Its corrected latency under the same load.
+    pub corrected: Percentiles,
+    pub objectives: Vec<ReferenceScale>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ReferenceScale {
+    /// The objective's check.
+    pub name: String,
+    /// What the grader expects the reference to measure (`reference_ms`).
+    pub declared_ms: f64,
+    pub measured_ms: f64,
+    /// measured / declared, at least 1: the curve's thresholds were multiplied by it.
+    pub factor: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

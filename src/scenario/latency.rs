@@ -240,11 +240,18 @@ fn grade(spec: &LatencySpec, outcome: &Outcome, vis: Visibility) -> Vec<CheckRes
             (
                 points,
                 format!(
-                    "p{} = {:.2} ms (full points at <= {} ms, none at >= {} ms)",
+                    "p{} = {:.2} ms (full points at <= {} ms, none at >= {} ms{})",
                     trim(o.percentile),
                     value,
                     trim(o.full_points_ms),
-                    trim(o.zero_points_ms)
+                    trim(o.zero_points_ms),
+                    match o.scaled_by {
+                        Some(f) if f > 1.0 => format!(
+                            "; widened {}x: the reference measured that much slower here",
+                            trim(f)
+                        ),
+                        _ => String::new(),
+                    }
                 ),
             )
         };
@@ -361,6 +368,7 @@ pub(crate) fn empty_report(spec: &LatencySpec) -> LatencyReport {
         attempts: 1,
         client_cpu_us_per_request: 0.0,
         search: None,
+        reference: None,
     }
 }
 
