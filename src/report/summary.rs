@@ -67,6 +67,21 @@ pub fn summary_text(r: &Report) -> String {
                 l.invalid_reasons.join("; ")
             );
         }
+        if let Some(r) = &l.reference {
+            let widest = r.objectives.iter().map(|o| o.factor).fold(1.0, f64::max);
+            let _ = writeln!(
+                s,
+                "latency reference {}: p50 {:.2} ms, p99 {:.2} ms under the same load; {}",
+                r.submission,
+                r.corrected.p50_ms,
+                r.corrected.p99_ms,
+                if widest > 1.0 {
+                    format!("curves widened up to {widest:.2}x")
+                } else {
+                    "curves as written".to_string()
+                }
+            );
+        }
         if let Some(found) = &l.search {
             let _ = match found.capacity_rate {
                 Some(c) => writeln!(
