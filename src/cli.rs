@@ -278,6 +278,19 @@ async fn grade(args: GradeArgs) -> i32 {
             );
             return exit::USAGE;
         }
+        // The reference is measured first: a mistyped submission path should not wait for it.
+        if let Source::Submission(p) = &source {
+            if !p.exists() {
+                eprintln!("error: the submission {} does not exist", p.display());
+                return exit::USAGE;
+            }
+        }
+        if matches!(source, Source::Url(_)) {
+            eprintln!(
+                "error: --latency-reference needs a submission to build next to it, not --url"
+            );
+            return exit::USAGE;
+        }
     }
     let opts = GradeOptions {
         source,

@@ -252,7 +252,7 @@ async fn firewall_check(info: &EngineInfo) -> Check {
     if !info.local {
         return Check::warn(NAME, "the engine runs on another machine", fix);
     }
-    match crate::sandbox::firewall::available().await {
+    match crate::sandbox::firewall::probe().await {
         Ok(()) => Check::ok(
             NAME,
             "each run's network is shut out of the host's ports (iptables INPUT rule)",
@@ -772,7 +772,7 @@ fn temp_disk_check() -> Check {
 /// images hold disk. Counted with the same listing and liveness rule as `proctor gc`.
 async fn leftovers_check(engine: &Engine) -> Check {
     let name = "leftovers";
-    let runs = match cleanup::managed_runs(engine).await {
+    let runs = match cleanup::managed_runs(engine, false).await {
         Ok(r) => r,
         Err(e) => return Check::warn(
             name,

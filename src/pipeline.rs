@@ -535,11 +535,11 @@ async fn measure_reference(
     events: &Events,
     cancel: &CancellationToken,
 ) -> Result<(String, Percentiles), Verdict> {
+    // The scripted checks stay, so that the reference is as warm as the candidate when its
+    // load starts; the model phases and the search are left out (they come after, or do not
+    // bear on the latency load).
     let mut grader = opts.grader.clone();
     let g = &mut grader.grader;
-    g.correctness.clear();
-    g.robustness.clear();
-    g.missing_data.clear();
     (g.quality, g.consistency, g.drift, g.metrics) = (None, None, None, None);
     if let Some(l) = g.latency.as_mut() {
         l.search = None;
@@ -570,7 +570,14 @@ async fn measure_reference(
         return Err(Verdict::Interrupted);
     }
     match (report.status, report.latency) {
-        (Status::Graded, Some(l)) if l.valid => Ok((report.run_id, l.corrected)),
+        // Fast failures (refused connections, 500s) are no measure of the machine.
+        (Status::Graded, Some(l)) if l.valid && l.ok as f64 >= 0.99 * l.requests as f64 => {
+            Ok((report.run_id, l.corrected))
+        }
+        (Status::Graded, Some(l)) if l.valid => Err(failed(format!(
+            "only {} of its {} requests under load succeeded",
+            l.ok, l.requests
+        ))),
         (_, l) => Err(failed(format!(
             "{} ({})",
             report.verdict.as_deref().unwrap_or(if l.is_none() {
@@ -616,9 +623,10 @@ fn invalid_latency(latency: Option<&LatencyReport>) -> Option<Verdict> {
 /// Removes the build's cgroup once the engine has stopped the build's last step: right away
 /// after a finished build, a moment later after a timeout or Ctrl-C.
 async fn release_build_cgroup(partial: &mut Partial) {
-    if let Some(c) = partial.build_cgroup.take() {
+    if let Some(c) = &partial.build_cgroup {
         c.release(Duration::from_secs(15)).await;
     }
+    partial.build_cgroup = None;
 }
 
 /// Reads the container's final state and log tail before cleanup removes it.

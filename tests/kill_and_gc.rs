@@ -317,3 +317,35 @@ fn parallel_runs_stay_apart_and_gc_spares_live_runs() {
         assert_no_leftovers(id);
     }
 }
+
+/// `--keep-image` keeps the candidate's image as `proctor/kept:<run id>`: the sweeps of later
+/// runs and `proctor gc` leave it, `proctor gc --all` removes it.
+#[test]
+fn a_kept_image_survives_gc_until_gc_all() {
+    require_docker();
+    // Its gc runs must not meet the other tests' live runs, nor load the machine under them.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let run = grade(
+        &fixture("submissions/static-site"),
+        &fixture("graders/build-limits.toml"),
+        &["--keep-image"],
+    );
+    assert_eq!(run.code, 0, "{}", run.explain());
+    let kept = format!("proctor/kept:{}", run.run_id());
+    let present = || {
+        std::process::Command::new("docker")
+            .args(["image", "inspect", &kept])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(present(), "{kept} is missing after the run");
+    let gc = proctor().arg("gc").output().unwrap();
+    assert!(gc.status.success());
+    assert!(present(), "proctor gc removed the kept image {kept}");
+    let gc_all = proctor().args(["gc", "--all"]).output().unwrap();
+    assert!(gc_all.status.success(), "{gc_all:?}");
+    assert!(!present(), "proctor gc --all left the kept image {kept}");
+    assert_no_leftovers(&run.run_id());
+}

@@ -80,8 +80,20 @@ impl Grader {
                     self.sandbox.cpus
                 ));
             }
-            let wanted = (self.sandbox.cpus.ceil() as usize).clamp(1, allowed.len() - 1);
-            self.sandbox.cpuset = Some(join(&allowed[allowed.len() - wanted..]));
+            let asked = (self.sandbox.cpus.ceil() as usize).max(1);
+            if asked > allowed.len() - 1 {
+                // Pinning to fewer cores than `cpus` would make the service slower than the
+                // grader means it to be: keep the quota, shared with the load generator.
+                self.sandbox.cpuset = None;
+                return Some(format!(
+                    "the service should get {} CPUs but only {} cores are available, one of \
+                     them for the load generator: the service runs under a CPU quota and shares \
+                     cores with the load generator, so latency is noisier",
+                    self.sandbox.cpus,
+                    allowed.len()
+                ));
+            }
+            self.sandbox.cpuset = Some(join(&allowed[allowed.len() - asked..]));
         }
         let service = match self
             .sandbox
@@ -784,6 +796,12 @@ status = 200
             g.latency.as_ref().unwrap().load_cpus(),
             Some(vec![0, 1, 2, 3, 4, 5])
         );
+
+        // Two CPUs' worth of service on two cores would leave the load none: the quota.
+        let mut g = with_sandbox("cpuset = \"auto\"\ncpus = 2.0");
+        let w = g.place_on_cores(&[0, 1]).unwrap();
+        assert!(w.contains("should get 2 CPUs"), "{w}");
+        assert_eq!(g.sandbox.cpuset, None);
 
         // One core: back to the quota, with a warning.
         let mut g = with_sandbox("cpuset = \"auto\"");

@@ -787,9 +787,14 @@ pub fn sweep_temp_dirs(alive: impl Fn(u32) -> bool) -> usize {
         else {
             continue;
         };
-        // Only directories this program made: never follow a symlink planted under the name.
-        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir && !alive(pid) && fs::remove_dir_all(e.path()).is_ok() {
+        // Only directories this user made: never follow a symlink planted under the name, and
+        // leave other users' alone (the temp dir is shared).
+        let ours = e.metadata().is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            // SAFETY: geteuid has no preconditions.
+            m.is_dir() && m.uid() == unsafe { libc::geteuid() }
+        });
+        if ours && !alive(pid) && fs::remove_dir_all(e.path()).is_ok() {
             removed += 1;
         }
     }

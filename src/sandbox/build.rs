@@ -251,13 +251,12 @@ pub async fn build(
 /// The engine's build endpoint takes a `cgroupparent` for the build's step containers, but
 /// bollard's build options do not carry it: this client adds it to the build request's query.
 fn with_cgroup_parent(docker: bollard::Docker, parent: &str) -> bollard::Docker {
-    // Run ids and the prefix are [a-z0-9-]; anything else would need escaping in a query.
-    assert!(
-        parent
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '/'),
-        "cgroup parent {parent:?}"
-    );
+    // Run ids and the prefix are [a-z0-9-]; anything else would need escaping in a query, and
+    // is left out rather than sent half-escaped.
+    let safe = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '/';
+    if !parent.chars().all(safe) {
+        return docker;
+    }
     let parent = parent.to_string();
     docker.with_request_modifier(move |mut req| {
         if req.uri().path().ends_with("/build") {

@@ -26,7 +26,8 @@ pub struct BuildCgroup {
 
 impl Drop for BuildCgroup {
     fn drop(&mut self) {
-        remove_named(Path::new(CGROUP_ROOT), &self.name);
+        // A cgroup still in use stays; the next sweep removes it.
+        let _ = remove_named(Path::new(CGROUP_ROOT), &self.name);
     }
 }
 
@@ -38,13 +39,14 @@ impl BuildCgroup {
 
     /// Waits (at most `limit`) until the engine has stopped the build's last step, then
     /// removes the cgroup. After a build timeout the engine needs a moment to kill the step.
-    pub async fn release(self, limit: std::time::Duration) {
+    pub async fn release(&self, limit: std::time::Duration) {
         let root = Path::new(CGROUP_ROOT);
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline && has_processes(root, &self.name) {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        // Drop removes it.
+        // Dropping it removes it: the caller drops it after this wait, so that a wait cut
+        // short (Ctrl-C) leaves it for the next sweep rather than failing to remove it now.
     }
 }
 
@@ -97,8 +99,7 @@ pub fn sweep(alive: impl Fn(&str) -> bool) -> usize {
     names.dedup();
     let mut removed = 0;
     for name in names {
-        if !alive(&name[PREFIX.len()..]) {
-            remove_named(root, &name);
+        if !alive(&name[PREFIX.len()..]) && remove_named(root, &name) {
             removed += 1;
         }
     }
@@ -136,7 +137,9 @@ fn has_processes(root: &Path, name: &str) -> bool {
     })
 }
 
-fn remove_named(root: &Path, name: &str) {
+/// Removes the cgroup from every hierarchy; true when it is gone from all of them.
+fn remove_named(root: &Path, name: &str) -> bool {
+    let mut gone = true;
     for h in hierarchies(root) {
         let dir = h.join(name);
         if dir.is_dir() {
@@ -148,7 +151,8 @@ fn remove_named(root: &Path, name: &str) {
                     }
                 }
             }
-            let _ = fs::remove_dir(&dir);
+            gone &= fs::remove_dir(&dir).is_ok();
         }
     }
+    gone
 }

@@ -35,12 +35,29 @@ impl Removed {
 
 const STEP: Duration = Duration::from_secs(20);
 
+/// Which images `remove_matching` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Images {
+    All,
+    /// All but those kept with `--keep-image` (tagged `KEPT_REPO:<run id>`).
+    NotKept,
+    None,
+}
+
+/// The repository a `--keep-image` image is tagged into once its run is over; sweeps leave it
+/// alone, `proctor gc --all` removes it.
+pub const KEPT_REPO: &str = "proctor/kept";
+
+fn is_kept(tags: &[String]) -> bool {
+    tags.iter().any(|t| t.starts_with(&format!("{KEPT_REPO}:")))
+}
+
 /// Removes every container, network and image labelled with `filter`, in dependency order
 /// (containers, then the networks and images they used).
 async fn remove_matching(
     engine: &Engine,
     filter: &HashMap<String, Vec<String>>,
-    keep_images: bool,
+    images: Images,
 ) -> Removed {
     let d = &engine.docker;
     let mut out = Removed::default();
@@ -97,7 +114,7 @@ async fn remove_matching(
         }
         Err(e) => out.errors.push(e.to_string()),
     }
-    if keep_images {
+    if images == Images::None {
         return out;
     }
     match deadline(
@@ -112,8 +129,11 @@ async fn remove_matching(
     )
     .await
     {
-        Ok(images) => {
-            for img in images {
+        Ok(found) => {
+            for img in found {
+                if images == Images::NotKept && is_kept(&img.repo_tags) {
+                    continue;
+                }
                 let opts = RemoveImageOptionsBuilder::new().force(true).build();
                 match deadline(
                     STEP,
@@ -143,29 +163,69 @@ fn is_gone(msg: &str) -> bool {
 /// first pass listed.
 pub async fn remove_run(engine: &Engine, run_id: &str, keep_images: bool) -> Removed {
     let filter = labels::run_filter(run_id);
-    let mut total = remove_matching(engine, &filter, keep_images).await;
+    let images = if keep_images {
+        Images::None
+    } else {
+        Images::NotKept
+    };
+    let mut total = remove_matching(engine, &filter, images).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    total.absorb(remove_matching(engine, &filter, keep_images).await);
+    total.absorb(remove_matching(engine, &filter, images).await);
+    if keep_images {
+        if let Err(e) = keep_image(engine, run_id).await {
+            total.errors.push(e.to_string());
+        }
+    }
     if engine.info.local {
-        super::firewall::remove_where(|run| run == run_id).await;
+        let (_, errors) = super::firewall::remove_where(|run| run == run_id).await;
+        total.errors.extend(errors);
     }
     total
 }
 
-/// Runs that own proctor resources, with the pid that created them.
+/// Retags a run's image as `KEPT_REPO:<run id>` (and drops its working tag), so that sweeps
+/// leave it alone.
+async fn keep_image(engine: &Engine, run_id: &str) -> Result<(), super::EngineError> {
+    let working = format!("proctor/submission:{run_id}");
+    let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+        .repo(KEPT_REPO)
+        .tag(run_id)
+        .build();
+    deadline(
+        STEP,
+        "tag the kept image",
+        engine.docker.tag_image(&working, Some(options)),
+    )
+    .await?;
+    let untag = RemoveImageOptionsBuilder::new().noprune(true).build();
+    deadline(
+        STEP,
+        "untag the kept image",
+        engine.docker.remove_image(&working, Some(untag), None),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Runs that own proctor resources, with the pid that created them. Images kept with
+/// `--keep-image` count only with `include_kept`.
 pub async fn managed_runs(
     engine: &Engine,
+    include_kept: bool,
 ) -> Result<BTreeMap<String, Option<u32>>, super::EngineError> {
     let d = &engine.docker;
     let filter = labels::managed_filter();
     let mut runs: BTreeMap<String, Option<u32>> = BTreeMap::new();
-    let mut note = |l: &HashMap<String, String>| {
+    let mut note = |l: &HashMap<String, String>, trusted: bool| {
         if let Some(run) = l.get(labels::RUN) {
+            // An image's labels come partly from the submission's Dockerfile (`LABEL
+            // io.proctor.pid=...`): for images only the run id, which proctor chose, counts.
             let pid = l
                 .get(labels::PID)
+                .filter(|_| trusted)
                 .and_then(|p| p.parse().ok())
                 .or_else(|| labels::pid_of_run(run));
-            runs.insert(run.clone(), pid);
+            runs.entry(run.clone()).or_insert(pid);
         }
     };
     let cs = deadline(
@@ -181,7 +241,7 @@ pub async fn managed_runs(
     .await?;
     cs.iter()
         .filter_map(|c| c.labels.as_ref())
-        .for_each(&mut note);
+        .for_each(|l| note(l, true));
     let ns = deadline(
         STEP,
         "list networks",
@@ -192,7 +252,7 @@ pub async fn managed_runs(
     .await?;
     ns.iter()
         .filter_map(|n| n.labels.as_ref())
-        .for_each(&mut note);
+        .for_each(|l| note(l, true));
     let is = deadline(
         STEP,
         "list images",
@@ -206,7 +266,9 @@ pub async fn managed_runs(
         )),
     )
     .await?;
-    is.iter().map(|i| &i.labels).for_each(&mut note);
+    is.iter()
+        .filter(|i| include_kept || !is_kept(&i.repo_tags))
+        .for_each(|i| note(&i.labels, false));
     Ok(runs)
 }
 
@@ -235,19 +297,24 @@ pub async fn sweep(
     host += crate::intake::sweep_git_temp_dirs(|pid| {
         !all && (pid == std::process::id() || owner_alive(pid))
     });
+    let mut errors = Vec::new();
     if engine.info.local {
-        host += super::firewall::remove_where(|run| all || !alive(run)).await;
+        let (removed, failed) = super::firewall::remove_where(|run| all || !alive(run)).await;
+        host += removed;
+        errors = failed;
     }
-    let runs = managed_runs(engine).await?;
+    let runs = managed_runs(engine, all).await?;
     let mut swept = Vec::new();
     let mut total = Removed {
         host,
+        errors,
         ..Removed::default()
     };
     for (run, pid) in runs {
         let alive = pid == Some(std::process::id()) || pid.is_some_and(owner_alive);
         if all || !alive {
-            total.absorb(remove_matching(engine, &labels::run_filter(&run), false).await);
+            let images = if all { Images::All } else { Images::NotKept };
+            total.absorb(remove_matching(engine, &labels::run_filter(&run), images).await);
             swept.push(run);
         }
     }

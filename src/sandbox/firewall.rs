@@ -60,29 +60,58 @@ async fn iptables(args: &[String]) -> Result<String, String> {
     }
 }
 
-/// Whether rules can be added here: iptables runs and may read the INPUT chain (root).
-pub async fn available() -> Result<(), String> {
-    iptables(&["-S".to_string(), CHAIN.to_string()])
-        .await
-        .map(|_| ())
+/// Whether rules like a run's can be added and removed here (iptables, root, the conntrack
+/// and comment matches): adds one for an interface that does not exist, then removes it.
+pub async fn probe() -> Result<(), String> {
+    let run_id = format!("doctor-{}-probe", std::process::id());
+    let mut args = vec!["-I".to_string(), CHAIN.to_string()];
+    args.extend(rule("br-proctorprobe", &run_id));
+    iptables(&args).await?;
+    match remove_where(|r| r == run_id).await {
+        (1, _) => Ok(()),
+        (_, errors) => Err(format!(
+            "the probe rule could not be removed again: {}",
+            errors.join("; ")
+        )),
+    }
 }
 
 /// Drops new connections from the run's network to the host. Errors say why the host's ports
 /// stay reachable.
 pub async fn isolate(network_id: &str, run_id: &str) -> Result<(), String> {
+    let bridge = bridge_of(network_id);
+    // A rule for a bridge this process cannot see would land in another network namespace
+    // (proctor in a container, the engine's socket mounted in) and protect nothing.
+    if !std::path::Path::new("/sys/class/net")
+        .join(&bridge)
+        .exists()
+    {
+        return Err(format!(
+            "the run's bridge {bridge} is not visible here: proctor runs in another network \
+             namespace than the engine"
+        ));
+    }
     let mut args = vec!["-I".to_string(), CHAIN.to_string()];
-    args.extend(rule(&bridge_of(network_id), run_id));
+    args.extend(rule(&bridge, run_id));
     iptables(&args).await.map(|_| ())
 }
 
-/// Removes the rules of the runs for which `remove(run_id)` is true. Returns how many went.
-pub async fn remove_where(remove: impl Fn(&str) -> bool) -> usize {
+/// Removes the rules of the runs for which `remove(run_id)` is true. Returns how many went,
+/// and what failed.
+pub async fn remove_where(remove: impl Fn(&str) -> bool) -> (usize, Vec<String>) {
+    // Where the chain cannot be listed (no iptables, not root), no rule could be added either.
     let Ok(listing) = iptables(&["-S".to_string(), CHAIN.to_string()]).await else {
-        return 0;
+        return (0, Vec::new());
     };
     let mut removed = 0;
-    for line in listing.lines().filter(|l| l.starts_with("-A ")) {
-        let Some(run) = run_of(line) else { continue };
+    let mut errors = Vec::new();
+    // Only rules shaped exactly like the ones `isolate` adds, whatever their comment says.
+    let ours = |l: &&str| l.starts_with("-A INPUT -i br-") && l.ends_with(" -j DROP");
+    for line in listing.lines().filter(ours) {
+        let Some(run) = run_of(line).filter(|r| crate::sandbox::labels::pid_of_run(r).is_some())
+        else {
+            continue;
+        };
         if !remove(run) {
             continue;
         }
@@ -90,11 +119,12 @@ pub async fn remove_where(remove: impl Fn(&str) -> bool) -> usize {
         let Some(args) = shell_words(&line.replacen("-A ", "-D ", 1)) else {
             continue;
         };
-        if iptables(&args).await.is_ok() {
-            removed += 1;
+        match iptables(&args).await {
+            Ok(_) => removed += 1,
+            Err(e) => errors.push(format!("firewall rule of run {run}: {e}")),
         }
     }
-    removed
+    (removed, errors)
 }
 
 /// The run id in a rule's comment, if it is one of proctor's (`-S` may quote the comment).
