@@ -126,7 +126,8 @@ struct GradeArgs {
     /// Exit 1 when the score is below this percentage of the points.
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     min_score: Option<f64>,
-    /// Keep the candidate's image after the run (containers and networks are still removed).
+    /// Keep the candidate's image after the run as proctor/kept:<run id> (containers and
+    /// networks are still removed); `proctor gc --all` removes it.
     #[arg(long)]
     keep_image: bool,
     /// Override the grader's build timeout.
