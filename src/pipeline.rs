@@ -125,8 +125,9 @@ impl Partial {
     }
 }
 
-/// Grades one submission. Returns `Err` only for usage errors found before anything ran;
-/// everything else, including infrastructure failures, is a report.
+/// Grades one submission. Returns `Err` only for usage errors found before the submission was
+/// built (with `--latency-reference`, after the reference was measured); everything else,
+/// including infrastructure failures, is a report.
 pub async fn grade(
     opts: &GradeOptions,
     events: Events,
@@ -161,32 +162,7 @@ pub async fn grade(
     // The reference first, under the same load: how much slower it runs here than the grader
     // expects widens the candidate's latency curves.
     if let Some(path) = &opts.latency_reference {
-        let measured = measure_reference(opts, path, &events, &cancel).await;
-        let scaled = measured.and_then(|(ref_run, corrected)| {
-            let scales = match placed.grader.grader.latency.as_mut() {
-                Some(l) => l.scale_to_reference(|p| percentile_of(&corrected, p)),
-                None => Ok(Vec::new()),
-            }
-            .map_err(|reason| Verdict::Infrastructure {
-                verdict: "latency_measurement_invalid".into(),
-                reason,
-            })?;
-            Ok(ReferenceLatency {
-                submission: path.display().to_string(),
-                run_id: ref_run,
-                corrected,
-                objectives: scales
-                    .into_iter()
-                    .map(|(name, declared_ms, measured_ms, factor)| ReferenceScale {
-                        name,
-                        declared_ms,
-                        measured_ms,
-                        factor: (factor * 1000.0).round() / 1000.0,
-                    })
-                    .collect(),
-            })
-        });
-        match scaled {
+        match scale_to_reference(opts, &mut placed, path, &events, &cancel).await {
             Ok(r) => partial.reference = Some(r),
             Err(v) => {
                 return Ok(assemble(
@@ -201,6 +177,7 @@ pub async fn grade(
             }
         }
     }
+    // From here on, the options as placed on cores and scaled to the reference.
     let opts = &placed;
 
     let verdict = match &opts.source {
@@ -214,76 +191,16 @@ pub async fn grade(
             v
         }
         Source::Submission(_) | Source::Git { .. } => {
-            let t = scenario::start_stage(&events, Stage::Intake);
-            let limits = opts.intake_limits.clone();
-            let source = opts.source.clone();
-            // Intake reads files and may run git: blocking work, off the async threads.
-            let intake_result = tokio::task::spawn_blocking(move || match &source {
-                Source::Git { url, rev } => intake::intake_git(url, rev.as_deref(), &limits),
-                Source::Submission(p) => intake::intake(p, &limits),
-                Source::Url(_) => unreachable!("handled above"),
-            })
-            .await
-            .map_err(|e| UsageError(format!("intake failed: {e}")))?;
-            partial.time(Stage::Intake, t, &events);
-            match intake_result {
-                Err(e) if e.is_usage_error() => return Err(UsageError(e.to_string())),
-                // Could not fetch the repository: neither a grade nor the candidate's fault.
-                Err(e @ IntakeError::Fetch { .. }) => Verdict::Infrastructure {
-                    verdict: "fetch_failed".into(),
-                    reason: e.to_string(),
-                },
-                Err(e) => Verdict::submission(
-                    "archive_rejected",
-                    format!("the submission was rejected: {e}"),
-                ),
-                Ok(ctx) => {
-                    partial.context = Some((ctx.kind, ctx.sha256.clone(), ctx.files, ctx.bytes));
-                    partial.commit = ctx.commit.clone();
-                    match dockerfile::check(
-                        &ctx.dockerfile,
-                        &opts.grader.grader.submission.allowed_base_images,
-                    ) {
-                        Err(violations) => {
-                            let reason = violations
-                                .iter()
-                                .map(|v| format!("Dockerfile line {}: {}", v.line, v.message))
-                                .collect::<Vec<_>>()
-                                .join("; ");
-                            Verdict::submission(violations[0].verdict, reason)
-                        }
-                        Ok(bases) => match Engine::connect().await {
-                            Err(e) => Verdict::engine(&e),
-                            Ok(engine) => {
-                                harness.engine_version = engine.info.version.clone();
-                                harness.engine_api_version = engine.info.api_version.clone();
-                                harness.runc_version = engine.info.runc_version.clone();
-                                harness.engine_os = engine.info.os.clone();
-                                if let Some(w) = engine.info.runc_warning() {
-                                    partial.warn(&events, w);
-                                }
-                                let v = tokio::select! {
-                                    v = build_and_grade(opts, &engine, &run_id, ctx, bases, &mut partial, &events) => v,
-                                    _ = cancel.cancelled() => Verdict::Interrupted,
-                                };
-                                partial.collect_phase_timings();
-                                finish_container(&engine, &mut partial).await;
-                                let t = scenario::start_stage(&events, Stage::Cleanup);
-                                let removed =
-                                    cleanup::remove_run(&engine, &run_id, opts.keep_image).await;
-                                release_build_cgroup(&mut partial).await;
-                                if !removed.errors.is_empty() {
-                                    let w = format!(
-                                        "cleanup could not remove everything of run {run_id} (run `proctor gc`): {}",
-                                        removed.errors.join("; ")
-                                    );
-                                    partial.warn(&events, w);
-                                }
-                                partial.time(Stage::Cleanup, t, &events);
-                                v
-                            }
-                        },
-                    }
+            match vet_submission(opts, &mut partial, &events).await? {
+                Err(v) => v,
+                Ok((ctx, bases)) => {
+                    let run = SandboxRun {
+                        opts,
+                        run_id: &run_id,
+                        events: &events,
+                        cancel: &cancel,
+                    };
+                    run.grade(ctx, bases, &mut partial, &mut harness).await
                 }
             }
         }
@@ -297,6 +214,109 @@ pub async fn grade(
         verdict,
         partial,
     ))
+}
+
+/// Intake and the Dockerfile check: the submission's build context and its base images, or
+/// the verdict that ends the run. `Err` only for a usage error (nothing ran yet).
+async fn vet_submission(
+    opts: &GradeOptions,
+    partial: &mut Partial,
+    events: &Events,
+) -> Result<Result<(intake::BuildContext, Vec<String>), Verdict>, UsageError> {
+    let t = scenario::start_stage(events, Stage::Intake);
+    let limits = opts.intake_limits.clone();
+    let source = opts.source.clone();
+    // Intake reads files and may run git: blocking work, off the async threads.
+    let intake_result = tokio::task::spawn_blocking(move || match &source {
+        Source::Git { url, rev } => intake::intake_git(url, rev.as_deref(), &limits),
+        Source::Submission(p) => intake::intake(p, &limits),
+        Source::Url(_) => unreachable!("a URL has nothing to take in"),
+    })
+    .await
+    .map_err(|e| UsageError(format!("intake failed: {e}")))?;
+    partial.time(Stage::Intake, t, events);
+    let ctx = match intake_result {
+        Err(e) if e.is_usage_error() => return Err(UsageError(e.to_string())),
+        // Could not fetch the repository: neither a grade nor the candidate's fault.
+        Err(e @ IntakeError::Fetch { .. }) => {
+            return Ok(Err(Verdict::Infrastructure {
+                verdict: "fetch_failed".into(),
+                reason: e.to_string(),
+            }))
+        }
+        Err(e) => {
+            return Ok(Err(Verdict::submission(
+                "archive_rejected",
+                format!("the submission was rejected: {e}"),
+            )))
+        }
+        Ok(ctx) => ctx,
+    };
+    partial.context = Some((ctx.kind, ctx.sha256.clone(), ctx.files, ctx.bytes));
+    partial.commit = ctx.commit.clone();
+    let allowed = &opts.grader.grader.submission.allowed_base_images;
+    Ok(match dockerfile::check(&ctx.dockerfile, allowed) {
+        Err(violations) => {
+            let reason = violations
+                .iter()
+                .map(|v| format!("Dockerfile line {}: {}", v.line, v.message))
+                .collect::<Vec<_>>()
+                .join("; ");
+            Err(Verdict::submission(violations[0].verdict, reason))
+        }
+        Ok(bases) => Ok((ctx, bases)),
+    })
+}
+
+/// What a run in the sandbox needs besides the submission itself.
+struct SandboxRun<'a> {
+    opts: &'a GradeOptions,
+    run_id: &'a str,
+    events: &'a Events,
+    cancel: &'a CancellationToken,
+}
+
+impl SandboxRun<'_> {
+    /// Connects to the engine, builds and grades the submission (until done or cancelled),
+    /// then reads the container's end and removes everything the run created.
+    async fn grade(
+        &self,
+        ctx: intake::BuildContext,
+        bases: Vec<String>,
+        partial: &mut Partial,
+        harness: &mut Harness,
+    ) -> Verdict {
+        let (opts, run_id, events) = (self.opts, self.run_id, self.events);
+        let engine = match Engine::connect().await {
+            Err(e) => return Verdict::engine(&e),
+            Ok(engine) => engine,
+        };
+        harness.engine_version = engine.info.version.clone();
+        harness.engine_api_version = engine.info.api_version.clone();
+        harness.runc_version = engine.info.runc_version.clone();
+        harness.engine_os = engine.info.os.clone();
+        if let Some(w) = engine.info.runc_warning() {
+            partial.warn(events, w);
+        }
+        let v = tokio::select! {
+            v = build_and_grade(opts, &engine, run_id, ctx, bases, partial, events) => v,
+            _ = self.cancel.cancelled() => Verdict::Interrupted,
+        };
+        partial.collect_phase_timings();
+        finish_container(&engine, partial).await;
+        let t = scenario::start_stage(events, Stage::Cleanup);
+        let removed = cleanup::remove_run(&engine, run_id, opts.keep_image).await;
+        release_build_cgroup(partial).await;
+        if !removed.errors.is_empty() {
+            let w = format!(
+                "cleanup could not remove everything of run {run_id} (run `proctor gc`): {}",
+                removed.errors.join("; ")
+            );
+            partial.warn(events, w);
+        }
+        partial.time(Stage::Cleanup, t, events);
+        v
+    }
 }
 
 /// Build, start, then grade the running container.
@@ -526,8 +546,42 @@ async fn grade_target(
     }
 }
 
-/// Grades the reference submission with only readiness and the latency load (no search) and
-/// returns its run id and corrected latency. Whatever keeps it from a valid measurement is the
+/// Measures the reference (`measure_reference`) and widens the latency objectives of
+/// `placed` by how much slower it ran here than the grader declares.
+async fn scale_to_reference(
+    opts: &GradeOptions,
+    placed: &mut GradeOptions,
+    path: &std::path::Path,
+    events: &Events,
+    cancel: &CancellationToken,
+) -> Result<ReferenceLatency, Verdict> {
+    let (ref_run, corrected) = measure_reference(opts, path, events, cancel).await?;
+    let scales = match placed.grader.grader.latency.as_mut() {
+        Some(l) => l.scale_to_reference(|p| percentile_of(&corrected, p)),
+        None => Ok(Vec::new()),
+    }
+    .map_err(|reason| Verdict::Infrastructure {
+        verdict: "latency_measurement_invalid".into(),
+        reason,
+    })?;
+    Ok(ReferenceLatency {
+        submission: path.display().to_string(),
+        run_id: ref_run,
+        corrected,
+        objectives: scales
+            .into_iter()
+            .map(|(name, declared_ms, measured_ms, factor)| ReferenceScale {
+                name,
+                declared_ms,
+                measured_ms,
+                factor: (factor * 1000.0).round() / 1000.0,
+            })
+            .collect(),
+    })
+}
+
+/// Grades the reference submission with readiness, the scripted checks and the latency load
+/// (no model phases, no search) and returns its run id and corrected latency. Whatever keeps it from a valid measurement is the
 /// grading machine's or the grader's problem, never the candidate's: an infrastructure error.
 async fn measure_reference(
     opts: &GradeOptions,
