@@ -57,27 +57,6 @@ fn assert_no_build_cgroup(run_id: &str) {
     assert!(left.is_empty(), "build cgroups left behind: {left:?}");
 }
 
-/// Waits until no container runs `needle` (the engine removes a cancelled step's container
-/// shortly after the build is stopped).
-fn assert_step_container_gone(needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = Command::new("docker")
-            .args(["ps", "-a", "--no-trunc", "--format", "{{.Command}}"])
-            .output()
-            .unwrap();
-        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !listing.contains(needle) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a build step container running {needle:?} is still there:\n{listing}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn a_step_that_never_ends_is_cancelled_at_the_build_timeout() {
     let started = Instant::now();
@@ -93,7 +72,7 @@ fn a_step_that_never_ends_is_cancelled_at_the_build_timeout() {
         reason(&run)
     );
     assert!(started.elapsed() < Duration::from_secs(60));
-    assert_step_container_gone("sleep infinity");
+    assert_no_container_runs("sleep infinity");
 }
 
 #[test]
@@ -115,7 +94,7 @@ fn a_build_fork_bomb_is_held_at_the_process_limit() {
     let log = run.report()["build_log_tail"].as_str().unwrap_or_default();
     assert!(log.contains("can't fork"), "{log}");
     assert!(started.elapsed() < Duration::from_secs(14), "{why}");
-    assert_step_container_gone("sleep 300");
+    assert_no_container_runs("sleep 300");
     let left = Command::new("pgrep")
         .args(["-f", "^sleep 300$"])
         .output()
@@ -182,7 +161,7 @@ fn a_build_that_floods_its_output_is_stopped() {
     assert!(started.elapsed() < Duration::from_secs(14), "{why}");
     let tail = run.report()["build_log_tail"].as_str().unwrap_or_default();
     assert!(tail.len() <= 40 * 1024, "log tail of {} bytes", tail.len());
-    assert_step_container_gone("flooding the build log");
+    assert_no_container_runs("flooding the build log");
 }
 
 #[test]

@@ -101,22 +101,7 @@ fn ctrl_c_during_build_removes_everything() {
     assert_interrupted_and_clean(&run);
     // The engine also stopped the build container of the cancelled RUN step (it carries no
     // label, so look for its command).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = Command::new("docker")
-            .args(["ps", "-a", "--no-trunc", "--format", "{{.Command}}"])
-            .output()
-            .unwrap();
-        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !listing.contains("sleep 120") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cancelled build's container is still there:\n{listing}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    assert_no_container_runs("sleep 120");
 }
 
 #[test]

@@ -144,16 +144,7 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
         ("network", vec!["network", "ls", "-q", "--filter", &filter]),
         ("image", vec!["images", "-a", "-q", "--filter", &filter]),
     ] {
-        let out = Command::new("docker")
-            .args(&args)
-            .output()
-            .expect("docker CLI runs");
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        for id in docker(&args).split_whitespace() {
             found.push(format!("{what} {id}"));
         }
     }
@@ -181,6 +172,37 @@ pub fn leftovers(run_id: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// Runs the docker CLI and returns its trimmed stdout; fails the test when the CLI fails.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Waits (20 s at most) until no container's command contains `needle`: the engine removes a
+/// cancelled build step's container, which carries no label, shortly after the build stops.
+pub fn assert_no_container_runs(needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let listing = docker(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
+        if !listing.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a container running {needle:?} is still there:\n{listing}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }
 
 pub fn assert_no_leftovers(run_id: &str) {
