@@ -441,14 +441,7 @@ pub fn load(path: &Path) -> Result<LoadedGrader, GraderError> {
 /// Parses and validates grader text; `path` is only used in error messages.
 pub fn parse(text: &str, path: &Path) -> Result<Grader, GraderError> {
     let invalid = |span: Option<std::ops::Range<usize>>, field: String, message: String| {
-        let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
-        GraderError::Invalid {
-            path: path.to_owned(),
-            line,
-            column,
-            field,
-            message,
-        }
+        invalid_at(text, path, span, field, message)
     };
     let de = toml::Deserializer::parse(text)
         .map_err(|e| invalid(e.span(), "(syntax)".into(), e.message().to_string()))?;
@@ -710,9 +703,19 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 /// An error about `field`, located in `text` by walking its spans.
 fn invalid_field(text: &str, path: &Path, field: String, message: String) -> GraderError {
-    let (line, column) = find_field_span(text, &field)
-        .map(|s| line_col(text, s.start))
-        .unwrap_or((1, 1));
+    let span = find_field_span(text, &field);
+    invalid_at(text, path, span, field, message)
+}
+
+/// An error about `field` at `span` of `text` (the file's start when the span is unknown).
+fn invalid_at(
+    text: &str,
+    path: &Path,
+    span: Option<std::ops::Range<usize>>,
+    field: String,
+    message: String,
+) -> GraderError {
+    let (line, column) = span.map(|s| line_col(text, s.start)).unwrap_or((1, 1));
     GraderError::Invalid {
         path: path.to_owned(),
         line,
