@@ -5,6 +5,7 @@
 //! `scenario` (with `expect`, `load`) → `score` → `report`. `grader` holds the grader-file
 //! model that configures every stage; `events` carries progress to the terminal.
 
+pub mod check;
 pub mod cli;
 pub mod data;
 pub mod digest;

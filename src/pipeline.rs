@@ -702,16 +702,8 @@ async fn finish_container(engine: &Engine, partial: &mut Partial) {
 fn not_run_checks(opts: &GradeOptions, ran: &[CheckResult], why: &str) -> Vec<CheckResult> {
     scenario::declared_checks(&opts.grader)
         .into_iter()
-        .filter(|(name, cat, _, _)| !ran.iter().any(|r| &r.name == name && &r.category == cat))
-        .map(|(name, category, max, visibility)| CheckResult {
-            name,
-            category,
-            points: 0.0,
-            max_points: max,
-            passed: false,
-            message: format!("not run: {why}"),
-            visibility,
-        })
+        .filter(|d| !ran.iter().any(|r| d.is(r)))
+        .map(|d| d.failed(format!("not run: {why}")))
         .collect()
 }
 

@@ -1,7 +1,8 @@
 //! Turns check results into a score: totals and per-category sums, categories in the order they
 //! were first graded.
 
-use crate::report::{CategoryScore, CheckResult, Score};
+use crate::check::CheckResult;
+use crate::report::{CategoryScore, Score};
 
 pub fn score(checks: &[CheckResult]) -> (Score, Vec<CategoryScore>) {
     let mut categories: Vec<CategoryScore> = Vec::new();
@@ -12,7 +13,7 @@ pub fn score(checks: &[CheckResult]) -> (Score, Vec<CategoryScore>) {
                 k.max_points += c.max_points;
             }
             None => categories.push(CategoryScore {
-                name: c.category.clone(),
+                name: c.category,
                 points: c.points,
                 max_points: c.max_points,
             }),
@@ -59,12 +60,12 @@ pub fn linear_points(value: f64, full: f64, zero: f64, max_points: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grader::Visibility;
+    use crate::check::{Category, Visibility};
 
-    fn check(cat: &str, points: f64, max: f64) -> CheckResult {
+    fn check(cat: Category, points: f64, max: f64) -> CheckResult {
         CheckResult {
             name: format!("{cat}-{points}"),
-            category: cat.into(),
+            category: cat,
             points,
             max_points: max,
             passed: points == max,
@@ -76,16 +77,16 @@ mod tests {
     #[test]
     fn sums_per_category_in_first_seen_order() {
         let (s, cats) = score(&[
-            check("b", 1.0, 2.0),
-            check("a", 3.0, 3.0),
-            check("b", 0.5, 1.0),
+            check(Category::Robustness, 1.0, 2.0),
+            check(Category::Correctness, 3.0, 3.0),
+            check(Category::Robustness, 0.5, 1.0),
         ]);
         assert_eq!(s.points, 4.5);
         assert_eq!(s.max_points, 6.0);
         assert_eq!(s.percent, 75.0);
         assert_eq!(
-            cats.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-            ["b", "a"]
+            cats.iter().map(|c| c.name).collect::<Vec<_>>(),
+            [Category::Robustness, Category::Correctness]
         );
         assert_eq!(cats[0].points, 1.5);
     }

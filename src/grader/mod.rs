@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::check::Category;
 use crate::expect::{Expect, JsonAssert, StatusSet};
 
 mod latency;
@@ -48,11 +49,11 @@ pub struct Grader {
 
 impl Grader {
     /// The scripted check lists, in the order they run, with their category.
-    pub fn check_lists(&self) -> [(&'static str, &Vec<CheckSpec>); 3] {
+    pub fn check_lists(&self) -> [(Category, &Vec<CheckSpec>); 3] {
         [
-            ("correctness", &self.correctness),
-            ("robustness", &self.robustness),
-            ("missing_data", &self.missing_data),
+            (Category::Correctness, &self.correctness),
+            (Category::Robustness, &self.robustness),
+            (Category::MissingData, &self.missing_data),
         ]
     }
 
@@ -140,15 +141,7 @@ pub struct GraderMeta {
     pub visibility: Visibility,
 }
 
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Visibility {
-    #[default]
-    Visible,
-    Hidden,
-}
+pub use crate::check::Visibility;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::grader::Visibility;
+pub use crate::check::{Category, CheckResult, Visibility};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -79,22 +79,9 @@ pub struct Score {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CategoryScore {
-    pub name: String,
+    pub name: Category,
     pub points: f64,
     pub max_points: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CheckResult {
-    pub name: String,
-    /// The phase that ran it: readiness, correctness, robustness, latency, ...
-    pub category: String,
-    pub points: f64,
-    pub max_points: f64,
-    pub passed: bool,
-    /// What went wrong (or what was measured), written for the candidate.
-    pub message: String,
-    pub visibility: Visibility,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -8,7 +8,7 @@ use crate::target::Target;
 pub async fn run_check(
     target: &Target,
     spec: &CheckSpec,
-    category: &str,
+    category: crate::check::Category,
     default_vis: Visibility,
 ) -> CheckResult {
     let content_type = spec.content_type.as_deref().unwrap_or("application/json");
@@ -29,7 +29,7 @@ pub async fn run_check(
     let max = spec.points.0;
     CheckResult {
         name: spec.name.clone(),
-        category: category.to_string(),
+        category,
         points: if verdict.is_ok() { max } else { 0.0 },
         max_points: max,
         passed: verdict.is_ok(),

@@ -134,7 +134,7 @@ pub async fn run(
     }
     let check = CheckResult {
         name: check_name(spec.concurrency),
-        category: "consistency".into(),
+        category: crate::check::Category::Consistency,
         points: if passed { spec.points.0 } else { 0.0 },
         max_points: spec.points.0,
         passed,

@@ -256,7 +256,7 @@ pub async fn run(
     let mut checks = Vec::new();
     let mk = |name: String, points: f64, max: f64, message: String| CheckResult {
         name,
-        category: "drift".into(),
+        category: crate::check::Category::Drift,
         points,
         max_points: max,
         passed: points >= max,

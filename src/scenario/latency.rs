@@ -180,7 +180,7 @@ pub async fn run(
                     }
                     CheckResult {
                         name,
-                        category: "latency".into(),
+                        category: crate::check::Category::Latency,
                         points: p,
                         max_points: points.0,
                         passed: p >= points.0,
@@ -190,7 +190,7 @@ pub async fn run(
                 }
                 Err(e) => CheckResult {
                     name,
-                    category: "latency".into(),
+                    category: crate::check::Category::Latency,
                     points: 0.0,
                     max_points: points.0,
                     passed: false,
@@ -259,7 +259,7 @@ fn grade(spec: &LatencySpec, outcome: &Outcome, vis: Visibility) -> Vec<CheckRes
         };
         results.push(CheckResult {
             name,
-            category: "latency".into(),
+            category: crate::check::Category::Latency,
             points,
             max_points: o.points.0,
             passed: points >= o.points.0,
@@ -282,7 +282,7 @@ fn grade(spec: &LatencySpec, outcome: &Outcome, vis: Visibility) -> Vec<CheckRes
             .collect();
         results.push(CheckResult {
             name: errors_name(spec.rate),
-            category: "latency".into(),
+            category: crate::check::Category::Latency,
             points: if passed { e.points.0 } else { 0.0 },
             max_points: e.points.0,
             passed,
@@ -311,7 +311,7 @@ fn not_measured(spec: &LatencySpec, vis: Visibility, why: &str) -> Vec<CheckResu
         .filter(|(name, _)| *name != search_name(spec))
         .map(|(name, max)| CheckResult {
             name,
-            category: "latency".into(),
+            category: crate::check::Category::Latency,
             points: 0.0,
             max_points: max,
             passed: false,

@@ -17,6 +17,7 @@ pub mod readiness;
 
 use std::time::Instant;
 
+use crate::check::{Category, DeclaredCheck};
 use crate::events::{Event, Events, Stage};
 use crate::grader::{LoadedGrader, Visibility};
 use crate::report::{CheckResult, LatencyReport, StageTiming};
@@ -130,22 +131,22 @@ pub async fn run_phases(
     }
 }
 
-/// Every check the grader declares, as (name, category, max points, visibility): what a run
-/// that stops early lists as not run, so its score is out of the full total.
-pub fn declared_checks(loaded: &LoadedGrader) -> Vec<(String, String, f64, Visibility)> {
+/// Every check the grader declares: what a run that stops early lists as not run, so its score
+/// is out of the full total.
+pub fn declared_checks(loaded: &LoadedGrader) -> Vec<DeclaredCheck> {
     let g = &loaded.grader;
     let vis = g.grader.visibility;
-    let mut out = vec![(
+    let mut out = vec![DeclaredCheck::new(
         g.readiness.name.clone(),
-        "readiness".to_string(),
+        Category::Readiness,
         g.readiness.points.0,
         g.readiness.visibility.unwrap_or(vis),
     )];
     for (cat, specs) in g.check_lists() {
         for s in specs {
-            out.push((
+            out.push(DeclaredCheck::new(
                 s.name.clone(),
-                cat.to_string(),
+                cat,
                 s.points.0,
                 s.visibility.unwrap_or(vis),
             ));
@@ -154,26 +155,26 @@ pub fn declared_checks(loaded: &LoadedGrader) -> Vec<(String, String, f64, Visib
     if let Some(q) = &g.quality {
         let v = q.visibility.unwrap_or(vis);
         for m in &q.metric {
-            out.push((
+            out.push(DeclaredCheck::new(
                 quality::metric_check_name(m.metric, &q.dataset),
-                "quality".into(),
+                Category::Quality,
                 m.points.0,
                 v,
             ));
         }
         if let (Some(c), Some(gap)) = (&q.compare_dataset, &q.gap) {
-            out.push((
+            out.push(DeclaredCheck::new(
                 quality::gap_check_name(c, &q.dataset),
-                "quality".into(),
+                Category::Quality,
                 gap.points.0,
                 v,
             ));
         }
     }
     if let Some(c) = &g.consistency {
-        out.push((
+        out.push(DeclaredCheck::new(
             consistency::check_name(c.concurrency),
-            "consistency".into(),
+            Category::Consistency,
             c.points.0,
             c.visibility.unwrap_or(vis),
         ));
@@ -181,14 +182,14 @@ pub fn declared_checks(loaded: &LoadedGrader) -> Vec<(String, String, f64, Visib
     if let Some(l) = &g.latency {
         let lvis = l.visibility.unwrap_or(vis);
         for (name, max) in latency::declared_checks(l) {
-            out.push((name, "latency".into(), max, lvis));
+            out.push(DeclaredCheck::new(name, Category::Latency, max, lvis));
         }
     }
     if let Some(d) = &g.drift {
         let v = d.visibility.unwrap_or(vis);
-        out.push((
-            drift::FALSE_ALARMS_CHECK.into(),
-            "drift".into(),
+        out.push(DeclaredCheck::new(
+            drift::FALSE_ALARMS_CHECK,
+            Category::Drift,
             d.false_alarm_points.0,
             v,
         ));
@@ -198,17 +199,17 @@ pub fn declared_checks(loaded: &LoadedGrader) -> Vec<(String, String, f64, Visib
             d.detection_points.0 / d.scenario.len() as f64
         };
         for sc in &d.scenario {
-            out.push((
+            out.push(DeclaredCheck::new(
                 drift::detection_check_name(&sc.name),
-                "drift".into(),
+                Category::Drift,
                 share,
                 v,
             ));
         }
         if !d.scenario.is_empty() {
-            out.push((
-                drift::ATTRIBUTION_CHECK.into(),
-                "drift".into(),
+            out.push(DeclaredCheck::new(
+                drift::ATTRIBUTION_CHECK,
+                Category::Drift,
                 d.attribution_points.0,
                 v,
             ));
@@ -216,15 +217,15 @@ pub fn declared_checks(loaded: &LoadedGrader) -> Vec<(String, String, f64, Visib
     }
     if let Some(m) = &g.metrics {
         let v = m.visibility.unwrap_or(vis);
-        out.push((
+        out.push(DeclaredCheck::new(
             monitoring::counter_check_name(&m.predictions_counter),
-            "monitoring".into(),
+            Category::Monitoring,
             m.counter_points.0,
             v,
         ));
-        out.push((
+        out.push(DeclaredCheck::new(
             monitoring::histogram_check_name(&m.latency_histogram),
-            "monitoring".into(),
+            Category::Monitoring,
             m.histogram_points.0,
             v,
         ));

@@ -120,7 +120,7 @@ pub async fn run(
     };
     let mk = |name: String, max: f64, verdict: Result<String, String>| CheckResult {
         name,
-        category: "monitoring".into(),
+        category: crate::check::Category::Monitoring,
         points: if verdict.is_ok() { max } else { 0.0 },
         max_points: max,
         passed: verdict.is_ok(),

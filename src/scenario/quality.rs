@@ -116,7 +116,7 @@ pub async fn run(
         };
         checks.push(CheckResult {
             name: metric_check_name(m.metric, &spec.dataset),
-            category: "quality".into(),
+            category: crate::check::Category::Quality,
             points,
             max_points: m.points.0,
             passed: points >= m.points.0,
@@ -144,7 +144,7 @@ pub async fn run(
             };
             checks.push(CheckResult {
                 name: gap_check_name(compare, &spec.dataset),
-                category: "quality".into(),
+                category: crate::check::Category::Quality,
                 points: if passed { gap.points.0 } else { 0.0 },
                 max_points: gap.points.0,
                 passed,

@@ -67,7 +67,7 @@ pub fn result(spec: &Readiness, default_vis: Visibility, outcome: &ReadyOutcome)
     };
     CheckResult {
         name: spec.name.clone(),
-        category: "readiness".into(),
+        category: crate::check::Category::Readiness,
         points: if passed { max } else { 0.0 },
         max_points: max,
         passed,
