@@ -13,6 +13,7 @@
 pub mod cli;
 mod conn;
 mod engine;
+pub mod exclusive;
 pub mod schedule;
 pub mod search;
 mod stats;
