@@ -34,10 +34,10 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{
-    normalize, rejected, rule_depth, rule_entries, rule_file, rule_path, rule_total, shown,
-    BuildContext, IntakeError, Limits, SourceKind,
-};
+use super::context::{BuildContext, SourceKind};
+use super::error::{rejected, IntakeError};
+use super::limits::{mib, rule_depth, rule_entries, rule_file, rule_path, rule_total, Limits};
+use super::names::{is_unsafe_char, normalize, shown};
 
 /// True when `spec` names a git repository by URL: any `scheme://…` (only `https://` and
 /// `file://` are fetched; [`intake_git`] explains the others), or anything prefixed `git+`
@@ -296,7 +296,7 @@ pub fn intake_git(
             url,
             format!(
                 "the repository's commit needs more than {} on disk",
-                super::mib(limits.max_total_bytes)
+                mib(limits.max_total_bytes)
             ),
         ),
         Failure::Exit(stderr) => fetch_error(stderr),
@@ -733,7 +733,7 @@ fn summarize(stderr: &[u8], status: std::process::ExitStatus) -> String {
         .lines()
         .map(|l| {
             l.chars()
-                .filter(|c| !super::is_unsafe_char(*c))
+                .filter(|c| !is_unsafe_char(*c))
                 .collect::<String>()
                 .trim()
                 .to_string()
