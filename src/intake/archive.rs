@@ -15,9 +15,11 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::rc::Rc;
 
-use super::{
-    normalize, rejected, shown, BuildContext, IntakeError, Limits, Node, SourceKind, Tree,
-};
+use super::context::{BuildContext, SourceKind};
+use super::error::{rejected, IntakeError};
+use super::limits::{mib, Limits};
+use super::names::{excluded, normalize, shown};
+use super::tree::{Node, Tree};
 
 /// Label of rejections that concern the archive as a whole.
 const ARCHIVE: &str = "(archive)";
@@ -64,13 +66,13 @@ pub(super) fn read_file(
         let reader = flate2::read::MultiGzDecoder::new(file);
         let rule = format!(
             "the archive decompresses to more than {} (a compression bomb, or over the size limit)",
-            super::mib(cap)
+            mib(cap)
         );
         from_stream(reader, cap, rule, limits, SourceKind::TarGz)
     } else if name.ends_with(".tar") {
         let file = fs::File::open(path).map_err(io)?;
         let cap = stream_cap(limits);
-        let rule = format!("the archive is larger than {}", super::mib(cap));
+        let rule = format!("the archive is larger than {}", mib(cap));
         from_stream(io::BufReader::new(file), cap, rule, limits, SourceKind::Tar)
     } else {
         Err(IntakeError::Unsupported(path.to_owned()))
@@ -85,7 +87,7 @@ pub(super) fn from_tar<R: Read>(
     kind: SourceKind,
 ) -> Result<BuildContext, IntakeError> {
     let cap = stream_cap(limits);
-    let rule = format!("the archive is larger than {}", super::mib(cap));
+    let rule = format!("the archive is larger than {}", mib(cap));
     from_stream(reader, cap, rule, limits, kind)
 }
 
@@ -183,7 +185,7 @@ fn from_stream<R: Read>(
             let Some(path) = normalize(&raw).map_err(|rule| rejected(&show, rule))? else {
                 continue; // "./" itself
             };
-            if super::excluded(&path) {
+            if excluded(&path) {
                 continue;
             }
             let node = match kind {
@@ -360,15 +362,9 @@ fn check_global_header<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(), Str
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{read, tar_with, DF};
     use super::*;
-
-    fn rule(err: IntakeError) -> (String, String) {
-        match err {
-            IntakeError::Rejected { entry, rule } => (entry, rule),
-            other => panic!("expected a rejection, got {other:?}"),
-        }
-    }
+    use crate::intake::intake;
+    use crate::intake::test_support::{list, read, rule, tar_with, DF};
 
     /// A PAX 'x' header carrying `records`, then an entry with `name` in its plain header.
     fn pax_entry(
@@ -446,7 +442,7 @@ mod tests {
             b"x",
         ));
         let ctx = read(bytes).unwrap();
-        assert!(super::super::tests::list(&ctx.tar).contains(&"dir/ünïcode.py".to_string()));
+        assert!(list(&ctx.tar).contains(&"dir/ünïcode.py".to_string()));
     }
 
     #[test]
@@ -560,7 +556,7 @@ mod tests {
             file.write_all(&gz.finish().unwrap()).unwrap();
         }
         drop(file);
-        let err = super::super::intake(&path, &Limits::default()).unwrap_err();
+        let err = intake(&path, &Limits::default()).unwrap_err();
         assert!(
             err.to_string().contains("after the end-of-archive marker"),
             "{err}"
@@ -576,7 +572,26 @@ mod tests {
         bytes.extend_from_slice(&one);
         bytes.extend_from_slice(b"trailing garbage");
         fs::write(&path, &bytes).unwrap();
-        let err = super::super::intake(&path, &Limits::default()).unwrap_err();
+        let err = intake(&path, &Limits::default()).unwrap_err();
         assert!(err.to_string().contains("end-of-archive marker"), "{err}");
+    }
+
+    #[test]
+    fn gzip_bomb_is_stopped() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.tar.gz");
+        let big = vec![0u8; 64 << 20];
+        let tar = tar_with(&[DF, ("zeros", tar::EntryType::Regular, &big, None)]);
+        let mut gz = flate2::write::GzEncoder::new(
+            fs::File::create(&path).unwrap(),
+            flate2::Compression::best(),
+        );
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap();
+        let err = intake(&path, &Limits::default()).unwrap_err();
+        let (entry, r) = rule(err);
+        assert_eq!(entry, "zeros");
+        assert!(r.contains("compression bomb"), "{r}");
     }
 }

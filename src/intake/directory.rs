@@ -12,11 +12,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use super::context::{BuildContext, SourceKind};
 use super::dockerignore::{Decision, Dockerignore, MAX_BYTES};
-use super::{
-    check_name, rejected, rule_depth, rule_entries, rule_file, shown, BuildContext, IntakeError,
-    Limits, Node, SourceKind, Tree,
-};
+use super::error::{rejected, IntakeError};
+use super::limits::{rule_depth, rule_entries, rule_file, Limits};
+use super::names::{check_name, shown};
+use super::tree::{Node, Tree};
 
 pub(super) fn read(
     root: &Path,
@@ -216,5 +217,46 @@ impl Walk<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use crate::intake::{intake, Limits};
+
+    #[test]
+    fn directory_symlink_to_host_file_is_rejected_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Dockerfile"), "FROM x\n").unwrap();
+        std::os::unix::fs::symlink("/etc/shadow", dir.path().join("secret")).unwrap();
+        let err = intake(dir.path(), &Limits::default()).unwrap_err();
+        assert!(err.is_submission_fault());
+        assert!(
+            err.to_string().contains("secret") && err.to_string().contains("absolute"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ignored_directories_are_not_walked() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("Dockerfile"), "FROM x\n").unwrap();
+        fs::write(dir.path().join(".dockerignore"), ".venv\n").unwrap();
+        let venv = dir.path().join(".venv/lib");
+        fs::create_dir_all(&venv).unwrap();
+        for i in 0..50 {
+            fs::write(venv.join(format!("m{i}.py")), "x").unwrap();
+        }
+        // Would be rejected if the walk entered .venv.
+        std::os::unix::fs::symlink("/etc/passwd", venv.join("escape")).unwrap();
+        let limits = Limits {
+            max_entries: 10,
+            ..Limits::default()
+        };
+        let ctx = intake(dir.path(), &limits).unwrap();
+        assert_eq!(ctx.files, 2);
+        assert_eq!(ctx.ignored, 1);
     }
 }
