@@ -6,18 +6,15 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A step of a run, as progress lines and the report's timings name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Intake,
     Build,
     Start,
     Ready,
-    Checks,
-    Quality,
-    Consistency,
-    Latency,
-    Drift,
-    Monitoring,
+    /// A phase of the registry (`phases::registry`), by its name.
+    Phase(&'static str),
     Cleanup,
 }
 
@@ -28,12 +25,7 @@ impl Stage {
             Stage::Build => "build",
             Stage::Start => "start",
             Stage::Ready => "ready",
-            Stage::Checks => "checks",
-            Stage::Quality => "quality",
-            Stage::Consistency => "consistency",
-            Stage::Latency => "latency",
-            Stage::Drift => "drift",
-            Stage::Monitoring => "monitoring",
+            Stage::Phase(name) => name,
             Stage::Cleanup => "cleanup",
         }
     }
@@ -50,6 +42,11 @@ pub enum Event {
     StageFinished {
         stage: Stage,
         elapsed: Duration,
+    },
+    /// A phase ran past its time budget and was stopped; its remaining checks score zero.
+    OutOfBudget {
+        stage: Stage,
+        budget: Duration,
     },
     /// A `Step n/m : ...` line of the image build.
     BuildStep(String),
@@ -118,6 +115,12 @@ impl Reporter for LineReporter {
                 grader,
             } => self.line(&format!("run {run_id}: grading {submission} with {grader}")),
             Event::Warning(w) => self.line(&format!("warning: {w}")),
+            Event::OutOfBudget { stage, budget } => self.line(&format!(
+                "warning: {} ran out of its time budget of {:.0}s and was stopped; its remaining \
+                 checks score zero",
+                stage.name(),
+                budget.as_secs_f64()
+            )),
             _ if self.quiet => {}
             Event::StageStarted(s) => self.line(&format!("{}: started", s.name())),
             Event::StageFinished { stage, elapsed } => self.line(&format!(
@@ -157,6 +160,41 @@ impl Reporter for LineReporter {
                 }
             }
             Event::Info(s) => self.line(s),
+        }
+    }
+}
+
+/// Times one stage: announces its start, and its end with the timing the report keeps.
+pub struct StageTimer {
+    stage: Stage,
+    started: Instant,
+}
+
+impl StageTimer {
+    pub fn start(events: &Events, stage: Stage) -> StageTimer {
+        events.event(&Event::StageStarted(stage));
+        StageTimer {
+            stage,
+            started: Instant::now(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Announces the end of the stage and returns its timing for the report.
+    pub fn finish(self, events: &Events) -> crate::report::StageTiming {
+        let elapsed = self.started.elapsed();
+        events.event(&Event::StageFinished {
+            stage: self.stage,
+            elapsed,
+        });
+        crate::report::StageTiming {
+            stage: self.stage.name().into(),
+            seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            budget_seconds: None,
+            out_of_budget: false,
         }
     }
 }

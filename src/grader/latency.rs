@@ -132,9 +132,6 @@ pub struct LatencyObjective {
     /// the same run, and when this machine makes it slower than that, the curve is widened by
     /// the same factor (never narrowed).
     pub reference_ms: Option<f64>,
-    /// The factor the curve was widened by (set when the reference was measured).
-    #[serde(skip)]
-    pub scaled_by: Option<f64>,
 }
 
 /// Percentiles a reference measurement reports, and so the ones `reference_ms` may be set for.
@@ -291,40 +288,11 @@ impl LatencySpec {
         self.objective.iter().any(|o| o.reference_ms.is_some())
     }
 
-    /// Widens each objective that declares `reference_ms` by how much slower the reference
-    /// measured here (`measured(percentile)`, in ms) than declared; never narrows. Returns
-    /// (objective name, declared, measured, factor) per scaled objective, or why this machine
-    /// cannot grade latency when a factor exceeds `max_reference_factor`.
-    pub fn scale_to_reference(
-        &mut self,
-        measured: impl Fn(f64) -> f64,
-    ) -> Result<Vec<(String, f64, f64, f64)>, String> {
-        let mut out = Vec::new();
-        let rate = self.rate;
-        for o in &mut self.objective {
-            let Some(declared) = o.reference_ms else {
-                continue;
-            };
-            let got = measured(o.percentile);
-            let factor = (got / declared).max(1.0);
-            let name = o
-                .name
-                .clone()
-                .unwrap_or_else(|| crate::scenario::latency::objective_name(o.percentile, rate));
-            if factor > self.max_reference_factor {
-                return Err(format!(
-                    "the reference submission measured p{} = {got:.2} ms here, {factor:.1} times \
-                     the {declared} ms the grader expects (at most {} times allowed): this \
-                     machine is too slow or too busy to grade latency",
-                    o.percentile, self.max_reference_factor
-                ));
-            }
-            o.full_points_ms *= factor;
-            o.zero_points_ms *= factor;
-            o.scaled_by = Some(factor);
-            out.push((name, declared, got, factor));
-        }
-        Ok(out)
+    /// The check name of objective `o`: its own, or one made from its percentile and the rate.
+    pub fn objective_name(&self, o: &LatencyObjective) -> String {
+        o.name
+            .clone()
+            .unwrap_or_else(|| crate::phases::latency::objective_name(o.percentile, self.rate))
     }
 }
 
@@ -400,38 +368,6 @@ impl SearchSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reference_scaling_widens_never_narrows_and_has_a_ceiling() {
-        let text = "path = \"/\"\nrate = 100\nduration_secs = 10\n\
-                    [[objective]]\npercentile = 50\nfull_points_ms = 10\nzero_points_ms = 100\n\
-                    reference_ms = 2\npoints = 1\n\
-                    [[objective]]\npercentile = 99\nfull_points_ms = 50\nzero_points_ms = 500\n\
-                    reference_ms = 20\npoints = 1\n\
-                    [[objective]]\npercentile = 90\nfull_points_ms = 5\nzero_points_ms = 9\npoints = 1\n";
-        let spec: LatencySpec = toml::from_str(text).unwrap();
-        // The reference ran 3x slower at p50, faster at p99.
-        let mut s = spec.clone();
-        let scaled = s
-            .scale_to_reference(|p| if p == 50.0 { 6.0 } else { 10.0 })
-            .unwrap();
-        assert_eq!(scaled.len(), 2, "only objectives with reference_ms");
-        assert_eq!(scaled[0].3, 3.0);
-        assert_eq!(
-            (s.objective[0].full_points_ms, s.objective[0].zero_points_ms),
-            (30.0, 300.0)
-        );
-        assert_eq!(scaled[1].3, 1.0);
-        assert_eq!(
-            (s.objective[1].full_points_ms, s.objective[1].zero_points_ms),
-            (50.0, 500.0)
-        );
-        assert_eq!(s.objective[2].full_points_ms, 5.0);
-        // 50 and 5 times slower: past the default ceiling of 4.
-        let mut s = spec;
-        let err = s.scale_to_reference(|_| 100.0).unwrap_err();
-        assert!(err.contains("too slow or too busy"), "{err}");
-    }
 
     fn spec(extra: &str) -> Result<LatencySpec, String> {
         let text = format!("path = \"/\"\nrate = 50\nduration_secs = 10\n{extra}");

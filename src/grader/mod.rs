@@ -56,72 +56,6 @@ impl Grader {
             (Category::MissingData, &self.missing_data),
         ]
     }
-
-    /// Keeps the service and the load generator off each other's cores, given the cores this
-    /// process may use. `[sandbox] cpuset = "auto"` pins the service to the last
-    /// `ceil(cpus)` cores (at most all but one); whenever the service is pinned and
-    /// `[latency] load_cpuset` is not given, the load generator gets the cores the service does
-    /// not have. Returns a warning when the machine cannot keep them apart.
-    pub fn place_on_cores(&mut self, allowed: &[usize]) -> Option<String> {
-        let join = |cores: &[usize]| {
-            cores
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        if self.sandbox.cpuset.as_deref() == Some(AUTO_CPUSET) {
-            if allowed.len() < 2 {
-                self.sandbox.cpuset = None;
-                return Some(format!(
-                    "only {} core available: the service runs under a CPU quota of {} and shares \
-                     the core with the load generator, so latency is noisier than on a machine \
-                     with two or more cores",
-                    allowed.len(),
-                    self.sandbox.cpus
-                ));
-            }
-            let asked = (self.sandbox.cpus.ceil() as usize).max(1);
-            if asked > allowed.len() - 1 {
-                // Pinning to fewer cores than `cpus` would make the service slower than the
-                // grader means it to be: keep the quota, shared with the load generator.
-                self.sandbox.cpuset = None;
-                return Some(format!(
-                    "the service should get {} CPUs but only {} cores are available, one of \
-                     them for the load generator: the service runs under a CPU quota and shares \
-                     cores with the load generator, so latency is noisier",
-                    self.sandbox.cpus,
-                    allowed.len()
-                ));
-            }
-            self.sandbox.cpuset = Some(join(&allowed[allowed.len() - asked..]));
-        }
-        let service = match self
-            .sandbox
-            .cpuset
-            .as_deref()
-            .map(crate::load::sys::parse_cpuset)
-        {
-            Some(Ok(cores)) => cores,
-            _ => return None,
-        };
-        if let Some(l) = self.latency.as_mut().filter(|l| l.load_cpuset.is_none()) {
-            let rest: Vec<usize> = allowed
-                .iter()
-                .copied()
-                .filter(|c| !service.contains(c))
-                .collect();
-            if rest.is_empty() {
-                return Some(format!(
-                    "the service is pinned to cores {} and no other core is left for the load \
-                     generator; latency is measured with both on the same cores",
-                    join(&service)
-                ));
-            }
-            l.load_cpuset = Some(join(&rest));
-        }
-        None
-    }
 }
 
 /// `[sandbox] cpuset` value that splits the machine's cores between service and load.
@@ -230,6 +164,12 @@ pub struct HttpSettings {
     pub request_timeout_ms: u64,
     /// Responses larger than this are cut and fail their check.
     pub max_body_bytes: usize,
+}
+
+impl HttpSettings {
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.request_timeout_ms)
+    }
 }
 
 impl Default for HttpSettings {
@@ -770,58 +710,8 @@ status = 200
         parse(s, Path::new("g.toml"))
     }
 
-    fn with_sandbox(sandbox: &str) -> Grader {
-        parse_str(&format!(
-            "{MINIMAL}\n[sandbox]\n{sandbox}\n[latency]\npath = \"/\"\nrate = 50\nduration_secs = 5\n"
-        ))
-        .unwrap()
-    }
-
     #[test]
-    fn auto_cpuset_splits_cores_between_service_and_load() {
-        let mut g = with_sandbox("cpuset = \"auto\"\ncpus = 1.0");
-        assert_eq!(g.place_on_cores(&[0, 1]), None);
-        assert_eq!(g.sandbox.cpuset.as_deref(), Some("1"));
-        assert_eq!(g.latency.as_ref().unwrap().load_cpus(), Some(vec![0]));
-
-        // Two CPUs' worth of service on eight cores: the last two, the load gets the rest.
-        let mut g = with_sandbox("cpuset = \"auto\"\ncpus = 1.5");
-        assert_eq!(g.place_on_cores(&(0..8).collect::<Vec<_>>()), None);
-        assert_eq!(g.sandbox.cpuset.as_deref(), Some("6,7"));
-        assert_eq!(
-            g.latency.as_ref().unwrap().load_cpus(),
-            Some(vec![0, 1, 2, 3, 4, 5])
-        );
-
-        // Two CPUs' worth of service on two cores would leave the load none: the quota.
-        let mut g = with_sandbox("cpuset = \"auto\"\ncpus = 2.0");
-        let w = g.place_on_cores(&[0, 1]).unwrap();
-        assert!(w.contains("should get 2 CPUs"), "{w}");
-        assert_eq!(g.sandbox.cpuset, None);
-
-        // One core: back to the quota, with a warning.
-        let mut g = with_sandbox("cpuset = \"auto\"");
-        let w = g.place_on_cores(&[3]).unwrap();
-        assert!(w.contains("only 1 core"), "{w}");
-        assert_eq!(g.sandbox.cpuset, None);
-        assert_eq!(g.latency.as_ref().unwrap().load_cpuset, None);
-    }
-
-    #[test]
-    fn explicit_cpusets_are_kept_and_the_load_takes_the_other_cores() {
-        let mut g = with_sandbox("cpuset = \"0\"");
-        assert_eq!(g.place_on_cores(&[0, 1, 2]), None);
-        assert_eq!(g.sandbox.cpuset.as_deref(), Some("0"));
-        assert_eq!(g.latency.as_ref().unwrap().load_cpus(), Some(vec![1, 2]));
-
-        let mut g = with_sandbox("cpuset = \"0-1\"");
-        assert!(g.place_on_cores(&[0, 1]).unwrap().contains("no other core"));
-
-        // Without a pinned service nothing moves.
-        let mut g = with_sandbox("cpus = 1.0");
-        assert_eq!(g.place_on_cores(&[0, 1]), None);
-        assert_eq!(g.latency.as_ref().unwrap().load_cpuset, None);
-
+    fn a_bad_cpuset_is_located() {
         let err = parse_str(&format!("{MINIMAL}\n[sandbox]\ncpuset = \"1-x\"\n"))
             .unwrap_err()
             .to_string();

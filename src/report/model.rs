@@ -21,7 +21,7 @@ pub struct Report {
     pub reason: String,
     /// For `submission_error` and `infrastructure_error`: the precise cause, e.g. `build_failed`,
     /// `never_ready`, `engine_unreachable`.
-    pub verdict: Option<String>,
+    pub verdict: Option<crate::verdict::Verdict>,
     /// Absent for `infrastructure_error`: a harness failure is never a grade.
     pub score: Option<Score>,
     pub categories: Vec<CategoryScore>,
@@ -175,6 +175,13 @@ pub struct ReferenceScale {
 pub struct StageTiming {
     pub stage: String,
     pub seconds: f64,
+    /// For a phase: the time it was allowed, derived from what it declares (requests, durations,
+    /// the request timeout). A service cannot make a phase last longer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_seconds: Option<f64>,
+    /// The phase was stopped at its budget; its checks that had not finished score zero.
+    #[serde(default)]
+    pub out_of_budget: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

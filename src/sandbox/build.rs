@@ -55,7 +55,7 @@ pub struct Built {
 #[derive(Debug, Clone)]
 pub struct BuildFailure {
     /// `build_failed` or `build_timeout`.
-    pub verdict: &'static str,
+    pub verdict: crate::verdict::Verdict,
     pub reason: String,
     pub log_tail: String,
 }
@@ -150,7 +150,7 @@ pub async fn build(
                                 .map(|s| format!(" at {s}"))
                                 .unwrap_or_default();
                             return Ok(Err((
-                                "build_failed",
+                                crate::verdict::Verdict::BuildFailed,
                                 format!(
                                     "the build printed more than {} MB of output{at}; it was \
                                      stopped (a step that logs without end, or a noisy download)",
@@ -185,7 +185,7 @@ pub async fn build(
                         .map(|h| format!(" ({h})"))
                         .unwrap_or_default();
                     return Ok(Err((
-                        "build_failed",
+                        crate::verdict::Verdict::BuildFailed,
                         format!("the build failed {at}{}{hint}", sanitize(&error, 500)),
                     )));
                 }
@@ -200,7 +200,7 @@ pub async fn build(
     let outcome = match tokio::time::timeout(limits.timeout, consume).await {
         Ok(r) => r?,
         Err(_) => Err((
-            "build_timeout",
+            crate::verdict::Verdict::BuildTimeout,
             format!(
                 "the build did not finish within {}s{}",
                 limits.timeout.as_secs(),
@@ -228,7 +228,7 @@ pub async fn build(
             let id = inspect.id.or(image_id).unwrap_or_else(|| tag.to_string());
             if let Some(size) = inspect.size.filter(|&s| s as u64 > limits.max_image_bytes) {
                 return Ok(Err(BuildFailure {
-                    verdict: "image_too_large",
+                    verdict: crate::verdict::Verdict::ImageTooLarge,
                     reason: format!(
                         "the image is {} MB, over the limit of {} MB: leave build caches, \
                          datasets and unused dependencies out of it",

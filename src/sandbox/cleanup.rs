@@ -291,12 +291,9 @@ pub async fn sweep(
         let pid = labels::pid_of_run(run);
         pid == Some(std::process::id()) || pid.is_some_and(owner_alive)
     };
-    // Build cgroups, git temp dirs and firewall rules carry the run id or pid in their name,
+    // Build cgroups and firewall rules carry the run id or pid in their name,
     // not a label.
     let mut host = super::build_cgroup::sweep(|run| !all && alive(run));
-    host += crate::intake::sweep_git_temp_dirs(|pid| {
-        !all && (pid == std::process::id() || owner_alive(pid))
-    });
     let mut errors = Vec::new();
     if engine.info.local {
         let (removed, failed) = super::firewall::remove_where(|run| all || !alive(run)).await;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub line: usize,
-    pub verdict: &'static str,
+    pub verdict: crate::verdict::Verdict,
     pub message: String,
 }
 
@@ -155,7 +155,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                 let Some(image) = words.first() else {
                     violations.push(Violation {
                         line: ins.line,
-                        verdict: "dockerfile_invalid",
+                        verdict: crate::verdict::Verdict::DockerfileInvalid,
                         message: "FROM without an image".into(),
                     });
                     continue;
@@ -168,7 +168,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                 let Some(image) = expand(image, &global_args) else {
                     violations.push(Violation {
                         line: ins.line,
-                        verdict: "base_image_not_allowed",
+                        verdict: crate::verdict::Verdict::BaseImageNotAllowed,
                         message: format!("FROM {image} uses a build argument without a default; name the base image directly (allowed: {})", allowed_list()),
                     });
                     continue;
@@ -185,7 +185,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                 } else {
                     violations.push(Violation {
                         line: ins.line,
-                        verdict: "base_image_not_allowed",
+                        verdict: crate::verdict::Verdict::BaseImageNotAllowed,
                         message: format!(
                             "base image {image} is not allowed; use one of: {}",
                             allowed_list()
@@ -202,7 +202,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                 if let Some(url) = url {
                     violations.push(Violation {
                         line: ins.line,
-                        verdict: "network_access",
+                        verdict: crate::verdict::Verdict::NetworkAccess,
                         message: format!("ADD {url} downloads at build time; builds have no network, put the file in the submission"),
                     });
                 }
@@ -218,7 +218,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                     if !is_stage && !allowed.contains(&normalize_image(from)) {
                         violations.push(Violation {
                             line: ins.line,
-                            verdict: "base_image_not_allowed",
+                            verdict: crate::verdict::Verdict::BaseImageNotAllowed,
                             message: format!("COPY --from={from} names an image that is not allowed; use one of: {}", allowed_list()),
                         });
                     }
@@ -230,7 +230,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
     if !seen_from {
         violations.push(Violation {
             line: 1,
-            verdict: "dockerfile_invalid",
+            verdict: crate::verdict::Verdict::DockerfileInvalid,
             message: "the Dockerfile has no FROM instruction".into(),
         });
     }
@@ -267,7 +267,7 @@ mod tests {
     fn other_base_is_refused_with_line() {
         let v = check("# comment\n\nFROM python:3.12\n", &allowed()).unwrap_err();
         assert_eq!(v[0].line, 3);
-        assert_eq!(v[0].verdict, "base_image_not_allowed");
+        assert_eq!(v[0].verdict.as_str(), "base_image_not_allowed");
         assert!(
             v[0].message.contains("python:3.12") && v[0].message.contains("proctor/python-ml:3.11")
         );
@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn add_url_is_refused_even_across_continuations() {
         let v = check("FROM proctor/python-ml:3.11\nADD --chmod=644 \\\n  https://example.invalid/model.bin /m\n", &allowed()).unwrap_err();
-        assert_eq!(v[0].verdict, "network_access");
+        assert_eq!(v[0].verdict.as_str(), "network_access");
         assert_eq!(v[0].line, 2);
     }
 
@@ -320,6 +320,6 @@ mod tests {
     #[test]
     fn missing_from_is_invalid() {
         let v = check("RUN echo\n", &allowed()).unwrap_err();
-        assert_eq!(v[0].verdict, "dockerfile_invalid");
+        assert_eq!(v[0].verdict.as_str(), "dockerfile_invalid");
     }
 }

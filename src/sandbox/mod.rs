@@ -13,6 +13,9 @@ pub mod dockerfile;
 pub mod firewall;
 pub mod labels;
 pub mod monitor;
+pub mod session;
+
+pub use session::{BaseImageError, ContainerFacts, Service, Session};
 
 use std::time::Duration;
 
@@ -37,12 +40,13 @@ impl EngineError {
         }
     }
 
-    /// Short stable name for the report's `verdict`.
-    pub fn verdict(&self) -> &'static str {
+    /// The report's `verdict` for it.
+    pub fn verdict(&self) -> crate::verdict::Verdict {
+        use crate::verdict::Verdict;
         match self {
-            EngineError::Unreachable { .. } => "engine_unreachable",
-            EngineError::Api { .. } => "engine_error",
-            EngineError::Timeout(..) => "engine_timeout",
+            EngineError::Unreachable { .. } => Verdict::EngineUnreachable,
+            EngineError::Api { .. } => Verdict::EngineError,
+            EngineError::Timeout(..) => Verdict::EngineTimeout,
         }
     }
 }
@@ -105,7 +109,8 @@ impl EngineInfo {
 /// A connected, answering engine.
 #[derive(Clone)]
 pub struct Engine {
-    pub docker: Docker,
+    /// Only the sandbox's modules speak to the engine.
+    docker: Docker,
     pub info: EngineInfo,
 }
 

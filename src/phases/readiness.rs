@@ -75,3 +75,14 @@ pub fn result(spec: &Readiness, default_vis: Visibility, outcome: &ReadyOutcome)
         visibility: spec.visibility.unwrap_or(default_vis),
     }
 }
+
+/// The readiness check as declared, for the list of checks a run cut short did not reach.
+pub fn declared(loaded: &crate::grader::LoadedGrader) -> crate::check::DeclaredCheck {
+    let g = &loaded.grader;
+    crate::check::DeclaredCheck::new(
+        g.readiness.name.clone(),
+        crate::check::Category::Readiness,
+        g.readiness.points.0,
+        g.readiness.visibility.unwrap_or(g.grader.visibility),
+    )
+}

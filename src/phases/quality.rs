@@ -2,12 +2,18 @@
 //! service in batches, and the answers are scored (AUC, accuracy, log loss, calibration error)
 //! on the grader's point curves. The gap to a second dataset's AUC is reported beside it.
 
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::check::{Category, DeclaredCheck};
+use crate::grader::LoadedGrader;
 use std::collections::BTreeMap;
 
 use crate::data::{stats, Dataset};
 use crate::grader::{PredictionApi, QualityMetric, QualitySpec, Visibility};
 use crate::report::{CheckResult, QualityReport};
-use crate::scenario::predict::{rows_of, Predictor};
+use crate::phases::predict::{rows_of, Predictor};
 use crate::target::Target;
 
 /// Below this share of validly answered instances no quality metric is meaningful.
@@ -116,7 +122,7 @@ pub async fn run(
         };
         checks.push(CheckResult {
             name: metric_check_name(m.metric, &spec.dataset),
-            category: crate::check::Category::Quality,
+            category: Category::Quality,
             points,
             max_points: m.points.0,
             passed: points >= m.points.0,
@@ -144,7 +150,7 @@ pub async fn run(
             };
             checks.push(CheckResult {
                 name: gap_check_name(compare, &spec.dataset),
-                category: crate::check::Category::Quality,
+                category: Category::Quality,
                 points: if passed { gap.points.0 } else { 0.0 },
                 max_points: gap.points.0,
                 passed,
@@ -164,4 +170,78 @@ fn summarize(failures: &BTreeMap<String, u64>) -> String {
         .map(|(k, n)| format!("{n}x {k}"))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Prediction quality on the declared (hidden) datasets.
+pub struct Quality;
+
+impl super::Phase for Quality {
+    fn name(&self) -> &'static str {
+        "quality"
+    }
+
+    fn declared(&self, loaded: &LoadedGrader) -> bool {
+        loaded.grader.quality.is_some() && loaded.grader.prediction.is_some()
+    }
+
+    fn checks(&self, loaded: &LoadedGrader) -> Vec<DeclaredCheck> {
+        let g = &loaded.grader;
+        let Some(q) = &g.quality else {
+            return Vec::new();
+        };
+        let v = q.visibility.unwrap_or(g.grader.visibility);
+        let mut out: Vec<DeclaredCheck> = q
+            .metric
+            .iter()
+            .map(|m| {
+                DeclaredCheck::new(
+                    metric_check_name(m.metric, &q.dataset),
+                    Category::Quality,
+                    m.points.0,
+                    v,
+                )
+            })
+            .collect();
+        if let (Some(c), Some(gap)) = (&q.compare_dataset, &q.gap) {
+            out.push(DeclaredCheck::new(
+                gap_check_name(c, &q.dataset),
+                Category::Quality,
+                gap.points.0,
+                v,
+            ));
+        }
+        out
+    }
+
+    fn budget(&self, loaded: &LoadedGrader) -> Duration {
+        let g = &loaded.grader;
+        let (Some(q), Some(api)) = (&g.quality, &g.prediction) else {
+            return Duration::ZERO;
+        };
+        let batches = |name: &String| {
+            loaded
+                .datasets
+                .get(name)
+                .map_or(0, |d| d.rows.len().div_ceil(api.max_batch.max(1)))
+        };
+        let requests = batches(&q.dataset) + q.compare_dataset.as_ref().map_or(0, batches);
+        super::budget_for(Duration::ZERO, requests, g.http.request_timeout())
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a super::Context<'a>,
+        out: &'a mut super::PhaseOutput,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let g = &cx.grader.grader;
+            let (Some(spec), Some(api)) = (&g.quality, &g.prediction) else {
+                return;
+            };
+            let (checks, report) =
+                run(cx.target, api, spec, &cx.grader.datasets, g.grader.visibility).await;
+            out.checks = checks;
+            out.section = Some(super::Section::Quality(report));
+        })
+    }
 }

@@ -8,6 +8,12 @@
 //! proctor recomputes KS / chi-square, PSI and a distance on the same window and reports them
 //! beside what the service claimed.
 
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::check::{Category, DeclaredCheck};
+use crate::grader::LoadedGrader;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde_json::Value;
@@ -17,7 +23,7 @@ use crate::data::{stats, Dataset, FeatureKind};
 use crate::grader::{Curve, DriftScenario, DriftSpec, PredictionApi, Visibility};
 use crate::http;
 use crate::report::{CheckResult, DriftBaseline, DriftReport, DriftScenarioReport, FeatureDrift};
-use crate::scenario::predict::Predictor;
+use crate::phases::predict::Predictor;
 use crate::target::Target;
 
 pub const FALSE_ALARMS_CHECK: &str = "no false drift alarms on in-distribution traffic";
@@ -256,7 +262,7 @@ pub async fn run(
     let mut checks = Vec::new();
     let mk = |name: String, points: f64, max: f64, message: String| CheckResult {
         name,
-        category: crate::check::Category::Drift,
+        category: Category::Drift,
         points,
         max_points: max,
         passed: points >= max,
@@ -455,4 +461,86 @@ pub async fn run(
         }
     }
     (checks, report)
+}
+
+/// Drift detection: false alarms on in-distribution traffic, then the declared shifts.
+pub struct Drift;
+
+impl super::Phase for Drift {
+    fn name(&self) -> &'static str {
+        "drift"
+    }
+
+    fn declared(&self, loaded: &LoadedGrader) -> bool {
+        loaded.grader.drift.is_some() && loaded.grader.prediction.is_some()
+    }
+
+    fn checks(&self, loaded: &LoadedGrader) -> Vec<DeclaredCheck> {
+        let g = &loaded.grader;
+        let Some(d) = &g.drift else {
+            return Vec::new();
+        };
+        let v = d.visibility.unwrap_or(g.grader.visibility);
+        let mut out = vec![DeclaredCheck::new(
+            FALSE_ALARMS_CHECK,
+            Category::Drift,
+            d.false_alarm_points.0,
+            v,
+        )];
+        let share = if d.scenario.is_empty() {
+            0.0
+        } else {
+            d.detection_points.0 / d.scenario.len() as f64
+        };
+        for sc in &d.scenario {
+            out.push(DeclaredCheck::new(
+                detection_check_name(&sc.name),
+                Category::Drift,
+                share,
+                v,
+            ));
+        }
+        if !d.scenario.is_empty() {
+            out.push(DeclaredCheck::new(
+                ATTRIBUTION_CHECK,
+                Category::Drift,
+                d.attribution_points.0,
+                v,
+            ));
+        }
+        out
+    }
+
+    fn budget(&self, loaded: &LoadedGrader) -> Duration {
+        let g = &loaded.grader;
+        let Some(d) = &g.drift else {
+            return Duration::ZERO;
+        };
+        // A window's flush before the baseline and before each scenario, then their instances,
+        // in batches, with a poll every `poll_every` instances.
+        let instances = d.window
+            + d.baseline_instances
+            + d.scenario.iter().map(|s| s.instances + d.window).sum::<usize>();
+        let requests =
+            instances.div_ceil(d.batch_size.max(1)) + instances.div_ceil(d.poll_every.max(1));
+        super::budget_for(Duration::ZERO, requests, g.http.request_timeout())
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a super::Context<'a>,
+        out: &'a mut super::PhaseOutput,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let g = &cx.grader.grader;
+            let (Some(spec), Some(api)) = (&g.drift, &g.prediction) else {
+                return;
+            };
+            let data = &cx.grader.datasets[&spec.dataset];
+            let (checks, report) =
+                run(cx.target, api, spec, data, cx.plan.seed, g.grader.visibility).await;
+            out.checks = checks;
+            out.section = Some(super::Section::Drift(report));
+        })
+    }
 }

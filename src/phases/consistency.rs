@@ -3,6 +3,12 @@
 //! degrades, caches or mixes up requests under load shows here. A repeated input answered
 //! much faster than a fresh one is reported as a hint of caching.
 
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::check::{Category, DeclaredCheck};
+use crate::grader::LoadedGrader;
 use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt};
@@ -11,7 +17,7 @@ use rand::seq::SliceRandom;
 use crate::data::Dataset;
 use crate::grader::{ConsistencySpec, PredictionApi, Visibility};
 use crate::report::{CheckResult, ConsistencyReport};
-use crate::scenario::predict::{rows_of, Predictor};
+use crate::phases::predict::{rows_of, Predictor};
 use crate::target::Target;
 
 pub fn check_name(concurrency: usize) -> String {
@@ -134,7 +140,7 @@ pub async fn run(
     }
     let check = CheckResult {
         name: check_name(spec.concurrency),
-        category: crate::check::Category::Consistency,
+        category: Category::Consistency,
         points: if passed { spec.points.0 } else { 0.0 },
         max_points: spec.points.0,
         passed,
@@ -150,4 +156,60 @@ fn median(xs: &mut [f64]) -> f64 {
     }
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
+}
+
+/// The same instances get the same predictions idle and under concurrent load.
+pub struct Consistency;
+
+impl super::Phase for Consistency {
+    fn name(&self) -> &'static str {
+        "consistency"
+    }
+
+    fn declared(&self, loaded: &LoadedGrader) -> bool {
+        loaded.grader.consistency.is_some() && loaded.grader.prediction.is_some()
+    }
+
+    fn checks(&self, loaded: &LoadedGrader) -> Vec<DeclaredCheck> {
+        let g = &loaded.grader;
+        g.consistency
+            .iter()
+            .map(|c| {
+                DeclaredCheck::new(
+                    check_name(c.concurrency),
+                    Category::Consistency,
+                    c.points.0,
+                    c.visibility.unwrap_or(g.grader.visibility),
+                )
+            })
+            .collect()
+    }
+
+    fn budget(&self, loaded: &LoadedGrader) -> Duration {
+        let g = &loaded.grader;
+        let Some(c) = &g.consistency else {
+            return Duration::ZERO;
+        };
+        // Twice idle, one at a time; then `rounds` times with `concurrency` in flight.
+        let requests = c.instances * 2 + (c.instances * c.rounds).div_ceil(c.concurrency.max(1));
+        super::budget_for(Duration::ZERO, requests, g.http.request_timeout())
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a super::Context<'a>,
+        out: &'a mut super::PhaseOutput,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let g = &cx.grader.grader;
+            let (Some(spec), Some(api)) = (&g.consistency, &g.prediction) else {
+                return;
+            };
+            let data = &cx.grader.datasets[&spec.dataset];
+            let (checks, report) =
+                run(cx.target, api, spec, data, cx.plan.seed, g.grader.visibility).await;
+            out.checks = checks;
+            out.section = Some(super::Section::Consistency(report));
+        })
+    }
 }

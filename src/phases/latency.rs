@@ -8,8 +8,12 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
+
+use crate::check::{Category, DeclaredCheck};
 use crate::events::{Event, Events};
-use crate::grader::{LatencySpec, Method, Visibility};
+use crate::grader::{LatencySpec, LoadedGrader, Method, Visibility};
+use crate::plan::{Purpose, RunPlan};
 use crate::load::search::{self, SearchResult};
 use crate::load::{self, Mode, Outcome, Plan, RequestSpec, Stage, Validity};
 use crate::report::{CheckResult, LatencyReport};
@@ -42,7 +46,7 @@ fn request_of(target: &Target, spec: &LatencySpec) -> RequestSpec {
 }
 
 /// The plan of the graded load.
-pub fn plan_of(spec: &LatencySpec, seed: u64) -> Plan {
+pub fn plan_of(spec: &LatencySpec, seed: u64, cpus: Option<Vec<usize>>) -> Plan {
     Plan {
         mode: Mode::Open {
             stages: vec![Stage::constant(
@@ -55,7 +59,7 @@ pub fn plan_of(spec: &LatencySpec, seed: u64) -> Plan {
         concurrency: spec.concurrency,
         seed,
         threads: None,
-        cpus: spec.load_cpus(),
+        cpus,
         min_requests: spec.required_requests(),
         realtime: true,
         spin: load::DEFAULT_SPIN,
@@ -69,12 +73,12 @@ pub fn plan_of(spec: &LatencySpec, seed: u64) -> Plan {
 pub async fn run(
     target: &Target,
     spec: &LatencySpec,
-    seed: u64,
+    run_plan: &RunPlan,
     default_vis: Visibility,
     events: &Events,
 ) -> (Vec<CheckResult>, LatencyReport) {
     let request = request_of(target, spec);
-    let plan = plan_of(spec, seed);
+    let plan = plan_of(spec, run_plan.seed, run_plan.load_cpus.clone());
     let mut attempts = 0;
     let result = loop {
         attempts += 1;
@@ -104,7 +108,7 @@ pub async fn run(
     };
     let vis = spec.visibility.unwrap_or(default_vis);
     let (mut checks, mut report) = match &result {
-        Ok(o) => (grade(spec, o, vis), report_of(spec, o)),
+        Ok(o) => (grade(spec, o, vis, run_plan), report_of(spec, o)),
         Err(e) => {
             let why = format!("the load could not run: {e}");
             let mut report = empty_report(spec);
@@ -129,7 +133,12 @@ pub async fn run(
 
     // A machine that could not keep the main load on schedule will not keep the search's
     // faster steps either: the run is not a grade, so the search is not run.
-    if let Some(s) = spec.search.as_ref().filter(|_| report.valid) {
+    // The latency reference measures the load only.
+    let search = spec
+        .search
+        .as_ref()
+        .filter(|_| report.valid && run_plan.purpose == Purpose::Grade);
+    if let Some(s) = search {
         let sspec = search::SearchSpec {
             percentile: s.percentile,
             slo_ms: s.slo_ms,
@@ -180,7 +189,7 @@ pub async fn run(
                     }
                     CheckResult {
                         name,
-                        category: crate::check::Category::Latency,
+                        category: Category::Latency,
                         points: p,
                         max_points: points.0,
                         passed: p >= points.0,
@@ -190,7 +199,7 @@ pub async fn run(
                 }
                 Err(e) => CheckResult {
                     name,
-                    category: crate::check::Category::Latency,
+                    category: Category::Latency,
                     points: 0.0,
                     max_points: points.0,
                     passed: false,
@@ -227,39 +236,45 @@ fn search_message(r: &SearchResult, full: f64) -> String {
     }
 }
 
-fn grade(spec: &LatencySpec, outcome: &Outcome, vis: Visibility) -> Vec<CheckResult> {
+fn grade(
+    spec: &LatencySpec,
+    outcome: &Outcome,
+    vis: Visibility,
+    plan: &RunPlan,
+) -> Vec<CheckResult> {
     let mut results = Vec::new();
     for o in &spec.objective {
-        let name = o
-            .name
-            .clone()
-            .unwrap_or_else(|| objective_name(o.percentile, spec.rate));
+        let name = spec.objective_name(o);
+        // Widened by how much slower the reference ran here (1 without a reference).
+        let factor = plan.latency_factor(&name);
+        let (full_ms, zero_ms) = (o.full_points_ms * factor, o.zero_points_ms * factor);
         let (points, message) = if outcome.corrected.is_empty() {
             (0.0, "no response to measure".to_string())
         } else {
             let value = load::percentile_ms(&outcome.corrected, o.percentile);
-            let points = linear_points(value, o.full_points_ms, o.zero_points_ms, o.points.0);
+            let points = linear_points(value, full_ms, zero_ms, o.points.0);
             (
                 points,
                 format!(
                     "p{} = {:.2} ms (full points at <= {} ms, none at >= {} ms{})",
                     trim(o.percentile),
                     value,
-                    trim(o.full_points_ms),
-                    trim(o.zero_points_ms),
-                    match o.scaled_by {
-                        Some(f) if f > 1.0 => format!(
+                    trim(full_ms),
+                    trim(zero_ms),
+                    if factor > 1.0 {
+                        format!(
                             "; widened {}x: the reference measured that much slower here",
-                            trim(f)
-                        ),
-                        _ => String::new(),
+                            trim(factor)
+                        )
+                    } else {
+                        String::new()
                     }
                 ),
             )
         };
         results.push(CheckResult {
             name,
-            category: crate::check::Category::Latency,
+            category: Category::Latency,
             points,
             max_points: o.points.0,
             passed: points >= o.points.0,
@@ -282,7 +297,7 @@ fn grade(spec: &LatencySpec, outcome: &Outcome, vis: Visibility) -> Vec<CheckRes
             .collect();
         results.push(CheckResult {
             name: errors_name(spec.rate),
-            category: crate::check::Category::Latency,
+            category: Category::Latency,
             points: if passed { e.points.0 } else { 0.0 },
             max_points: e.points.0,
             passed,
@@ -311,7 +326,7 @@ fn not_measured(spec: &LatencySpec, vis: Visibility, why: &str) -> Vec<CheckResu
         .filter(|(name, _)| *name != search_name(spec))
         .map(|(name, max)| CheckResult {
             name,
-            category: crate::check::Category::Latency,
+            category: Category::Latency,
             points: 0.0,
             max_points: max,
             passed: false,
@@ -429,6 +444,73 @@ fn trim(x: f64) -> String {
         format!("{x:.0}")
     } else {
         format!("{x}")
+    }
+}
+
+
+/// The latency load at the grader's rate, its objectives, and the throughput search.
+pub struct Latency;
+
+impl super::Phase for Latency {
+    fn name(&self) -> &'static str {
+        "latency"
+    }
+
+    fn declared(&self, loaded: &LoadedGrader) -> bool {
+        loaded.grader.latency.is_some()
+    }
+
+    fn checks(&self, loaded: &LoadedGrader) -> Vec<DeclaredCheck> {
+        let g = &loaded.grader;
+        let Some(l) = &g.latency else {
+            return Vec::new();
+        };
+        let vis = l.visibility.unwrap_or(g.grader.visibility);
+        declared_checks(l)
+            .into_iter()
+            .map(|(name, max)| DeclaredCheck::new(name, Category::Latency, max, vis))
+            .collect()
+    }
+
+    fn budget(&self, loaded: &LoadedGrader) -> Duration {
+        let g = &loaded.grader;
+        let Some(l) = &g.latency else {
+            return Duration::ZERO;
+        };
+        let timeout = g.http.request_timeout();
+        // Two attempts of the load (the second when the first is invalid), each ending at most
+        // one request timeout after its schedule; then every search step the same way.
+        let load = Duration::from_secs_f64(l.warmup_secs + l.duration_secs) + timeout;
+        let search = l.search.as_ref().map_or(Duration::ZERO, |s| {
+            let step = Duration::from_secs_f64(s.step_secs + s.warmup_secs + 0.5) + timeout;
+            step * (2 * s.max_steps) as u32
+        });
+        super::budget_for(2 * load + search, 0, timeout)
+    }
+
+    fn measures_latency(&self) -> bool {
+        true
+    }
+
+    fn in_latency_reference(&self) -> bool {
+        true
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a super::Context<'a>,
+        out: &'a mut super::PhaseOutput,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let g = &cx.grader.grader;
+            let Some(spec) = &g.latency else {
+                return;
+            };
+            let (checks, report) =
+                run(cx.target, spec, cx.plan, g.grader.visibility, cx.events).await;
+            out.checks = checks;
+            out.section = Some(super::Section::Latency(report));
+        })
     }
 }
 

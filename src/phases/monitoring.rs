@@ -1,11 +1,17 @@
 //! Monitoring: the service's Prometheus endpoint must count what proctor sent. It is scraped,
 //! a known number of requests and instances is sent, and it is scraped again.
 
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::check::{Category, DeclaredCheck};
+use crate::grader::LoadedGrader;
 use crate::data::Dataset;
 use crate::grader::{MetricsSpec, PredictionApi, Visibility};
 use crate::http;
 use crate::report::{CheckResult, MonitoringReport};
-use crate::scenario::predict::{rows_of, Predictor};
+use crate::phases::predict::{rows_of, Predictor};
 use crate::target::Target;
 
 pub fn counter_check_name(counter: &str) -> String {
@@ -120,7 +126,7 @@ pub async fn run(
     };
     let mk = |name: String, max: f64, verdict: Result<String, String>| CheckResult {
         name,
-        category: crate::check::Category::Monitoring,
+        category: Category::Monitoring,
         points: if verdict.is_ok() { max } else { 0.0 },
         max_points: max,
         passed: verdict.is_ok(),
@@ -198,4 +204,65 @@ pub async fn run(
         ],
         report,
     )
+}
+
+/// The Prometheus counter and latency histogram count exactly what was sent.
+pub struct Monitoring;
+
+impl super::Phase for Monitoring {
+    fn name(&self) -> &'static str {
+        "monitoring"
+    }
+
+    fn declared(&self, loaded: &LoadedGrader) -> bool {
+        loaded.grader.metrics.is_some() && loaded.grader.prediction.is_some()
+    }
+
+    fn checks(&self, loaded: &LoadedGrader) -> Vec<DeclaredCheck> {
+        let g = &loaded.grader;
+        let Some(m) = &g.metrics else {
+            return Vec::new();
+        };
+        let v = m.visibility.unwrap_or(g.grader.visibility);
+        vec![
+            DeclaredCheck::new(
+                counter_check_name(&m.predictions_counter),
+                Category::Monitoring,
+                m.counter_points.0,
+                v,
+            ),
+            DeclaredCheck::new(
+                histogram_check_name(&m.latency_histogram),
+                Category::Monitoring,
+                m.histogram_points.0,
+                v,
+            ),
+        ]
+    }
+
+    fn budget(&self, loaded: &LoadedGrader) -> Duration {
+        let g = &loaded.grader;
+        let Some(m) = &g.metrics else {
+            return Duration::ZERO;
+        };
+        // Two scrapes around the requests.
+        super::budget_for(Duration::ZERO, m.requests + 2, g.http.request_timeout())
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a super::Context<'a>,
+        out: &'a mut super::PhaseOutput,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let g = &cx.grader.grader;
+            let (Some(spec), Some(api)) = (&g.metrics, &g.prediction) else {
+                return;
+            };
+            let data = &cx.grader.datasets[&spec.dataset];
+            let (checks, report) = run(cx.target, api, spec, data, g.grader.visibility).await;
+            out.checks = checks;
+            out.section = Some(super::Section::Monitoring(report));
+        })
+    }
 }

@@ -1,0 +1,267 @@
+//! The phases: each one drives the target with what the grader file declares and returns check
+//! results and a report section. They only see a `Target` (a base URL and a hardened client),
+//! never Docker, so the same phases grade a started container or a `--url`.
+//!
+//! Every phase is one file implementing `Phase`, listed once in `registry()`; the runner
+//! (`run_phases`), the list of declared checks and the latency reference's selection all come
+//! from that list. Readiness is not in it: it gates the rest and races the container's exit, so
+//! the pipeline runs it first (`readiness`).
+//!
+//! Each phase has a time budget derived from what it declares (requests, durations, the request
+//! timeout). The runner stops a phase past its budget and scores the checks it had not finished
+//! as zero with that reason, so a service that hangs or drips costs that phase, not hours.
+
+pub mod checks;
+pub mod consistency;
+pub mod drift;
+pub mod latency;
+pub mod monitoring;
+pub mod predict;
+pub mod quality;
+pub mod readiness;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::check::{CheckResult, DeclaredCheck};
+use crate::events::{Event, Events, Stage, StageTimer};
+use crate::grader::LoadedGrader;
+use crate::plan::{Purpose, RunPlan};
+use crate::report::{
+    ConsistencyReport, DriftReport, LatencyReport, MonitoringReport, QualityReport, StageTiming,
+};
+use crate::target::Target;
+
+/// Every phase after readiness, in the order they run. Drift runs after the other traffic and
+/// flushes the service's window itself; monitoring counts what it sends itself.
+pub fn registry() -> &'static [&'static dyn Phase] {
+    &[
+        &checks::Scripted,
+        &quality::Quality,
+        &consistency::Consistency,
+        &latency::Latency,
+        &drift::Drift,
+        &monitoring::Monitoring,
+    ]
+}
+
+/// What a phase needs of the target beyond HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Requests only: runs against a container and against `--url` alike.
+    Http,
+    /// The container itself (to signal it, read its cgroup): with `--url` the phase is not
+    /// applicable, and its checks are listed as such, never failed.
+    Container,
+}
+
+/// What every phase gets to run.
+pub struct Context<'a> {
+    pub target: &'a Target,
+    pub grader: &'a LoadedGrader,
+    pub plan: &'a RunPlan,
+    pub events: &'a Events,
+    /// Whether the target is a container this run started (not a `--url`).
+    pub has_container: bool,
+}
+
+/// A phase's own part of the report.
+#[derive(Debug, Clone)]
+pub enum Section {
+    Quality(QualityReport),
+    Consistency(ConsistencyReport),
+    Latency(LatencyReport),
+    Drift(DriftReport),
+    Monitoring(MonitoringReport),
+}
+
+/// What a phase has produced so far. Phases write into it as they go, so that a phase stopped
+/// at its budget (or by the service's death) keeps the checks it finished.
+#[derive(Debug, Default)]
+pub struct PhaseOutput {
+    pub checks: Vec<CheckResult>,
+    pub section: Option<Section>,
+}
+
+pub trait Phase: Sync {
+    /// Its name in progress lines and the report's timings.
+    fn name(&self) -> &'static str;
+
+    /// Whether the grader declares this phase at all.
+    fn declared(&self, grader: &LoadedGrader) -> bool;
+
+    /// Every check it can produce, with its points: a run cut short lists those it did not
+    /// reach, so that its score is out of the full total.
+    fn checks(&self, grader: &LoadedGrader) -> Vec<DeclaredCheck>;
+
+    /// How long it may take, from what it declares; see `budget_for`.
+    fn budget(&self, grader: &LoadedGrader) -> Duration;
+
+    fn needs(&self) -> Needs {
+        Needs::Http
+    }
+
+    /// It measures latency: it runs alone on this machine (`load::exclusive`), and the wait
+    /// for that does not count against its budget.
+    fn measures_latency(&self) -> bool {
+        false
+    }
+
+    /// It runs when the latency reference is measured.
+    fn in_latency_reference(&self) -> bool {
+        false
+    }
+
+    /// Runs the phase, writing checks (and its section) into `out` as they are graded.
+    fn run<'a>(&'a self, cx: &'a Context<'a>, out: &'a mut PhaseOutput) -> BoxFuture<'a, ()>;
+}
+
+/// A budget for a phase that sends `requests` requests with per-request `timeout`, on top of
+/// `declared` time it spends by design (load durations, waits). A service that answers each
+/// request within a tenth of the timeout fits, and so do two requests that time out; a service
+/// that keeps timing out does not. Never below ten seconds, so a short phase is not cut by a
+/// slow start on a busy machine.
+pub fn budget_for(declared: Duration, requests: usize, timeout: Duration) -> Duration {
+    let per_request = timeout / 10;
+    let budget = declared + 2 * timeout + per_request * requests.min(u32::MAX as usize) as u32;
+    budget.max(Duration::from_secs(10))
+}
+
+/// What the phases after readiness produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Checks of the phases that finished (or were stopped at their budget).
+    pub checks: Vec<CheckResult>,
+    /// The phase running now: kept here, not in the runner, so a run cut short (the service
+    /// died, Ctrl-C) keeps what it had graded.
+    pub running: PhaseOutput,
+    pub latency: Option<LatencyReport>,
+    pub quality: Option<QualityReport>,
+    pub consistency: Option<ConsistencyReport>,
+    pub drift: Option<DriftReport>,
+    pub monitoring: Option<MonitoringReport>,
+    /// Time spent in each phase that ran.
+    pub timings: Vec<StageTiming>,
+}
+
+impl Outcome {
+    /// Files the running phase's checks and section (also of a phase cut short).
+    pub fn settle(&mut self) {
+        let out = std::mem::take(&mut self.running);
+        self.checks.extend(out.checks);
+        match out.section {
+            Some(Section::Quality(r)) => self.quality = Some(r),
+            Some(Section::Consistency(r)) => self.consistency = Some(r),
+            Some(Section::Latency(r)) => self.latency = Some(r),
+            Some(Section::Drift(r)) => self.drift = Some(r),
+            Some(Section::Monitoring(r)) => self.monitoring = Some(r),
+            None => {}
+        }
+    }
+}
+
+/// The run could not go on, for a reason that is not the candidate's.
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    pub reason: String,
+}
+
+/// How long a latency phase waits for another one on this machine to finish.
+const LATENCY_LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// The phases this run makes: all that the grader declares, or the latency reference's.
+pub fn selected<'g>(
+    grader: &'g LoadedGrader,
+    plan: &'g RunPlan,
+) -> impl Iterator<Item = &'static dyn Phase> + 'g {
+    registry().iter().copied().filter(move |p| {
+        p.declared(grader) && (plan.purpose == Purpose::Grade || p.in_latency_reference())
+    })
+}
+
+/// Every check the grader declares, readiness first: what a run that stops early lists as not
+/// run, so its score is out of the full total.
+pub fn declared_checks(grader: &LoadedGrader, plan: &RunPlan) -> Vec<DeclaredCheck> {
+    let mut out = vec![readiness::declared(grader)];
+    for p in selected(grader, plan) {
+        out.extend(p.checks(grader));
+    }
+    out
+}
+
+/// Runs every selected phase after readiness, each within its budget. Checks land in `out` as
+/// each phase goes. `Err` when the machine could not be had for a latency measurement.
+pub async fn run_phases(cx: &Context<'_>, out: &mut Outcome) -> Result<(), Stopped> {
+    for phase in selected(cx.grader, cx.plan) {
+        let stage = Stage::Phase(phase.name());
+        if phase.needs() == Needs::Container && !cx.has_container {
+            let why = "not applicable: this phase needs the container, and a --url service has \
+                       none"
+                .to_string();
+            for d in phase.checks(cx.grader) {
+                let mut r = d.failed(why.clone());
+                // Not applicable is neither earned nor lost.
+                r.max_points = 0.0;
+                emit_check(cx.events, &r);
+                out.checks.push(r);
+            }
+            continue;
+        }
+        let _alone = if phase.measures_latency() {
+            let path = crate::load::exclusive::lock_path();
+            let lock = crate::load::exclusive::measure_alone(&path, LATENCY_LOCK_WAIT, || {
+                cx.events.event(&Event::Info(format!(
+                    "{}: waiting for another latency measurement on this machine to finish",
+                    phase.name()
+                )))
+            });
+            Some(lock.await.map_err(|e| Stopped {
+                reason: e.to_string(),
+            })?)
+        } else {
+            None
+        };
+        let budget = phase.budget(cx.grader);
+        let timer = StageTimer::start(cx.events, stage);
+        let finished = tokio::time::timeout(budget, phase.run(cx, &mut out.running))
+            .await
+            .is_ok();
+        if !finished {
+            cx.events.event(&Event::OutOfBudget { stage, budget });
+            let why = format!(
+                "not finished: the {} phase ran out of its time budget of {:.0}s (derived from \
+                 its requests, durations and the request timeout) and was stopped",
+                phase.name(),
+                budget.as_secs_f64()
+            );
+            let missing: Vec<CheckResult> = phase
+                .checks(cx.grader)
+                .iter()
+                .filter(|d| !out.running.checks.iter().any(|r| d.is(r)))
+                .map(|d| d.failed(why.clone()))
+                .collect();
+            out.running.checks.extend(missing);
+        }
+        for r in &out.running.checks {
+            emit_check(cx.events, r);
+        }
+        out.settle();
+        let mut timing = timer.finish(cx.events);
+        timing.budget_seconds = Some(budget.as_secs_f64().round());
+        timing.out_of_budget = !finished;
+        out.timings.push(timing);
+    }
+    Ok(())
+}
+
+pub fn emit_check(events: &Events, r: &CheckResult) {
+    events.event(&Event::CheckFinished {
+        name: r.name.clone(),
+        points: r.points,
+        max_points: r.max_points,
+        passed: r.passed,
+        message: r.message.clone(),
+        hidden: r.visibility == crate::check::Visibility::Hidden,
+    });
+}

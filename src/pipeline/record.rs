@@ -1,0 +1,213 @@
+//! What a run has produced so far, and how it becomes the report. Every stage files its product
+//! here as it finishes, so a run cut short (a verdict, an engine failure, Ctrl-C) still reports
+//! everything it graded; `finish` lists the declared checks that did not run as zeros with the
+//! reason, so that the score of a run cut short is out of the full points.
+
+use crate::check::{CheckResult, DeclaredCheck};
+use crate::events::{Event, Events, StageTimer};
+use crate::intake::SourceKind;
+use crate::phases::Outcome;
+use crate::report::{
+    ContainerInfo, GraderInfo, Harness, ImageInfo, ReferenceLatency, Report, StageTiming, Status,
+    SubmissionInfo, SCHEMA_VERSION,
+};
+use crate::sandbox::{ContainerFacts, EngineInfo};
+use crate::verdict::{Fault, Verdict};
+
+/// How a run ended, before it becomes a report status.
+#[derive(Debug, Clone)]
+pub enum Ending {
+    Graded,
+    /// Stopped by what the submission did, or by the machine: the verdict says which.
+    Stopped { verdict: Verdict, reason: String },
+}
+
+impl Ending {
+    pub fn stopped(verdict: Verdict, reason: impl Into<String>) -> Ending {
+        Ending::Stopped {
+            verdict,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn engine(e: &crate::sandbox::EngineError) -> Ending {
+        Ending::stopped(e.verdict(), e.to_string())
+    }
+
+    pub fn interrupted() -> Ending {
+        Ending::stopped(
+            Verdict::Interrupted,
+            "grading was interrupted before it finished; this is not a grade",
+        )
+    }
+}
+
+/// The vetted submission, as the report describes it.
+#[derive(Debug, Clone)]
+pub struct ContextFacts {
+    pub kind: SourceKind,
+    pub sha256: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub commit: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Record {
+    pub timings: Vec<StageTiming>,
+    pub context: Option<ContextFacts>,
+    pub image: Option<ImageInfo>,
+    pub build_log_tail: Option<String>,
+    pub harness: Harness,
+    pub container: Option<ContainerFacts>,
+    /// Whether a container was started (its facts may be missing if the engine failed).
+    pub started: bool,
+    /// The reference measured before the candidate (`--latency-reference`).
+    pub reference: Option<ReferenceLatency>,
+    pub outcome: Outcome,
+    pub warnings: Vec<String>,
+}
+
+/// What the report says about the run itself, known before it starts.
+pub struct RunFacts {
+    pub run_id: String,
+    pub started_at: String,
+    pub source: String,
+    /// The submission's kind when intake never said (`url`, `git`, `directory`, `archive`).
+    pub kind_hint: &'static str,
+    pub grader: GraderInfo,
+    pub seed: u64,
+    pub memory_limit_bytes: u64,
+    pub pids_limit: i64,
+}
+
+impl Record {
+    /// Files the timing of a stage that finished.
+    pub fn time(&mut self, timer: StageTimer, events: &Events) {
+        self.timings.push(timer.finish(events));
+    }
+
+    /// Records a warning for the report and shows it at once.
+    pub fn warn(&mut self, events: &Events, warning: String) {
+        events.event(&Event::Warning(warning.clone()));
+        self.warnings.push(warning);
+    }
+
+    pub fn engine(&mut self, info: &EngineInfo) {
+        self.harness.engine_version = info.version.clone();
+        self.harness.engine_api_version = info.api_version.clone();
+        self.harness.runc_version = info.runc_version.clone();
+        self.harness.engine_os = info.os.clone();
+    }
+
+    /// Files what the phases produced, also a phase cut short, after the pipeline's stages.
+    pub fn settle_phases(&mut self) {
+        self.outcome.settle();
+        self.timings.append(&mut self.outcome.timings);
+    }
+
+    /// The report. `declared` is every check the grader declares; those that did not run are
+    /// listed as zeros with the reason.
+    pub fn finish(mut self, run: RunFacts, ending: Ending, declared: &[DeclaredCheck]) -> Report {
+        self.settle_phases();
+        let mut checks = self.outcome.checks;
+        let mut warnings = self.warnings;
+        if let Some(c) = &self.container {
+            warnings.extend(c.warnings.iter().cloned());
+        }
+        let (status, reason, verdict) = match ending {
+            Ending::Graded => (Status::Graded, String::new(), None),
+            Ending::Stopped { verdict, reason } => match verdict.fault() {
+                Fault::Submission => (Status::SubmissionError, reason, Some(verdict)),
+                Fault::Infrastructure if verdict == Verdict::Interrupted => {
+                    (Status::InfrastructureError, reason, Some(verdict))
+                }
+                Fault::Infrastructure => (
+                    Status::InfrastructureError,
+                    format!(
+                        "{reason} (this is a failure of the grading machine, not of the submission)"
+                    ),
+                    Some(verdict),
+                ),
+            },
+        };
+        if status != Status::Graded {
+            let why = format!("not run: {reason}");
+            let missing: Vec<CheckResult> = declared
+                .iter()
+                .filter(|d| !checks.iter().any(|r| d.is(r)))
+                .map(|d| d.failed(why.clone()))
+                .collect();
+            checks.extend(missing);
+        }
+        let (score, categories) = crate::score::score(&checks);
+        let submission = match self.context {
+            Some(c) => SubmissionInfo {
+                source: run.source,
+                kind: c.kind.as_str().to_string(),
+                context_sha256: Some(c.sha256),
+                files: Some(c.files),
+                bytes: Some(c.bytes),
+                commit: c.commit,
+            },
+            None => SubmissionInfo {
+                source: run.source,
+                kind: run.kind_hint.to_string(),
+                ..Default::default()
+            },
+        };
+        let infrastructure = status == Status::InfrastructureError;
+        Report {
+            schema_version: SCHEMA_VERSION,
+            run_id: run.run_id,
+            status,
+            reason,
+            verdict,
+            // A harness failure is never a grade, not even a partial one.
+            score: (!infrastructure).then_some(score),
+            categories: if infrastructure {
+                Vec::new()
+            } else {
+                categories
+            },
+            checks,
+            latency: self.outcome.latency.map(|mut l| {
+                l.reference = self.reference;
+                l
+            }),
+            quality: self.outcome.quality,
+            consistency: self.outcome.consistency,
+            drift: self.outcome.drift,
+            monitoring: self.outcome.monitoring,
+            timings: self.timings,
+            harness: self.harness,
+            submission,
+            image: self.image,
+            grader: run.grader,
+            seed: run.seed,
+            container: self.started.then(|| {
+                let c = self.container.unwrap_or_default();
+                ContainerInfo {
+                    exit_code: c.exit.as_ref().and_then(|e| e.exit_code),
+                    oom_killed: c.exit.as_ref().map(|e| e.oom_killed),
+                    oom_kills: c.peaks.oom_kills,
+                    memory_peak_bytes: c.peaks.memory_bytes,
+                    memory_limit_bytes: run.memory_limit_bytes,
+                    pids_peak: c.peaks.pids,
+                    pids_limit: run.pids_limit,
+                    log_tail: c.log_tail,
+                }
+            }),
+            build_log_tail: self.build_log_tail,
+            warnings,
+            started_at: run.started_at,
+            finished_at: now_rfc3339(),
+        }
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "unknown".into())
+}

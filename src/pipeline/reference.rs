@@ -1,0 +1,119 @@
+//! The latency reference (`--latency-reference`): the assignment's reference submission,
+//! graded first under the same checks and load, so that a machine slower than the grader
+//! expects widens the candidate's latency curves instead of costing points. Whatever keeps it
+//! from a valid measurement is the grading machine's or the grader's problem, never the
+//! candidate's: an infrastructure error.
+
+use std::path::Path;
+
+use tokio_util::sync::CancellationToken;
+
+use super::record::{Ending, Record};
+use super::{GradeOptions, Source};
+use crate::events::{Event, Events};
+use crate::plan::{Purpose, RunPlan};
+use crate::report::{Percentiles, ReferenceLatency, Status};
+use crate::verdict::Verdict;
+
+/// Measures the reference and widens the latency objectives of `plan` by how much slower it
+/// ran here than the grader declares.
+pub async fn scale_to_reference(
+    opts: &GradeOptions,
+    plan: &mut RunPlan,
+    path: &Path,
+    events: &Events,
+    cancel: &CancellationToken,
+) -> Result<ReferenceLatency, Ending> {
+    let (run_id, corrected) = measure(opts, plan, path, events, cancel).await?;
+    if let Some(l) = &opts.grader.grader.latency {
+        plan.scale_to_reference(l, |p| percentile_of(&corrected, p))
+            .map_err(|reason| Ending::stopped(Verdict::LatencyMeasurementInvalid, reason))?;
+    }
+    Ok(ReferenceLatency {
+        submission: path.display().to_string(),
+        run_id,
+        corrected,
+        objectives: plan.latency_scales.clone(),
+    })
+}
+
+/// Grades the reference with readiness, the scripted checks and the latency load (the phases
+/// the registry selects for `Purpose::LatencyReference`: the scripted checks stay, so the
+/// reference is as warm as the candidate when its load starts) and returns its run id and
+/// corrected latency.
+async fn measure(
+    opts: &GradeOptions,
+    plan: &RunPlan,
+    path: &Path,
+    events: &Events,
+    cancel: &CancellationToken,
+) -> Result<(String, Percentiles), Ending> {
+    let reference = GradeOptions {
+        source: Source::Submission(path.to_path_buf()),
+        keep_image: false,
+        latency_reference: None,
+        ..opts.clone()
+    };
+    let plan = RunPlan {
+        purpose: Purpose::LatencyReference,
+        ..plan.clone()
+    };
+    events.event(&Event::Info(format!(
+        "measuring the reference submission {} under the same load first",
+        path.display()
+    )));
+    let failed = |why: String| {
+        Ending::stopped(
+            Verdict::ReferenceFailed,
+            format!(
+                "the latency reference {} could not be measured: {why}",
+                path.display()
+            ),
+        )
+    };
+    let run = super::start_run(&reference, events);
+    let run_id = run.run_id.clone();
+    let mut record = Record::default();
+    let ending = super::grade_planned(&reference, &plan, &run_id, &mut record, events, cancel)
+        .await
+        .map_err(|e| failed(e.0))?;
+    let report = super::finish(&reference, &plan, run, ending, record);
+    if report.verdict == Some(Verdict::Interrupted) {
+        return Err(Ending::interrupted());
+    }
+    match (report.status, report.latency) {
+        // Fast failures (refused connections, 500s) are no measure of the machine.
+        (Status::Graded, Some(l)) if l.valid && l.ok as f64 >= 0.99 * l.requests as f64 => {
+            Ok((report.run_id, l.corrected))
+        }
+        (Status::Graded, Some(l)) if l.valid => Err(failed(format!(
+            "only {} of its {} requests under load succeeded",
+            l.ok, l.requests
+        ))),
+        (_, l) => Err(failed(format!(
+            "{} ({})",
+            report.verdict.map_or(
+                if l.is_none() {
+                    "no latency measured"
+                } else {
+                    "invalid measurement"
+                },
+                |v| v.as_str()
+            ),
+            report.reason
+        ))),
+    }
+}
+
+/// One of the percentiles a report keeps, by number (see `REFERENCE_PERCENTILES`).
+fn percentile_of(p: &Percentiles, percentile: f64) -> f64 {
+    [
+        (50.0, p.p50_ms),
+        (90.0, p.p90_ms),
+        (95.0, p.p95_ms),
+        (99.0, p.p99_ms),
+    ]
+    .iter()
+    .find(|(q, _)| *q == percentile)
+    .map_or(p.p999_ms, |(_, v)| *v)
+}

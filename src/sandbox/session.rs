@@ -1,0 +1,243 @@
+//! One run's sandbox, as the pipeline sees it: the engine connection and the run id, and what a
+//! run needs of them in order: check base images, build, start the service, watch it, read its
+//! end, remove everything. The pipeline never sees the engine API; every policy that turns the
+//! grader's limits into engine settings (build cgroup, byte units, the container's address, the
+//! out-of-memory verdict) is decided here, once.
+
+use std::time::Duration;
+
+use super::build::{self, BuildFailure, BuildLimits, Built};
+use super::container::{self, ExitInfo};
+use super::monitor::{self, Monitor, Peaks};
+use super::{build_cgroup, cleanup, Engine, EngineError, EngineInfo};
+use crate::events::Events;
+use crate::grader::{SandboxLimits, SubmissionRules};
+
+/// Why a base image cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseImageError {
+    #[error(
+        "the allowed base image {0} is not on this machine; build it with `bash \
+         docker/base/build.sh` (see docker/base/README.md)"
+    )]
+    Missing(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A service the session started: where to reach it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// e.g. `http://172.18.0.2:8080`.
+    pub url: String,
+    pub container_id: String,
+}
+
+/// What is known of the container once it has stopped (or been stopped for cleanup).
+#[derive(Debug, Clone, Default)]
+pub struct ContainerFacts {
+    pub exit: Option<ExitInfo>,
+    pub peaks: Peaks,
+    pub log_tail: String,
+    /// Warnings about peaks near the limits (processes, memory).
+    pub warnings: Vec<String>,
+}
+
+pub struct Session {
+    engine: Engine,
+    run_id: String,
+    keep_image: bool,
+    /// Held here, not by the build, so that a cancelled build's cgroup is still removed once
+    /// the engine has stopped the step (see `close`).
+    build_cgroup: Option<build_cgroup::BuildCgroup>,
+    container: Option<String>,
+    limits: Option<SandboxLimits>,
+    monitor: Option<Monitor>,
+    /// The exit, once seen.
+    exit: Option<ExitInfo>,
+}
+
+impl Session {
+    /// Connects to the engine (as the docker CLI would) for run `run_id`.
+    pub async fn open(run_id: &str, keep_image: bool) -> Result<Session, EngineError> {
+        Ok(Session {
+            engine: Engine::connect().await?,
+            run_id: run_id.to_string(),
+            keep_image,
+            build_cgroup: None,
+            container: None,
+            limits: None,
+            monitor: None,
+            exit: None,
+        })
+    }
+
+    pub fn info(&self) -> &EngineInfo {
+        &self.engine.info
+    }
+
+    /// The engine, for sweeps (`crate::gc`) that serve the sandbox and intake alike.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Every base image must be on this machine: nothing can be pulled.
+    pub async fn check_base_images(&self, bases: &[String]) -> Result<(), BaseImageError> {
+        for base in bases {
+            if !image_exists(&self.engine, base).await? {
+                return Err(BaseImageError::Missing(base.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the build context (a tar) under the grader's rules. `Ok(Err(_))` is the
+    /// submission's failure, `Err(_)` the engine's. Warnings (a build without its process
+    /// limit) go to `warn`.
+    pub async fn build(
+        &mut self,
+        context: Vec<u8>,
+        rules: &SubmissionRules,
+        timeout: Duration,
+        events: &Events,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Result<Built, BuildFailure>, EngineError> {
+        self.build_cgroup = if self.engine.info.local {
+            build_cgroup::create(
+                &self.run_id,
+                rules.build_pids_limit,
+                self.engine.info.cgroup_driver.as_deref(),
+            )
+            .map_err(|e| {
+                warn(format!(
+                    "the build runs without a process limit ({e}); `proctor doctor` explains"
+                ))
+            })
+            .ok()
+        } else {
+            warn("the build runs without a process limit: the engine is not on this machine".into());
+            None
+        };
+        let limits = BuildLimits {
+            timeout,
+            memory: (rules.build_memory_mb * 1024 * 1024) as i32,
+            max_output_bytes: rules.max_build_output_mb * 1024 * 1024,
+            max_image_bytes: rules.max_image_mb * 1024 * 1024,
+            cgroup_parent: self.build_cgroup.as_ref().map(|c| c.parent()),
+            ..BuildLimits::default()
+        };
+        let tag = format!("proctor/submission:{}", self.run_id);
+        let built = build::build(&self.engine, context, &tag, &self.run_id, &limits, events).await;
+        self.release_build_cgroup().await;
+        built
+    }
+
+    /// Starts the built image in the sandbox and starts watching it. Warns when the host's own
+    /// ports could not be closed to it.
+    pub async fn start(
+        &mut self,
+        built: &Built,
+        limits: &SandboxLimits,
+        port: u16,
+        warn: &mut dyn FnMut(String),
+    ) -> Result<Service, EngineError> {
+        let running = container::start(&self.engine, &built.tag, &self.run_id, limits).await?;
+        self.container = Some(running.container_id.clone());
+        self.limits = Some(limits.clone());
+        if let Err(why) = &running.host_isolation {
+            warn(format!(
+                "the service can reach ports on this machine ({why}); run proctor as root on \
+                 the engine's machine, with iptables, to close them"
+            ));
+        }
+        self.monitor = Some(Monitor::start(&self.engine, &running.container_id));
+        Ok(Service {
+            url: format!("http://{}:{port}", running.ip),
+            container_id: running.container_id,
+        })
+    }
+
+    /// Resolves when the container stops (never, when there is none). A process the kernel
+    /// killed for memory counts as an OOM kill even when the main process then exited cleanly.
+    pub async fn wait_exit(&self) -> Result<ExitInfo, EngineError> {
+        match &self.container {
+            Some(id) => container::wait_exit(&self.engine, id)
+                .await
+                .map(|e| self.with_oom(e)),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The container's exit if it has stopped already (it may have died on the last request).
+    pub async fn exited(&self) -> Result<Option<ExitInfo>, EngineError> {
+        match &self.container {
+            Some(id) => Ok(container::exit_info(&self.engine, id)
+                .await?
+                .map(|e| self.with_oom(e))),
+            None => Ok(None),
+        }
+    }
+
+    fn with_oom(&self, mut exit: ExitInfo) -> ExitInfo {
+        exit.oom_killed |= self
+            .monitor
+            .as_ref()
+            .is_some_and(|m| m.snapshot().oom_kills > 0);
+        exit
+    }
+
+    /// Records the exit the pipeline saw, so `finish` reports it as seen.
+    pub fn saw_exit(&mut self, exit: ExitInfo) {
+        self.exit = Some(exit);
+    }
+
+    /// Reads the container's final state, peaks and log tail before cleanup removes it.
+    pub async fn finish(&mut self) -> Option<ContainerFacts> {
+        let id = self.container.clone()?;
+        let exit = match self.exit.take() {
+            Some(e) => Some(e),
+            None => container::exit_info(&self.engine, &id).await.ok().flatten(),
+        };
+        let peaks = self.monitor.take().map(Monitor::stop).unwrap_or_default();
+        let warnings = self
+            .limits
+            .as_ref()
+            .map(|l| monitor::limit_warnings(&peaks, l.pids_limit, l.memory_mb * 1024 * 1024))
+            .unwrap_or_default();
+        Some(ContainerFacts {
+            exit,
+            peaks,
+            log_tail: container::log_tail(&self.engine, &id, 200, 16 * 1024).await,
+            warnings,
+        })
+    }
+
+    /// Removes everything the run created (its image too, unless kept). Returns what could not
+    /// be removed.
+    pub async fn close(mut self) -> Vec<String> {
+        let removed = cleanup::remove_run(&self.engine, &self.run_id, self.keep_image).await;
+        self.release_build_cgroup().await;
+        removed.errors
+    }
+
+    /// Removes the build's cgroup once the engine has stopped the build's last step: right
+    /// away after a finished build, a moment later after a timeout or Ctrl-C.
+    async fn release_build_cgroup(&mut self) {
+        if let Some(c) = self.build_cgroup.take() {
+            c.release(Duration::from_secs(15)).await;
+        }
+    }
+}
+
+/// Whether `image` is on the engine's machine.
+async fn image_exists(engine: &Engine, image: &str) -> Result<bool, EngineError> {
+    let action = format!("inspect base image {image}");
+    match tokio::time::timeout(super::CALL_TIMEOUT, engine.docker.inspect_image(image)).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        })) => Ok(false),
+        Ok(Err(e)) => Err(EngineError::api(action, e)),
+        Err(_) => Err(EngineError::Timeout(super::CALL_TIMEOUT, action)),
+    }
+}
