@@ -10,27 +10,12 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Events, LineReporter};
+use crate::exit;
 use crate::grader;
 use crate::intake::Limits;
 use crate::pipeline::{self, GradeOptions, Source};
 use crate::report::{self, Report, Status};
 use crate::sandbox::{cleanup, Engine};
-
-/// Exit codes, the contract with CI pipelines (see README).
-pub mod exit {
-    /// Graded (and at or above --min-score when given).
-    pub const GRADED: i32 = 0;
-    /// Graded, but below --min-score.
-    pub const BELOW_MIN_SCORE: i32 = 1;
-    /// Usage or grader-file error: nothing was graded.
-    pub const USAGE: i32 = 2;
-    /// The submission could not be graded (build failed, never ready, crashed, rejected).
-    pub const SUBMISSION_ERROR: i32 = 3;
-    /// The harness or its machine failed (Docker unreachable, ...). Not a grade.
-    pub const INFRASTRUCTURE_ERROR: i32 = 4;
-    /// Interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells do).
-    pub const INTERRUPTED: i32 = 130;
-}
 
 const AFTER_HELP: &str = "\
 Exit codes:

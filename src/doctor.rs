@@ -115,7 +115,7 @@ pub async fn run(root: &Path, graders: &[PathBuf], json: bool) -> i32 {
             Ok(images) => wanted.push((path.clone(), images)),
             Err(e) => {
                 eprintln!("error: {e}");
-                return crate::cli::exit::USAGE;
+                return crate::exit::USAGE;
             }
         }
     }
