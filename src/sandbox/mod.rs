@@ -13,6 +13,7 @@ pub mod dockerfile;
 pub mod firewall;
 pub mod labels;
 pub mod monitor;
+pub mod system;
 
 use std::time::Duration;
 
