@@ -15,7 +15,7 @@ use crate::grader;
 use crate::intake::Limits;
 use crate::pipeline::{self, GradeOptions, Source};
 use crate::report::{self, Report, Status};
-use crate::sandbox::{cleanup, Engine};
+use crate::sandbox::{cleanup, system, Engine};
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -424,7 +424,7 @@ async fn ensure_base_images(root: &Path, images: &[String]) -> Result<(), i32> {
         }
     };
     for image in images {
-        if engine.docker.inspect_image(image).await.is_ok() {
+        if let Ok(true) = system::image_exists(&engine, image).await {
             continue;
         }
         let script = root.join("docker/base/build.sh");

@@ -13,17 +13,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use bollard::models::{SystemInfo, SystemInfoCgroupDriverEnum};
 use serde::Serialize;
 
 use crate::grader;
-use crate::sandbox::{cleanup, deadline, Engine, EngineError, EngineInfo};
-
-/// Deadline of each engine call the doctor makes (connecting has its own 10 s in
-/// `Engine::connect`; listing leftovers has the cleanup module's own).
-const CALL: Duration = Duration::from_secs(15);
+use crate::sandbox::system::{self, SystemFacts};
+use crate::sandbox::{cleanup, Engine, EngineError, EngineInfo};
 
 /// Below this API version the engine does not know fields the sandbox relies on: `Init` and
 /// `NanoCpus` (1.25), `PidsLimit` (1.23), tmpfs mounts (1.22). bollard 0.21.1 (pinned in
@@ -186,7 +181,7 @@ pub async fn checks(root: &Path, extra: Vec<(PathBuf, Vec<String>)>) -> Vec<Chec
         Ok(engine) => {
             out.push(engine_check(&engine.info, &host));
             out.push(api_check(engine.info.api_version.as_deref()));
-            let info = deadline(CALL, "read the engine's info", engine.docker.info()).await;
+            let info = system::system_info(&engine).await;
             out.push(runc_check(
                 &engine.info,
                 info.as_ref()
@@ -209,11 +204,11 @@ pub async fn checks(root: &Path, extra: Vec<(PathBuf, Vec<String>)>) -> Vec<Chec
             out.push(firewall_check(&engine.info).await);
             out.append(&mut grader_problems);
             out.extend(image_checks(&engine, root, &images).await);
-            let root_dir = info.as_ref().ok().and_then(|i| i.docker_root_dir.clone());
+            let root_dir = info.as_ref().ok().and_then(|i| i.root_dir.clone());
             out.push(engine_disk_check(root_dir.as_deref(), &host));
             out.push(temp_disk_check());
             out.push(leftovers_check(&engine).await);
-            let engine_cpus = info.as_ref().ok().and_then(|i| i.ncpu);
+            let engine_cpus = info.as_ref().ok().and_then(|i| i.cpus);
             out.push(cpus_check(
                 crate::load::sys::allowed_cpus().len(),
                 engine_cpus,
@@ -391,23 +386,15 @@ fn runc_check(info: &EngineInfo, default_runtime: Option<&str>) -> Check {
 
 /// The cgroup version and driver say which kernel mechanism enforces the sandbox's limits. The
 /// driver `none` (rootless Docker on cgroup v1) means no limits at all.
-fn cgroup_check(info: &SystemInfo) -> Check {
+fn cgroup_check(info: &SystemFacts) -> Check {
     let name = "cgroups";
-    let version = info
-        .cgroup_version
-        .as_ref()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "1".into());
-    let driver = info.cgroup_driver.as_ref();
+    let version = info.cgroup_version.as_deref().unwrap_or("1");
+    let driver = info.cgroup_driver.as_deref();
     let detail = format!(
         "cgroup v{version}, driver {}",
-        driver
-            .map(|d| d.to_string())
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| "not reported".into())
+        driver.unwrap_or("not reported")
     );
-    if driver == Some(&SystemInfoCgroupDriverEnum::NONE) {
+    if driver == Some("none") {
         Check::fail(
             name,
             format!("{detail}: the engine cannot limit containers at all"),
@@ -423,35 +410,30 @@ fn cgroup_check(info: &SystemInfo) -> Check {
 /// engine refuses to create the container without it), swap (memory = swap is the "no swap"
 /// rule; without it a service may swap past its limit and its latency means nothing) and
 /// cpusets (graders that pin the service and the load generator to their own cores).
-fn limits_check(info: &SystemInfo) -> Check {
+fn limits_check(info: &SystemFacts) -> Check {
     let name = "resource limits";
-    let on = |v: Option<bool>| v.unwrap_or(false);
-    let cgroup_v1 = info
-        .cgroup_version
-        .as_ref()
-        .is_none_or(|v| v.to_string() != "2");
+    let cgroup_v1 = info.cgroup_version.as_deref() != Some("2");
     let mut fails = Vec::new();
     let mut warns = Vec::new();
-    if !on(info.memory_limit) {
+    if !info.memory_limit {
         fails.push("memory limits are not enforced");
     }
-    if !on(info.pids_limit) {
+    if !info.pids_limit {
         fails.push("pids limits are not enforced");
     }
-    if !on(info.cpu_cfs_quota) {
+    if !info.cpu_cfs_quota {
         fails.push("CPU quotas are not supported (the engine refuses CPU-limited containers)");
     }
-    if !on(info.swap_limit) {
+    if !info.swap_limit {
         warns.push("swap is not limited (a service may swap beyond its memory limit)");
     }
-    if !on(info.cpu_set) {
+    if !info.cpuset {
         warns.push("cpusets are not supported (graders with cpuset cannot pin cores)");
     }
     // The engine's own words about limits, next to ours.
     let engine_says: Vec<String> = info
         .warnings
         .iter()
-        .flatten()
         .filter(|w| {
             let w = w.to_ascii_lowercase();
             ["limit", "swap", "cgroup", "memory", "pids", "cpu"]
@@ -477,7 +459,7 @@ fn limits_check(info: &SystemInfo) -> Check {
     if !fails.is_empty() {
         Check::fail(name, detail, controllers)
     } else if !warns.is_empty() {
-        let fix = if on(info.swap_limit) {
+        let fix = if info.swap_limit {
             controllers.to_string()
         } else {
             format!("{controllers}; or turn swap off (`swapoff -a`)")
@@ -493,9 +475,9 @@ fn limits_check(info: &SystemInfo) -> Check {
 
 /// The storage driver decides how fast builds are and how much disk each layer costs. `vfs`
 /// copies every layer in full; `aufs`, `devicemapper` and `overlay` are deprecated.
-fn storage_check(info: &SystemInfo) -> Check {
+fn storage_check(info: &SystemFacts) -> Check {
     let name = "storage driver";
-    let driver = info.driver.clone().unwrap_or_default();
+    let driver = info.storage_driver.clone().unwrap_or_default();
     let fix = "use overlay2 (`\"storage-driver\": \"overlay2\"` in /etc/docker/daemon.json, on an ext4 or xfs (ftype=1) root dir), then restart the engine; existing images must be rebuilt";
     match driver.as_str() {
         "overlay2" | "btrfs" | "zfs" => Check::ok(name, driver),
@@ -595,17 +577,7 @@ async fn image_checks(
     for (image, by) in images {
         let name = format!("base image {image}");
         let used = format!("allowed by {}", by.join(", "));
-        let found = deadline(CALL, &format!("inspect image {image}"), async {
-            match engine.docker.inspect_image(image).await {
-                Ok(i) => Ok(Some(i)),
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
-        .await;
-        out.push(match found {
+        out.push(match system::find_image(engine, image).await {
             Ok(Some(i)) => {
                 let id = i.id.as_deref().unwrap_or("");
                 let id = id.strip_prefix("sha256:").unwrap_or(id);
@@ -860,30 +832,30 @@ mod tests {
 
     #[test]
     fn missing_limits_fail_and_missing_swap_limit_warns() {
-        let all = SystemInfo {
-            memory_limit: Some(true),
-            pids_limit: Some(true),
-            swap_limit: Some(true),
-            cpu_cfs_quota: Some(true),
-            cpu_set: Some(true),
+        let all = SystemFacts {
+            memory_limit: true,
+            pids_limit: true,
+            swap_limit: true,
+            cpu_cfs_quota: true,
+            cpuset: true,
             ..Default::default()
         };
         assert_eq!(limits_check(&all).status, Status::Ok);
-        let no_swap = SystemInfo {
-            swap_limit: Some(false),
-            warnings: Some(vec!["WARNING: No swap limit support".into()]),
+        let no_swap = SystemFacts {
+            swap_limit: false,
+            warnings: vec!["WARNING: No swap limit support".into()],
             ..all.clone()
         };
         let c = limits_check(&no_swap);
         assert_eq!(c.status, Status::Warn);
         assert!(c.detail.contains("No swap limit support"), "{}", c.detail);
         assert!(c.fix.unwrap().contains("swapaccount=1"));
-        let no_pids = SystemInfo {
-            pids_limit: Some(false),
+        let no_pids = SystemFacts {
+            pids_limit: false,
             ..all.clone()
         };
         assert_eq!(limits_check(&no_pids).status, Status::Fail);
-        assert_eq!(limits_check(&SystemInfo::default()).status, Status::Fail);
+        assert_eq!(limits_check(&SystemFacts::default()).status, Status::Fail);
     }
 
     #[test]
