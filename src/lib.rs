@@ -11,6 +11,7 @@ pub mod data;
 pub mod digest;
 pub mod doctor;
 pub mod events;
+pub mod exit;
 pub mod expect;
 pub mod gc;
 pub mod grader;

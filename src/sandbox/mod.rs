@@ -14,6 +14,7 @@ pub mod firewall;
 pub mod labels;
 pub mod monitor;
 pub mod session;
+pub mod system;
 
 pub use session::{BaseImageError, ContainerFacts, Service, Session};
 

@@ -84,7 +84,7 @@ impl Session {
     /// Every base image must be on this machine: nothing can be pulled.
     pub async fn check_base_images(&self, bases: &[String]) -> Result<(), BaseImageError> {
         for base in bases {
-            if !image_exists(&self.engine, base).await? {
+            if !super::system::image_exists(&self.engine, base).await? {
                 return Err(BaseImageError::Missing(base.clone()));
             }
         }
@@ -226,18 +226,5 @@ impl Session {
         if let Some(c) = self.build_cgroup.take() {
             c.release(Duration::from_secs(15)).await;
         }
-    }
-}
-
-/// Whether `image` is on the engine's machine.
-async fn image_exists(engine: &Engine, image: &str) -> Result<bool, EngineError> {
-    let action = format!("inspect base image {image}");
-    match tokio::time::timeout(super::CALL_TIMEOUT, engine.docker.inspect_image(image)).await {
-        Ok(Ok(_)) => Ok(true),
-        Ok(Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        })) => Ok(false),
-        Ok(Err(e)) => Err(EngineError::api(action, e)),
-        Err(_) => Err(EngineError::Timeout(super::CALL_TIMEOUT, action)),
     }
 }

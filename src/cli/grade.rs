@@ -1,0 +1,255 @@
+//! `proctor grade`: its flags, how they become the pipeline's options, and the run itself:
+//! the pipeline under signal handling, the report written, the summary printed and the exit
+//! code picked (`demo` runs through the same).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Events, LineReporter};
+use crate::exit;
+use crate::grader::{self, LoadedGrader};
+use crate::intake::Limits;
+use crate::pipeline::{self, GradeOptions, Source};
+use crate::report::{self, Report, Status};
+
+#[derive(clap::Args, Debug)]
+pub(super) struct GradeArgs {
+    /// The submission: a directory, a .tar, a .tar.gz/.tgz, or a git repository (an https://
+    /// or git+file:// URL; a local repository with --ref). Omit when using --url.
+    #[arg(required_unless_present = "url")]
+    submission: Option<PathBuf>,
+    /// The grader file (TOML) that declares the checks, points and limits.
+    #[arg(long, short)]
+    grader: PathBuf,
+    /// Grade a service that is already running at this base URL instead of building one
+    /// (e.g. http://127.0.0.1:8080). Useful for candidates testing their own service.
+    #[arg(long, conflicts_with = "submission")]
+    url: Option<String>,
+    /// Grade this branch, tag or full commit id of a git repository. With it, a local path is
+    /// read as a repository (its committed state) rather than as a directory.
+    #[arg(long = "ref", value_name = "REV", conflicts_with = "url")]
+    git_ref: Option<String>,
+    /// Where to write the JSON report (written atomically, also when grading fails).
+    #[arg(long, short, default_value = "proctor-report.json")]
+    out: PathBuf,
+    /// Print the JSON report on stdout instead of the human summary.
+    #[arg(long)]
+    json: bool,
+    /// Seed for every random choice; the same seed regrades the same. Random when omitted
+    /// (the report records it).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Exit 1 when the score is below this percentage of the points.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    min_score: Option<f64>,
+    /// Keep the candidate's image after the run as proctor/kept:<run id> (containers and
+    /// networks are still removed); `proctor gc --all` removes it.
+    #[arg(long)]
+    keep_image: bool,
+    /// Override the grader's build timeout.
+    #[arg(long, value_name = "SECS")]
+    build_timeout: Option<u64>,
+    /// Override the grader's readiness deadline.
+    #[arg(long, value_name = "SECS")]
+    ready_timeout: Option<u64>,
+    /// The assignment's reference submission (a directory or archive). It is built and
+    /// measured under the same latency load first; when this machine makes it slower than the
+    /// grader's `reference_ms`, the candidate's latency curves are widened by the same factor.
+    #[arg(long, value_name = "SUBMISSION")]
+    latency_reference: Option<PathBuf>,
+    /// Fewer progress lines (warnings and the run id are still shown).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("must be between 0 and 100".into())
+    }
+}
+
+/// `proctor grade`: checks what the flags name, then grades.
+pub(super) async fn grade(args: GradeArgs) -> i32 {
+    let loaded = match grader::load(&args.grader) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let source = match (&args.submission, &args.url) {
+        (_, Some(url)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                eprintln!("error: --url must start with http:// (got {url:?})");
+                return exit::USAGE;
+            }
+            Source::Url(url.clone())
+        }
+        (Some(p), None) => {
+            let spec = p.to_string_lossy().into_owned();
+            if crate::intake::is_git_source(&spec) || args.git_ref.is_some() {
+                Source::Git {
+                    url: spec,
+                    rev: args.git_ref.clone(),
+                }
+            } else {
+                Source::Submission(p.clone())
+            }
+        }
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+    if let Some(r) = &args.latency_reference {
+        let scalable = loaded
+            .grader
+            .latency
+            .as_ref()
+            .is_some_and(|l| l.has_reference());
+        if !scalable {
+            eprintln!(
+                "error: --latency-reference needs a [[latency.objective]] with reference_ms in \
+                 {} (what the reference measures on a machine fit for grading)",
+                args.grader.display()
+            );
+            return exit::USAGE;
+        }
+        if !r.exists() {
+            eprintln!(
+                "error: the latency reference {} does not exist",
+                r.display()
+            );
+            return exit::USAGE;
+        }
+        // The reference is measured first: a mistyped submission path should not wait for it.
+        if let Source::Submission(p) = &source {
+            if !p.exists() {
+                eprintln!("error: the submission {} does not exist", p.display());
+                return exit::USAGE;
+            }
+        }
+        if matches!(source, Source::Url(_)) {
+            eprintln!(
+                "error: --latency-reference needs a submission to build next to it, not --url"
+            );
+            return exit::USAGE;
+        }
+    }
+    let opts = options(&args, source, loaded);
+    run_grade(&opts, &args.out, args.quiet, args.json, args.min_score).await
+}
+
+/// The pipeline's options for `proctor grade`: what the flags say, and the defaults for what
+/// no flag sets.
+fn options(args: &GradeArgs, source: Source, grader: LoadedGrader) -> GradeOptions {
+    GradeOptions {
+        source,
+        grader,
+        seed: args.seed.unwrap_or_else(rand::random),
+        keep_image: args.keep_image,
+        build_timeout: args.build_timeout.map(Duration::from_secs),
+        ready_timeout: args.ready_timeout.map(Duration::from_secs),
+        intake_limits: Limits::default(),
+        latency_reference: args.latency_reference.clone(),
+    }
+}
+
+/// Runs the pipeline under signal handling, writes the report, prints the summary, and picks
+/// the exit code.
+pub(super) async fn run_grade(
+    opts: &GradeOptions,
+    out: &Path,
+    quiet: bool,
+    json: bool,
+    min_score: Option<f64>,
+) -> i32 {
+    let events: Events = Arc::new(LineReporter::stderr(quiet));
+    let cancel = CancellationToken::new();
+    let signals = tokio::spawn(cancel_on_signal(cancel.clone(), events.clone()));
+    let result = pipeline::grade(opts, events, cancel.clone()).await;
+    signals.abort();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut code = exit_code(&report, min_score);
+    if let Err(e) = report::write_json_atomic(&report, out) {
+        eprintln!(
+            "error: could not write the report to {}: {e}",
+            out.display()
+        );
+        // The grade exists but is lost: the caller must not take silence for a result.
+        code = exit::INFRASTRUCTURE_ERROR;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
+    } else {
+        print!("{}", report::summary_text(&report));
+        println!("report: {}", out.display());
+        if let (Some(min), Some(s)) = (min_score, &report.score) {
+            if report.status == Status::Graded && s.percent < min {
+                println!("below the minimum score of {min}%");
+            }
+        }
+    }
+    code
+}
+
+fn exit_code(report: &Report, min_score: Option<f64>) -> i32 {
+    match report.status {
+        Status::Graded => match (min_score, &report.score) {
+            (Some(min), Some(s)) if s.percent < min => exit::BELOW_MIN_SCORE,
+            _ => exit::GRADED,
+        },
+        Status::SubmissionError => exit::SUBMISSION_ERROR,
+        Status::InfrastructureError if report.verdict == Some(crate::verdict::Verdict::Interrupted) => {
+            exit::INTERRUPTED
+        }
+        Status::InfrastructureError => exit::INFRASTRUCTURE_ERROR,
+    }
+}
+
+/// First SIGINT/SIGTERM cancels the run (which then cleans up); a second one exits at once.
+async fn cancel_on_signal(cancel: CancellationToken, events: Events) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    events.event(&crate::events::Event::Warning(format!("{name} received: stopping and removing this run's containers, network and image (press Ctrl-C again to exit at once)")));
+    cancel.cancel();
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+    eprintln!("exiting without cleanup; run `proctor gc` to remove leftovers");
+    std::process::exit(exit::INTERRUPTED);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_bounds() {
+        assert!(parse_percent("90").is_ok());
+        assert!(parse_percent("101").is_err());
+        assert!(parse_percent("x").is_err());
+    }
+}

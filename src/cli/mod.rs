@@ -1,0 +1,148 @@
+//! The command line: parses arguments, wires the pipeline to the terminal, writes the report,
+//! and maps the outcome to an exit code. This is the only place that uses anyhow-style errors
+//! and the only place (with the event reporter) that prints.
+//!
+//! Each command that does more than call into another module has a file here: `grade` (with
+//! the run, report and exit code that `demo` shares), `demo`, `validate` and `gc`. `doctor`
+//! and `load` are modules of their own; exit codes are in `crate::exit`.
+
+mod demo;
+mod gc;
+mod grade;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit;
+use crate::report;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0    graded (and at or above --min-score when given)
+  1    graded, but below --min-score
+  2    usage or grader-file error (nothing was graded)
+  3    submission_error: the submission could not be graded (rejected, build failed,
+       never became ready, crashed); the report says why
+  4    infrastructure_error: the harness or the machine failed; not a grade
+  130  interrupted (Ctrl-C / SIGTERM); everything the run created was removed
+
+Docker is found through DOCKER_HOST, else /var/run/docker.sock.";
+
+#[derive(Parser, Debug)]
+#[command(name = "proctor", version, about = "Grade ML-engineering take-home submissions: build the candidate's model service in a sandbox, drive it with scripted checks and load, write a grade report.", after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Grade one submission (a directory, .tar or .tar.gz with a Dockerfile at its root), or a
+    /// service that is already running (--url).
+    Grade(grade::GradeArgs),
+    /// Grade the bundled reference submission with the public churn grader (builds the base
+    /// image first if it is missing).
+    Demo {
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "proctor-demo-report.json")]
+        out: PathBuf,
+        /// Fewer progress lines.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a grader file and exit: 0 when valid, 2 with file:line:column and field when not.
+    Validate {
+        /// The grader file (TOML).
+        grader: PathBuf,
+    },
+    /// Remove Docker resources left by proctor runs whose process is gone (e.g. killed with
+    /// SIGKILL). Only resources labelled io.proctor.managed=1 are ever touched.
+    Gc {
+        /// Also remove resources of runs that are still going.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check this machine before grading: the Docker engine and its API version, runc, cgroup
+    /// limits, the storage driver, the graders' base images, free disk, leftovers of dead runs
+    /// and CPUs. Exit 0 when nothing fails (warnings allowed), 1 when something fails.
+    Doctor {
+        /// Also check the base images this grader file allows (repeatable). The graders under
+        /// the repository's graders/ directory are always checked.
+        #[arg(long, short, value_name = "FILE")]
+        grader: Vec<PathBuf>,
+        /// Print the checks as JSON: [{name, status, detail, fix}].
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drive any HTTP endpoint with an open-loop load and print latency percentiles as JSON.
+    Load(crate::load::cli::LoadArgs),
+    /// Print the JSON Schema of the report.
+    Schema,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::GRADED
+            };
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INFRASTRUCTURE_ERROR;
+        }
+    };
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Grade(args) => grade::grade(args).await,
+        Command::Demo { out, quiet } => demo::demo(out, quiet).await,
+        Command::Validate { grader } => validate::validate(&grader),
+        Command::Gc { all } => gc::gc(all).await,
+        Command::Doctor { grader, json } => crate::doctor::run(&repo_root(), &grader, json).await,
+        Command::Load(args) => crate::load::cli::run(args).await,
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report::json_schema()).expect("schema serializes")
+            );
+            exit::GRADED
+        }
+    }
+}
+
+/// The repository holding the bundled assignment, grader and reference submission.
+fn repo_root() -> PathBuf {
+    let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if built_in.join("graders").is_dir() {
+        built_in
+    } else {
+        PathBuf::from(".")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

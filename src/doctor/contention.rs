@@ -1,0 +1,75 @@
+//! What competes with a grade for the machine: resources of dead runs, which still hold memory,
+//! CPU and disk, and too few CPUs for the service and the load generator to run apart.
+
+use super::Check;
+use crate::sandbox::{cleanup, Engine};
+
+/// Resources of runs whose process is gone (killed with SIGKILL, a crash, a lost machine):
+/// containers keep running and holding memory and CPU, which skews the next run's latency, and
+/// images hold disk. Counted with the same listing and liveness rule as `proctor gc`.
+pub(super) async fn leftovers_check(engine: &Engine) -> Check {
+    let name = "leftovers";
+    let runs = match cleanup::managed_runs(engine, false).await {
+        Ok(r) => r,
+        Err(e) => return Check::warn(
+            name,
+            format!("cannot list proctor's resources: {e}"),
+            "run `docker ps -a --filter label=io.proctor.managed=1` to see what the engine says",
+        ),
+    };
+    let me = std::process::id();
+    let (live, dead): (Vec<_>, Vec<_>) = runs
+        .iter()
+        .partition(|(_, pid)| **pid == Some(me) || pid.is_some_and(cleanup::owner_alive));
+    let live_note = if live.is_empty() {
+        String::new()
+    } else {
+        format!("; {} run(s) in progress", live.len())
+    };
+    if dead.is_empty() {
+        Check::ok(name, format!("no resources of dead runs{live_note}"))
+    } else {
+        let ids: Vec<&str> = dead.iter().map(|(r, _)| r.as_str()).take(5).collect();
+        let more = if dead.len() > ids.len() { ", ..." } else { "" };
+        Check::warn(
+            name,
+            format!(
+                "{} dead run(s) left containers, networks or images: {}{more}{live_note}",
+                dead.len(),
+                ids.join(", ")
+            ),
+            "run `proctor gc` (it removes only runs whose process is gone)",
+        )
+    }
+}
+
+/// The latency phase measures a service while proctor's load generator runs on the same
+/// machine. With one core they take turns, and the measured latency includes the generator's
+/// own time.
+pub(super) fn cpus_check(cpus: usize, engine_cpus: Option<i64>) -> Check {
+    let name = "cpus";
+    let engine = engine_cpus
+        .map(|n| format!(" (the engine reports {n})"))
+        .unwrap_or_default();
+    if cpus < 2 {
+        Check::warn(
+            name,
+            format!("{cpus} CPU available to proctor{engine}: the service and the load generator cannot get separate cores, so latency grades are pessimistic"),
+            "grade on a machine (or VM) with at least 2 CPUs, and do not restrict proctor with taskset",
+        )
+    } else {
+        Check::ok(name, format!("{cpus} CPUs available to proctor{engine}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doctor::Status;
+
+    #[test]
+    fn one_cpu_warns() {
+        assert_eq!(cpus_check(1, Some(1)).status, Status::Warn);
+        assert_eq!(cpus_check(2, None).status, Status::Ok);
+    }
+}
