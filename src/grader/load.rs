@@ -56,10 +56,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Grader, GraderError> {
 /// Reads `body_file`s into `body`, relative to the grader file's directory.
 fn resolve_body_files(g: &mut Grader, text: &str, path: &Path) -> Result<(), GraderError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    for (phase, checks) in [
-        ("correctness", &mut g.correctness),
-        ("robustness", &mut g.robustness),
-    ] {
+    for (category, checks) in g.check_lists_mut() {
         for (i, c) in checks.iter_mut().enumerate() {
             let Some(file) = &c.body_file else { continue };
             let full = dir.join(file);
@@ -69,7 +66,7 @@ fn resolve_body_files(g: &mut Grader, text: &str, path: &Path) -> Result<(), Gra
                     return Err(invalid_field(
                         text,
                         path,
-                        format!("{phase}[{i}].body_file"),
+                        format!("{category}[{i}].body_file"),
                         format!("cannot read {}: {e}", full.display()),
                     ));
                 }
@@ -260,6 +257,38 @@ mod tests {
                     "body_file = \"big.json\""
                 );
                 assert!(message.contains("nope.json"), "{message}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn missing_data_checks_get_their_body_files_too() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("nulls.json"),
+            "{\"instances\": [{\"age\": null}]}",
+        )
+        .unwrap();
+        let text = format!("{MINIMAL}\n[[missing_data]]\nname = \"nulls\"\npoints = 1\npath = \"/p\"\nbody_file = \"nulls.json\"\n");
+        let path = dir.path().join("g.toml");
+        std::fs::write(&path, &text).unwrap();
+        let g = load(&path).unwrap().grader;
+        assert_eq!(
+            g.missing_data[0].body.as_deref(),
+            Some("{\"instances\": [{\"age\": null}]}")
+        );
+        assert_eq!(g.missing_data[0].method(), Method::Post);
+
+        let text = text.replace("nulls.json", "nope.json");
+        std::fs::write(&path, &text).unwrap();
+        match load(&path).unwrap_err() {
+            GraderError::Invalid { line, field, .. } => {
+                assert_eq!(field, "missing_data[0].body_file");
+                assert_eq!(
+                    text.lines().nth(line - 1).unwrap(),
+                    "body_file = \"nope.json\""
+                );
             }
             other => panic!("unexpected {other}"),
         }

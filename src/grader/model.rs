@@ -39,14 +39,28 @@ pub struct Grader {
     pub metrics: Option<MetricsSpec>,
 }
 
+/// The scripted check lists of a grader, in the order they run, with their category, each
+/// borrowed as `$borrow` (`&` or `&mut`): the one place that says which lists there are. The
+/// category's name is the list's key in the grader file.
+macro_rules! check_lists {
+    ($grader:expr, $($borrow:tt)+) => {
+        [
+            (Category::Correctness, $($borrow)+ $grader.correctness),
+            (Category::Robustness, $($borrow)+ $grader.robustness),
+            (Category::MissingData, $($borrow)+ $grader.missing_data),
+        ]
+    };
+}
+
 impl Grader {
     /// The scripted check lists, in the order they run, with their category.
     pub fn check_lists(&self) -> [(Category, &Vec<CheckSpec>); 3] {
-        [
-            (Category::Correctness, &self.correctness),
-            (Category::Robustness, &self.robustness),
-            (Category::MissingData, &self.missing_data),
-        ]
+        check_lists!(self, &)
+    }
+
+    /// [`Grader::check_lists`], to change the checks in place.
+    pub fn check_lists_mut(&mut self) -> [(Category, &mut Vec<CheckSpec>); 3] {
+        check_lists!(self, &mut)
     }
 
     /// Keeps the service and the load generator off each other's cores, given the cores this

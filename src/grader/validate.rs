@@ -55,12 +55,9 @@ pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
         return Err(("sandbox.pids_limit".into(), "must be at least 8".into()));
     }
     let mut names = BTreeSet::new();
-    for (phase, checks) in [
-        ("correctness", &g.correctness),
-        ("robustness", &g.robustness),
-    ] {
+    for (category, checks) in g.check_lists() {
         for (i, c) in checks.iter().enumerate() {
-            let field = format!("{phase}[{i}].name");
+            let field = format!("{category}[{i}].name");
             if c.name.trim().is_empty() {
                 return Err((field, "a check needs a non-empty name".into()));
             }
@@ -69,7 +66,7 @@ pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
             }
             c.expect()
                 .validate()
-                .map_err(|m| (format!("{phase}[{i}]"), m))?;
+                .map_err(|m| (format!("{category}[{i}]"), m))?;
         }
     }
     g.readiness
@@ -122,5 +119,44 @@ mod tests {
     fn empty_allowlist_is_rejected() {
         let err = parse_str(&MINIMAL.replace("[\"base:1\"]", "[]")).unwrap_err();
         assert!(err.to_string().contains("allowed_base_images"), "{err}");
+    }
+
+    #[test]
+    fn missing_data_checks_are_validated_like_the_others() {
+        // A name already taken in another list.
+        let text = format!(
+            "{MINIMAL}\n[[correctness]]\nname = \"same\"\npoints = 1\npath = \"/p\"\n\n[[missing_data]]\nname = \"other\"\npoints = 1\npath = \"/p\"\n\n[[missing_data]]\nname = \"same\"\npoints = 1\npath = \"/p\"\n"
+        );
+        match parse_str(&text).unwrap_err() {
+            GraderError::Invalid {
+                line,
+                field,
+                message,
+                ..
+            } => {
+                assert_eq!(field, "missing_data[1].name");
+                assert!(message.contains("duplicate check name"), "{message}");
+                assert_eq!(text.lines().nth(line - 1).unwrap(), "name = \"same\"");
+                assert!(line > 20, "should point at the second one, got line {line}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+
+        // An empty name, and an expectation that cannot be checked.
+        let check = "[[missing_data]]\nname = \" \"\npoints = 1\npath = \"/p\"\n";
+        let err = parse_str(&format!("{MINIMAL}\n{check}")).unwrap_err();
+        assert!(err.to_string().contains("missing_data[0].name"), "{err}");
+        let check = check.replace("\" \"", "\"nulls\"");
+        let text = format!("{MINIMAL}\n{check}[[missing_data.json]]\npointer = \"score\"\n");
+        match parse_str(&text).unwrap_err() {
+            GraderError::Invalid { field, message, .. } => {
+                assert_eq!(field, "missing_data[0]");
+                assert!(
+                    message.contains("must be empty or start with '/'"),
+                    "{message}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
     }
 }
