@@ -7,7 +7,7 @@
 //!
 //! - `model`: the `Grader` and the sections every grader file has;
 //! - `checks`: the scripted checks and the value types of their fields;
-//! - `latency`: the `[latency]` section;
+//! - `latency`: the `[latency]` section, and the default names of its objectives' checks;
 //! - `ml`: datasets, the prediction API and the phases that grade the model itself;
 //! - `load`: reading a file (parsing, body files, datasets);
 //! - `validate`: rules that span several fields;
