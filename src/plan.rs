@@ -253,7 +253,7 @@ status = 200
     #[test]
     fn reference_scaling_widens_never_narrows_and_has_a_ceiling() {
         let g = loaded(&format!(
-            "{MINIMAL}\n[latency]\npath = \"/\"\nrate = 50\nduration_secs = 5\n\
+            "{MINIMAL}\n[latency]\npath = \"/\"\nrate = 100\nduration_secs = 10\n\
              [[latency.objective]]\npercentile = 50\nfull_points_ms = 10\nzero_points_ms = 50\npoints = 1\nreference_ms = 2\n\
              [[latency.objective]]\npercentile = 99\nfull_points_ms = 10\nzero_points_ms = 50\npoints = 1\nreference_ms = 20\n\
              [[latency.objective]]\npercentile = 90\nfull_points_ms = 10\nzero_points_ms = 50\npoints = 1\n"
@@ -262,11 +262,15 @@ status = 200
         let mut p = RunPlan::new(&g, 1, None, None);
         p.scale_to_reference(l, |q| if q == 50.0 { 6.0 } else { 10.0 })
             .unwrap();
-        assert_eq!(p.latency_scales.len(), 2, "only objectives with reference_ms");
+        assert_eq!(
+            p.latency_scales.len(),
+            2,
+            "only objectives with reference_ms"
+        );
         assert_eq!(p.latency_scales[0].factor, 3.0);
         assert_eq!(p.latency_scales[1].factor, 1.0, "never narrowed");
         assert_eq!(p.latency_factor(&p.latency_scales[0].name.clone()), 3.0);
-        assert_eq!(p.latency_factor("p90 latency at 50 req/s"), 1.0);
+        assert_eq!(p.latency_factor("p90 latency at 100 req/s"), 1.0);
         let err = p.scale_to_reference(l, |_| 100.0).unwrap_err();
         assert!(err.contains("too slow or too busy"), "{err}");
     }

@@ -49,8 +49,14 @@ impl Verdict {
             ArchiveRejected | BaseImageNotAllowed | NetworkAccess | DockerfileInvalid
             | BuildFailed | BuildTimeout | ImageTooLarge | NeverReady | Exited | OomKilled
             | CrashedDuringGrading => Fault::Submission,
-            EngineUnreachable | EngineError | EngineTimeout | BaseImageMissing | FetchFailed
-            | LatencyMeasurementInvalid | ReferenceFailed | Interrupted => Fault::Infrastructure,
+            EngineUnreachable
+            | EngineError
+            | EngineTimeout
+            | BaseImageMissing
+            | FetchFailed
+            | LatencyMeasurementInvalid
+            | ReferenceFailed
+            | Interrupted => Fault::Infrastructure,
         }
     }
 

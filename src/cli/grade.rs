@@ -212,7 +212,9 @@ fn exit_code(report: &Report, min_score: Option<f64>) -> i32 {
             _ => exit::GRADED,
         },
         Status::SubmissionError => exit::SUBMISSION_ERROR,
-        Status::InfrastructureError if report.verdict == Some(crate::verdict::Verdict::Interrupted) => {
+        Status::InfrastructureError
+            if report.verdict == Some(crate::verdict::Verdict::Interrupted) =>
+        {
             exit::INTERRUPTED
         }
         Status::InfrastructureError => exit::INFRASTRUCTURE_ERROR,

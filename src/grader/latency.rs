@@ -292,7 +292,7 @@ impl LatencySpec {
     pub fn objective_name(&self, o: &LatencyObjective) -> String {
         o.name
             .clone()
-            .unwrap_or_else(|| crate::phases::latency::objective_name(o.percentile, self.rate))
+            .unwrap_or_else(|| objective_name(o.percentile, self.rate))
     }
 }
 
@@ -365,9 +365,30 @@ impl SearchSpec {
     }
 }
 
+/// The name of a latency objective's check when the grader gives none.
+pub fn objective_name(percentile: f64, rate: f64) -> String {
+    format!("p{} latency at {} req/s", trim(percentile), trim(rate))
+}
+
+/// `99` rather than `99.0` in names and messages.
+pub(crate) fn trim(x: f64) -> String {
+    let x = crate::score::round2(x);
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn objective_names_drop_needless_decimals() {
+        assert_eq!(objective_name(99.0, 50.0), "p99 latency at 50 req/s");
+        assert_eq!(objective_name(99.9, 12.5), "p99.9 latency at 12.5 req/s");
+    }
 
     fn spec(extra: &str) -> Result<LatencySpec, String> {
         let text = format!("path = \"/\"\nrate = 50\nduration_secs = 10\n{extra}");

@@ -16,8 +16,8 @@ use rand::seq::SliceRandom;
 
 use crate::data::Dataset;
 use crate::grader::{ConsistencySpec, PredictionApi, Visibility};
-use crate::report::{CheckResult, ConsistencyReport};
 use crate::phases::predict::{rows_of, Predictor};
+use crate::report::{CheckResult, ConsistencyReport};
 use crate::target::Target;
 
 pub fn check_name(concurrency: usize) -> String {
@@ -206,8 +206,15 @@ impl super::Phase for Consistency {
                 return;
             };
             let data = &cx.grader.datasets[&spec.dataset];
-            let (checks, report) =
-                run(cx.target, api, spec, data, cx.plan.seed, g.grader.visibility).await;
+            let (checks, report) = run(
+                cx.target,
+                api,
+                spec,
+                data,
+                cx.plan.seed,
+                g.grader.visibility,
+            )
+            .await;
             out.checks = checks;
             out.section = Some(super::Section::Consistency(report));
         })

@@ -22,8 +22,8 @@ use crate::data::transform::{self, FeatureStats};
 use crate::data::{stats, Dataset, FeatureKind};
 use crate::grader::{Curve, DriftScenario, DriftSpec, PredictionApi, Visibility};
 use crate::http;
-use crate::report::{CheckResult, DriftBaseline, DriftReport, DriftScenarioReport, FeatureDrift};
 use crate::phases::predict::Predictor;
+use crate::report::{CheckResult, DriftBaseline, DriftReport, DriftScenarioReport, FeatureDrift};
 use crate::target::Target;
 
 pub const FALSE_ALARMS_CHECK: &str = "no false drift alarms on in-distribution traffic";
@@ -520,7 +520,10 @@ impl super::Phase for Drift {
         // in batches, with a poll every `poll_every` instances.
         let instances = d.window
             + d.baseline_instances
-            + d.scenario.iter().map(|s| s.instances + d.window).sum::<usize>();
+            + d.scenario
+                .iter()
+                .map(|s| s.instances + d.window)
+                .sum::<usize>();
         let requests =
             instances.div_ceil(d.batch_size.max(1)) + instances.div_ceil(d.poll_every.max(1));
         super::budget_for(Duration::ZERO, requests, g.http.request_timeout())
@@ -537,8 +540,15 @@ impl super::Phase for Drift {
                 return;
             };
             let data = &cx.grader.datasets[&spec.dataset];
-            let (checks, report) =
-                run(cx.target, api, spec, data, cx.plan.seed, g.grader.visibility).await;
+            let (checks, report) = run(
+                cx.target,
+                api,
+                spec,
+                data,
+                cx.plan.seed,
+                g.grader.visibility,
+            )
+            .await;
             out.checks = checks;
             out.section = Some(super::Section::Drift(report));
         })

@@ -12,12 +12,12 @@ use futures_util::future::BoxFuture;
 
 use crate::check::{Category, DeclaredCheck};
 use crate::events::{Event, Events};
-use crate::grader::{LatencySpec, LoadedGrader, Method, Visibility};
-use crate::plan::{Purpose, RunPlan};
+use crate::grader::{objective_name, trim, LatencySpec, LoadedGrader, Method, Visibility};
 use crate::load::search::{self, SearchResult};
 use crate::load::{self, Mode, Outcome, Plan, RequestSpec, Stage, Validity};
+use crate::plan::{Purpose, RunPlan};
 use crate::report::{CheckResult, LatencyReport};
-use crate::score::{linear_points, round2};
+use crate::score::linear_points;
 use crate::target::Target;
 
 fn method_of(spec: &LatencySpec) -> reqwest::Method {
@@ -413,11 +413,6 @@ pub fn declared_checks(spec: &LatencySpec) -> Vec<(String, f64)> {
     out
 }
 
-/// The name of a latency objective's check when the grader gives none.
-pub fn objective_name(percentile: f64, rate: f64) -> String {
-    format!("p{} latency at {} req/s", trim(percentile), trim(rate))
-}
-
 /// The name of the error-rate check.
 pub fn errors_name(rate: f64) -> String {
     format!("errors under load at {} req/s", trim(rate))
@@ -436,17 +431,6 @@ pub fn search_name(spec: &LatencySpec) -> String {
         None => String::new(),
     }
 }
-
-/// `99` rather than `99.0` in names and messages.
-fn trim(x: f64) -> String {
-    let x = round2(x);
-    if x.fract() == 0.0 {
-        format!("{x:.0}")
-    } else {
-        format!("{x}")
-    }
-}
-
 
 /// The latency load at the grader's rate, its objectives, and the throughput search.
 pub struct Latency;

@@ -6,12 +6,12 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::check::{Category, DeclaredCheck};
-use crate::grader::LoadedGrader;
 use crate::data::Dataset;
+use crate::grader::LoadedGrader;
 use crate::grader::{MetricsSpec, PredictionApi, Visibility};
 use crate::http;
-use crate::report::{CheckResult, MonitoringReport};
 use crate::phases::predict::{rows_of, Predictor};
+use crate::report::{CheckResult, MonitoringReport};
 use crate::target::Target;
 
 pub fn counter_check_name(counter: &str) -> String {

@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 
 use crate::data::{stats, Dataset};
 use crate::grader::{PredictionApi, QualityMetric, QualitySpec, Visibility};
-use crate::report::{CheckResult, QualityReport};
 use crate::phases::predict::{rows_of, Predictor};
+use crate::report::{CheckResult, QualityReport};
 use crate::target::Target;
 
 /// Below this share of validly answered instances no quality metric is meaningful.
@@ -238,8 +238,14 @@ impl super::Phase for Quality {
             let (Some(spec), Some(api)) = (&g.quality, &g.prediction) else {
                 return;
             };
-            let (checks, report) =
-                run(cx.target, api, spec, &cx.grader.datasets, g.grader.visibility).await;
+            let (checks, report) = run(
+                cx.target,
+                api,
+                spec,
+                &cx.grader.datasets,
+                g.grader.visibility,
+            )
+            .await;
             out.checks = checks;
             out.section = Some(super::Section::Quality(report));
         })

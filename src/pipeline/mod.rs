@@ -66,7 +66,12 @@ pub async fn grade(
     events: Events,
     cancel: CancellationToken,
 ) -> Result<Report, UsageError> {
-    let mut plan = RunPlan::new(&opts.grader, opts.seed, opts.build_timeout, opts.ready_timeout);
+    let mut plan = RunPlan::new(
+        &opts.grader,
+        opts.seed,
+        opts.build_timeout,
+        opts.ready_timeout,
+    );
     let mut record = Record::default();
     let run = start_run(opts, &events);
     // A container gets its own cores, the load generator the others.

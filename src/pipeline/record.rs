@@ -19,7 +19,10 @@ use crate::verdict::{Fault, Verdict};
 pub enum Ending {
     Graded,
     /// Stopped by what the submission did, or by the machine: the verdict says which.
-    Stopped { verdict: Verdict, reason: String },
+    Stopped {
+        verdict: Verdict,
+        reason: String,
+    },
 }
 
 impl Ending {

@@ -115,7 +115,9 @@ impl Session {
             })
             .ok()
         } else {
-            warn("the build runs without a process limit: the engine is not on this machine".into());
+            warn(
+                "the build runs without a process limit: the engine is not on this machine".into(),
+            );
             None
         };
         let limits = BuildLimits {
