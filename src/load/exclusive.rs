@@ -49,6 +49,7 @@ fn open(path: &Path) -> Result<File, LockError> {
         .read(true)
         .write(true)
         .create(true)
+        .truncate(false)
         .mode(0o666)
         .open(path)
     {

@@ -493,7 +493,7 @@ impl super::Phase for Latency {
             let (checks, report) =
                 run(cx.target, spec, cx.plan, g.grader.visibility, cx.events).await;
             out.checks = checks;
-            out.section = Some(super::Section::Latency(report));
+            out.section = Some(super::Section::Latency(Box::new(report)));
         })
     }
 }

@@ -71,7 +71,7 @@ pub struct Context<'a> {
 pub enum Section {
     Quality(QualityReport),
     Consistency(ConsistencyReport),
-    Latency(LatencyReport),
+    Latency(Box<LatencyReport>),
     Drift(DriftReport),
     Monitoring(MonitoringReport),
 }
@@ -153,7 +153,7 @@ impl Outcome {
         match out.section {
             Some(Section::Quality(r)) => self.quality = Some(r),
             Some(Section::Consistency(r)) => self.consistency = Some(r),
-            Some(Section::Latency(r)) => self.latency = Some(r),
+            Some(Section::Latency(r)) => self.latency = Some(*r),
             Some(Section::Drift(r)) => self.drift = Some(r),
             Some(Section::Monitoring(r)) => self.monitoring = Some(r),
             None => {}
