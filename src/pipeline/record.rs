@@ -174,6 +174,7 @@ impl Record {
                 categories
             },
             checks,
+            hidden_checks: None,
             latency: self.outcome.latency.map(|mut l| {
                 l.reference = self.reference;
                 l

@@ -26,6 +26,10 @@ pub struct Report {
     pub score: Option<Score>,
     pub categories: Vec<CategoryScore>,
     pub checks: Vec<CheckResult>,
+    /// In a candidate's view: the hidden checks, counted (their details are left out). Absent
+    /// in the grader's view, where `checks` holds them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden_checks: Option<HiddenChecks>,
     pub latency: Option<LatencyReport>,
     pub quality: Option<QualityReport>,
     pub consistency: Option<ConsistencyReport>,
@@ -67,6 +71,14 @@ impl Status {
             Status::InfrastructureError => "infrastructure_error",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HiddenChecks {
+    pub count: u64,
+    pub passed: u64,
+    pub points: f64,
+    pub max_points: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]

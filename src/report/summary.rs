@@ -2,10 +2,25 @@
 
 use std::fmt::Write;
 
-use super::{Report, Status};
-use crate::grader::Visibility;
+use super::{Render, Report, Status, View};
 
+/// The terminal summary: status, score per category, the visible checks that lost points, and
+/// the latency numbers.
+pub struct Summary;
+
+impl Render for Summary {
+    fn render(&self, report: &Report, view: View) -> String {
+        summary_of(&report.for_view(view))
+    }
+}
+
+/// The summary the CLI prints. Hidden checks are counted, never detailed, whoever runs it: the
+/// same binary serves candidates self-testing.
 pub fn summary_text(r: &Report) -> String {
+    Summary.render(r, View::Candidate)
+}
+
+fn summary_of(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "status: {}", r.status.as_str());
     if !r.reason.is_empty() {
@@ -31,16 +46,8 @@ pub fn summary_text(r: &Report) -> String {
             c.name, c.points, c.max_points
         );
     }
-    let hidden = r
-        .checks
-        .iter()
-        .filter(|c| c.visibility == Visibility::Hidden)
-        .count();
-    let failed: Vec<_> = r
-        .checks
-        .iter()
-        .filter(|c| !c.passed && c.visibility == Visibility::Visible)
-        .collect();
+    let hidden = r.hidden_checks.map_or(0, |h| h.count);
+    let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "checks that lost points:");
         for c in failed {

@@ -1,0 +1,119 @@
+//! Who reads a report, and what they may see: the ONE place that decides what a candidate's
+//! view holds. Every renderer draws from `Report::for_view`, never from the raw report, so a new
+//! view cannot leak a hidden check by forgetting to hide it.
+
+use super::{HiddenChecks, Report};
+use crate::check::Visibility;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Everything the run recorded.
+    #[default]
+    Grader,
+    /// What a candidate may see: hidden checks only as a count and their points, never their
+    /// names, inputs, expected values or messages; and no section of a phase whose checks are
+    /// all hidden (its numbers would tell what was probed).
+    Candidate,
+}
+
+/// Draws a report in one format for one reader.
+pub trait Render {
+    fn render(&self, report: &Report, view: View) -> String;
+}
+
+impl Report {
+    /// The report as `view` may see it.
+    pub fn for_view(&self, view: View) -> Report {
+        let mut r = self.clone();
+        if view == View::Grader {
+            return r;
+        }
+        let hidden: Vec<_> = r
+            .checks
+            .iter()
+            .filter(|c| c.visibility == Visibility::Hidden)
+            .cloned()
+            .collect();
+        if hidden.is_empty() {
+            return r;
+        }
+        let all_hidden = |cat: crate::check::Category| {
+            let mut of = self.checks.iter().filter(|c| c.category == cat).peekable();
+            of.peek().is_some() && of.all(|c| c.visibility == Visibility::Hidden)
+        };
+        use crate::check::Category as C;
+        if all_hidden(C::Quality) {
+            r.quality = None;
+        }
+        if all_hidden(C::Consistency) {
+            r.consistency = None;
+        }
+        if all_hidden(C::Latency) {
+            r.latency = None;
+        }
+        if all_hidden(C::Drift) {
+            r.drift = None;
+        }
+        if all_hidden(C::Monitoring) {
+            r.monitoring = None;
+        }
+        r.checks.retain(|c| c.visibility == Visibility::Visible);
+        r.hidden_checks = Some(HiddenChecks {
+            count: hidden.len() as u64,
+            passed: hidden.iter().filter(|c| c.passed).count() as u64,
+            points: crate::score::round2(hidden.iter().map(|c| c.points).sum()),
+            max_points: crate::score::round2(hidden.iter().map(|c| c.max_points).sum()),
+        });
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Category, CheckResult};
+
+    fn report() -> Report {
+        let check = |name: &str, cat, vis, passed| CheckResult {
+            name: name.into(),
+            category: cat,
+            points: if passed { 2.0 } else { 0.0 },
+            max_points: 2.0,
+            passed,
+            message: format!("secret detail of {name}"),
+            visibility: vis,
+        };
+        let mut r: Report = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "run_id": "r", "status": "graded", "reason": "", "verdict": null,
+            "score": null, "categories": [], "checks": [], "latency": null, "quality": null,
+            "consistency": null, "drift": null, "monitoring": null, "timings": [],
+            "harness": {"proctor_version": "0"},
+            "submission": {"source": "s", "kind": "directory"},
+            "image": null, "grader": {"name": "g", "assignment": "a", "path": "p", "sha256": ""},
+            "seed": 1, "container": null, "build_log_tail": null, "warnings": [],
+            "started_at": "", "finished_at": ""
+        }))
+        .unwrap();
+        r.checks = vec![
+            check("visible one", Category::Correctness, Visibility::Visible, false),
+            check("hidden auc", Category::Quality, Visibility::Hidden, true),
+            check("hidden probe", Category::Robustness, Visibility::Hidden, false),
+        ];
+        r.quality = Some(Default::default());
+        r
+    }
+
+    #[test]
+    fn a_candidate_sees_hidden_checks_only_as_a_count() {
+        let r = report();
+        assert_eq!(r.for_view(View::Grader).checks.len(), 3);
+        let c = r.for_view(View::Candidate);
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(!text.contains("hidden auc"), "{text}");
+        assert!(!text.contains("secret detail of hidden"), "{text}");
+        assert!(c.quality.is_none(), "a section of hidden checks only is dropped");
+        let h = c.hidden_checks.unwrap();
+        assert_eq!((h.count, h.passed, h.points, h.max_points), (2, 1, 2.0, 4.0));
+        assert_eq!(c.checks.len(), 1);
+    }
+}
