@@ -1,8 +1,25 @@
 //! Turns check results into a score: totals and per-category sums, categories in the order they
 //! were first graded.
 
-use crate::check::CheckResult;
-use crate::report::{CategoryScore, Score};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::check::{Category, CheckResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Score {
+    pub points: f64,
+    pub max_points: f64,
+    /// points / max_points * 100 (0 when there are no points to earn).
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CategoryScore {
+    pub name: Category,
+    pub points: f64,
+    pub max_points: f64,
+}
 
 pub fn score(checks: &[CheckResult]) -> (Score, Vec<CategoryScore>) {
     let mut categories: Vec<CategoryScore> = Vec::new();
@@ -60,7 +77,7 @@ pub fn linear_points(value: f64, full: f64, zero: f64, max_points: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{Category, Visibility};
+    use crate::check::Visibility;
 
     fn check(cat: Category, points: f64, max: f64) -> CheckResult {
         CheckResult {

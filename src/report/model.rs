@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::check::{Category, CheckResult, Visibility};
+pub use crate::score::{CategoryScore, Score};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -81,20 +82,6 @@ pub struct HiddenChecks {
     pub max_points: f64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Score {
-    pub points: f64,
-    pub max_points: f64,
-    /// points / max_points * 100 (0 when there are no points to earn).
-    pub percent: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CategoryScore {
-    pub name: Category,
-    pub points: f64,
-    pub max_points: f64,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Percentiles {
