@@ -49,6 +49,8 @@ fn open(path: &Path) -> Result<File, LockError> {
         .read(true)
         .write(true)
         .create(true)
+        // A lock file: its contents are never read or written.
+        .truncate(false)
         .mode(0o666)
         .open(path)
     {
@@ -58,9 +60,7 @@ fn open(path: &Path) -> Result<File, LockError> {
             Ok(f)
         }
         // Made by another user without write access for us: a read-only descriptor locks too.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            File::open(path).map_err(err)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => File::open(path).map_err(err),
         Err(e) => Err(err(e)),
     }
 }
@@ -83,7 +83,8 @@ pub async fn measure_alone(
             return Ok(MeasuringAlone { _file: file });
         }
         let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EWOULDBLOCK) && e.kind() != std::io::ErrorKind::Interrupted
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK)
+            && e.kind() != std::io::ErrorKind::Interrupted
         {
             return Err(LockError::Open {
                 path: path.to_owned(),
