@@ -142,6 +142,9 @@ pub struct LoadResult {
     pub body_bytes: u64,
     /// Requests that waited for a free connection (the service was saturated).
     pub queued: u64,
+    /// Of those, requests still waiting at the deadline (the schedule's end plus one request
+    /// timeout): never sent, counted as timeouts.
+    pub unsent: u64,
     /// From the intended send time (coordinated-omission corrected).
     pub corrected: Percentiles,
     /// From the actual send.
@@ -185,6 +188,7 @@ impl LoadResult {
             statuses: o.statuses.clone(),
             body_bytes: o.body_bytes,
             queued: o.queued,
+            unsent: o.unsent,
             corrected: percentiles(&o.corrected),
             uncorrected: percentiles(&o.uncorrected),
             send_lateness: percentiles(&o.lateness),

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::{Method, Uri};
@@ -437,12 +437,17 @@ fn head_of(
 
 /// One request on `conn` (opened, or reopened when the service closed it while idle). Returns
 /// the connection when it can carry another request. Nothing is retried once sent.
+///
+/// The request times out after the target's timeout, or at `cut_off` if that comes first (the
+/// run's deadline: nothing of a run outlasts it).
 pub async fn exchange(
     conn: Option<Conn>,
     target: &Target,
     request: &Bytes,
+    cut_off: Instant,
 ) -> (Option<Conn>, Outcome) {
-    match tokio::time::timeout(target.timeout, exchange_inner(conn, target, request)).await {
+    let deadline = (Instant::now() + target.timeout).min(cut_off);
+    match tokio::time::timeout_at(deadline.into(), exchange_inner(conn, target, request)).await {
         Ok(r) => r,
         // The connection is dropped with the future: its state is unknown.
         Err(_) => (None, Outcome::Failed(Failure::Timeout)),

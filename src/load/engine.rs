@@ -3,7 +3,9 @@
 //! lock, no shared pool, no channel on the hot path. Open-loop threads take every T-th request
 //! of the precomputed timeline; a request whose time has come goes out on an idle connection,
 //! or waits in a queue for the first one that frees up (the wait counts in the corrected
-//! latency: the service is saturated).
+//! latency: the service is saturated). Nothing outlasts the run's deadline (the schedule's end
+//! plus one request timeout): requests in flight then are cut, and those still queued are
+//! never sent; both count as timeouts at the deadline.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -42,6 +44,10 @@ pub(super) struct ThreadCtx {
     pub ok_status: u16,
     pub start: Instant,
     pub measure_start: Instant,
+    /// The run's deadline: the end of the schedule plus one request timeout. A request in
+    /// flight then is cut (a timeout); one still waiting for a connection is never sent and
+    /// times out at it.
+    pub deadline: Instant,
     pub work: Arc<Work>,
     pub window: Duration,
     pub windows: usize,
@@ -250,7 +256,19 @@ async fn worker(local: Rc<Local>, w: usize) {
             }
         };
         let sent = Instant::now();
-        let (back, outcome) = conn::exchange(conn.take(), target, &job.request).await;
+        if sent >= ctx.deadline {
+            // Waited for a connection until the deadline: the service is charged for the whole
+            // wait, and nothing is sent after the deadline.
+            if job.measured {
+                local.stats.borrow_mut().record_unsent(
+                    job.intended,
+                    ctx.deadline,
+                    ctx.measure_start,
+                );
+            }
+            continue;
+        }
+        let (back, outcome) = conn::exchange(conn.take(), target, &job.request, ctx.deadline).await;
         conn = back;
         let done = Instant::now();
         if closed_end.is_some() {

@@ -184,6 +184,10 @@ pub struct Outcome {
     /// Measured requests that waited for a free connection: the service was saturated at the
     /// grader's concurrency, and the wait counts in the corrected latency.
     pub queued: u64,
+    /// Measured requests still waiting for a free connection at the run's deadline (the end of
+    /// the schedule plus one request timeout): never sent, counted in `requests` and as
+    /// `timeout` errors, with a corrected latency up to the deadline.
+    pub unsent: u64,
     /// Open loop: the mean rate the schedule asked for.
     pub target_rate: Option<f64>,
     /// Measured requests finished per second, from the start of measurement to the last
@@ -233,7 +237,10 @@ pub const MAX_LATE_SHARE: f64 = 0.01;
 pub const MIN_SEND_RATIO: f64 = 0.99;
 
 /// Runs the plan. `progress` is called with (sent, total) about ten times a second (`total` is
-/// 0 in closed loop). Dropping the future stops the load threads.
+/// 0 in closed loop). Dropping the future stops the load threads. The run ends by its deadline,
+/// the end of the schedule plus one request timeout, whatever the service does: requests then
+/// in flight are cut and requests still waiting for a connection are never sent (`unsent`);
+/// both count as timeouts.
 pub async fn run(
     spec: &RequestSpec,
     plan: &Plan,
@@ -309,6 +316,7 @@ pub async fn run(
     // A short lead so that starting the threads does not make the first sends late.
     let start = Instant::now() + Duration::from_millis(50);
     let measure_start = start + plan.warmup;
+    let deadline = measure_start + measured + spec.timeout;
     let mut handles = Vec::with_capacity(threads);
     for index in 0..threads {
         let ctx = engine::ThreadCtx {
@@ -324,6 +332,7 @@ pub async fn run(
             ok_status: spec.ok_status,
             start,
             measure_start,
+            deadline,
             work: work.clone(),
             window,
             windows,
@@ -455,6 +464,7 @@ fn summarize(s: stats::Stats, plan: &Plan, measure_start: Instant, threads: usiz
         statuses: s.statuses.clone(),
         body_bytes: s.body_bytes,
         queued: s.queued,
+        unsent: s.unsent,
         target_rate,
         achieved_rate,
         send_rate,

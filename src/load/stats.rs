@@ -50,6 +50,9 @@ pub struct Stats {
     pub dispatched_late: u64,
     /// Requests that waited for a free connection (the service was saturated).
     pub queued: u64,
+    /// Measured requests still waiting for a free connection at the run's deadline: never
+    /// sent, counted as timeouts at the deadline (included in `requests`).
+    pub unsent: u64,
     /// Measured requests that finished (response or failure).
     pub requests: u64,
     pub ok: u64,
@@ -81,6 +84,7 @@ impl Stats {
             dispatched: 0,
             dispatched_late: 0,
             queued: 0,
+            unsent: 0,
             requests: 0,
             ok: 0,
             statuses: BTreeMap::new(),
@@ -176,6 +180,25 @@ impl Stats {
         }
     }
 
+    /// Records a measured request that was still waiting for a free connection at `deadline`
+    /// (the run's deadline): never sent, it timed out at the deadline. Its corrected latency
+    /// runs from its intended send time to the deadline, so the service is charged for it; it
+    /// has no actual send, hence no uncorrected latency and no send lateness.
+    pub fn record_unsent(&mut self, intended: Instant, deadline: Instant, measure_start: Instant) {
+        self.requests += 1;
+        self.unsent += 1;
+        self.last_done = self.last_done.max(Some(deadline));
+        *self
+            .failures
+            .entry(conn::Failure::Timeout.as_str())
+            .or_default() += 1;
+        let latency = deadline.saturating_duration_since(intended);
+        record(&mut self.corrected, latency);
+        let w = self.window_of(deadline, measure_start);
+        self.windows[w].responses += 1;
+        record(&mut self.windows[w].corrected, latency);
+    }
+
     /// Adds another thread's statistics (same window layout).
     pub fn merge(&mut self, o: Stats) {
         let add = |a: &mut Histogram<u64>, b: &Histogram<u64>| a.add(b).expect("same bounds");
@@ -186,6 +209,7 @@ impl Stats {
         self.dispatched += o.dispatched;
         self.dispatched_late += o.dispatched_late;
         self.queued += o.queued;
+        self.unsent += o.unsent;
         self.requests += o.requests;
         self.ok += o.ok;
         for (k, v) in o.statuses {
@@ -207,5 +231,30 @@ impl Stats {
         self.cpu += o.cpu;
         self.warnings.extend(o.warnings);
         self.realtime &= o.realtime;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_never_sent_times_out_at_the_deadline() {
+        let t0 = Instant::now();
+        let mut s = Stats::new(Duration::from_secs(1), 3, 200);
+        let intended = t0 + Duration::from_millis(2500);
+        let deadline = t0 + Duration::from_secs(8);
+        s.record_unsent(intended, deadline, t0);
+        assert_eq!((s.requests, s.unsent, s.ok), (1, 1, 0));
+        assert_eq!(s.failures.get("timeout"), Some(&1));
+        // Charged from its intended send time to the deadline.
+        assert_eq!(s.corrected.len(), 1);
+        assert!((5_495_000..=5_505_000).contains(&s.corrected.max()));
+        // Never sent: no actual send to measure from.
+        assert!(s.uncorrected.is_empty() && s.lateness.is_empty());
+        assert_eq!(s.last_done, Some(deadline));
+        assert_eq!(s.last_sent, None);
+        // Completed at the deadline, after the measured period: the last window.
+        assert_eq!(s.windows[2].responses, 1);
     }
 }

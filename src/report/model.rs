@@ -82,7 +82,6 @@ pub struct HiddenChecks {
     pub max_points: f64,
 }
 
-
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Percentiles {
     pub p50_ms: f64,

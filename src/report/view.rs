@@ -95,9 +95,19 @@ mod tests {
         }))
         .unwrap();
         r.checks = vec![
-            check("visible one", Category::Correctness, Visibility::Visible, false),
+            check(
+                "visible one",
+                Category::Correctness,
+                Visibility::Visible,
+                false,
+            ),
             check("hidden auc", Category::Quality, Visibility::Hidden, true),
-            check("hidden probe", Category::Robustness, Visibility::Hidden, false),
+            check(
+                "hidden probe",
+                Category::Robustness,
+                Visibility::Hidden,
+                false,
+            ),
         ];
         r.quality = Some(Default::default());
         r
@@ -111,9 +121,15 @@ mod tests {
         let text = serde_json::to_string(&c).unwrap();
         assert!(!text.contains("hidden auc"), "{text}");
         assert!(!text.contains("secret detail of hidden"), "{text}");
-        assert!(c.quality.is_none(), "a section of hidden checks only is dropped");
+        assert!(
+            c.quality.is_none(),
+            "a section of hidden checks only is dropped"
+        );
         let h = c.hidden_checks.unwrap();
-        assert_eq!((h.count, h.passed, h.points, h.max_points), (2, 1, 2.0, 4.0));
+        assert_eq!(
+            (h.count, h.passed, h.points, h.max_points),
+            (2, 1, 2.0, 4.0)
+        );
         assert_eq!(c.checks.len(), 1);
     }
 }
