@@ -11,9 +11,9 @@ use serde::Serialize;
 
 use super::search::{SearchResult, SearchSpec};
 use super::{
-    percentiles, schedule, sys, Arrivals, Mode, Outcome, Plan, RequestSpec, Stage, Window,
+    percentiles, schedule, sys, Arrivals, Mode, Outcome, Percentiles, Plan, RequestSpec, Stage,
+    Window,
 };
-use crate::report::Percentiles;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \

@@ -29,10 +29,9 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::report::Percentiles;
 pub use conn::TargetError;
 pub use schedule::{Arrivals, ScheduleError, Stage};
-pub use stats::{new_histogram, HIST_MAX_US};
+pub use stats::{new_histogram, Percentiles, HIST_MAX_US};
 
 /// What to send.
 #[derive(Debug, Clone)]

@@ -258,3 +258,19 @@ mod tests {
         assert_eq!(s.windows[2].responses, 1);
     }
 }
+
+/// A latency distribution in milliseconds, as the load generator summarizes it (and the report
+/// keeps it).
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub count: u64,
+}

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::check::{Category, CheckResult, Visibility};
+pub use crate::load::Percentiles;
 pub use crate::score::{CategoryScore, Score};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
@@ -80,18 +81,6 @@ pub struct HiddenChecks {
     pub passed: u64,
     pub points: f64,
     pub max_points: f64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Percentiles {
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p95_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-    pub mean_ms: f64,
-    pub count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
