@@ -1,6 +1,6 @@
 //! The command line: parses arguments, wires the pipeline to the terminal, writes the report,
-//! and maps the outcome to an exit code. This is the only place that uses anyhow-style errors
-//! and the only place (with the event reporter) that prints.
+//! and maps the outcome to an exit code. This is the only place that turns errors into printed
+//! messages, and the only place (with the event reporter) that prints.
 //!
 //! Each command that does more than call into another module has a file here: `grade` (with
 //! the run, report and exit code that `demo` shares), `demo`, `validate` and `gc`. `doctor`
