@@ -1,0 +1,135 @@
+//! Grader files and datasets for the phase tests: written to a temp dir and read back through
+//! `proctor::grader::load`, exactly as a real grader file and its CSV files are. Also the fake
+//! model the services serve, so that tests can compute the ground truth of what they answer.
+
+use std::fmt::Write as _;
+
+use proctor::grader::LoadedGrader;
+use proctor::target::Target;
+use serde_json::{json, Value};
+
+use crate::server::{Reply, Req};
+
+/// `[http] request_timeout_ms` of every test grader: small, so that timeouts cost little.
+pub const TIMEOUT_MS: u64 = 200;
+
+/// Longer than `TIMEOUT_MS`: a handler that sleeps this long has timed out.
+pub const SLOW: std::time::Duration = std::time::Duration::from_millis(3 * TIMEOUT_MS);
+
+/// The feature schema of every dataset: a number, a nullable integer and a category.
+pub const SCHEMA: &str = r#"{
+  "features": [
+    {"name": "x", "type": "number", "nullable": false, "min": 0, "max": 1000},
+    {"name": "n", "type": "integer", "nullable": true, "min": 0, "max": 100},
+    {"name": "c", "type": "categorical", "nullable": false, "values": ["a", "b", "c"]}
+  ],
+  "label": {"name": "y"}
+}"#;
+
+/// What every test grader starts with (`http_extra` goes into its `[http]` table); the sections
+/// a test needs follow it.
+pub fn head(http_extra: &str) -> String {
+    format!(
+        r#"
+[grader]
+name = "phase-test"
+assignment = "test"
+
+[submission]
+allowed_base_images = ["python:3.11"]
+
+[http]
+request_timeout_ms = {TIMEOUT_MS}
+{http_extra}
+
+[readiness]
+path = "/ready"
+points = 2
+poll_interval_ms = 20
+"#
+    )
+}
+
+/// One row of a dataset.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub x: f64,
+    pub n: Option<i64>,
+    pub c: &'static str,
+    pub y: u8,
+}
+
+pub fn csv(rows: &[Row]) -> String {
+    let mut s = String::from("x,n,c,y\n");
+    for r in rows {
+        let n = r.n.map(|n| n.to_string()).unwrap_or_default();
+        writeln!(s, "{},{},{},{}", r.x, n, r.c, r.y).unwrap();
+    }
+    s
+}
+
+/// Writes `toml` (after `head("")`), the schema and each dataset (declared as `[[dataset]]`
+/// `name`, from `name.csv`) to a temp dir, and loads the grader from there.
+pub fn load(toml: &str, datasets: &[(&str, &[Row])]) -> LoadedGrader {
+    try_load("", toml, datasets).unwrap_or_else(|e| panic!("the test grader does not load: {e}"))
+}
+
+/// As `load`, with `http_extra` in `[http]`, and returning the grader error.
+pub fn try_load(
+    http_extra: &str,
+    toml: &str,
+    datasets: &[(&str, &[Row])],
+) -> Result<LoadedGrader, proctor::grader::GraderError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("schema.json"), SCHEMA).unwrap();
+    let mut text = head(http_extra);
+    text.push_str(toml);
+    for (name, rows) in datasets {
+        std::fs::write(dir.path().join(format!("{name}.csv")), csv(rows)).unwrap();
+        write!(
+            text,
+            "\n[[dataset]]\nname = \"{name}\"\ncsv = \"{name}.csv\"\nschema = \"schema.json\"\n"
+        )
+        .unwrap();
+    }
+    let path = dir.path().join("grader.toml");
+    std::fs::write(&path, text).unwrap();
+    // The datasets are in memory once loaded; the temp dir can go.
+    proctor::grader::load(&path)
+}
+
+pub fn target(url: &str, g: &LoadedGrader) -> Target {
+    Target::new(url, &g.grader.http)
+}
+
+/// The fake model: the probability of the positive class is x / 100.
+pub fn model(instance: &Value) -> f64 {
+    (instance["x"].as_f64().expect("x is a number") / 100.0).clamp(0.0, 1.0)
+}
+
+/// The instances of a predict request.
+pub fn instances(req: &Req) -> Vec<Value> {
+    req.json()["instances"]
+        .as_array()
+        .expect("an array of instances")
+        .clone()
+}
+
+/// A predict answer with one `{"p": score}` per instance.
+pub fn predictions(req: &Req, score: impl Fn(&Value) -> f64) -> Reply {
+    let ps: Vec<Value> = instances(req)
+        .iter()
+        .map(|i| json!({ "p": score(i) }))
+        .collect();
+    Reply::json(200, &json!({ "predictions": ps }))
+}
+
+/// A predict answer written token by token, e.g. `["0.2", "NaN"]`, as Python's json emits it.
+pub fn raw_predictions(tokens: &[String]) -> Reply {
+    let items: Vec<String> = tokens.iter().map(|t| format!("{{\"p\": {t}}}")).collect();
+    Reply::raw(
+        200,
+        "application/json",
+        format!("{{\"predictions\": [{}]}}", items.join(", ")),
+    )
+}
