@@ -258,3 +258,26 @@ async fn timeouts_do_not_outlast_their_deadline_across_checks() {
         started.elapsed()
     );
 }
+
+/// docs/grader-format.md, `[http] max_body_bytes`: "responses are cut at this size, and a cut
+/// response fails its check". A check that asserts only the status passes it anyway.
+#[tokio::test]
+#[ignore = "bug: a status-only check passes with a response cut at max_body_bytes (Expect::check looks at `truncated` only for JSON checks)"]
+async fn a_status_only_check_fails_on_a_body_past_the_size_cap() {
+    let toml = r#"
+[[correctness]]
+name = "exposes metrics"
+points = 1
+path = "/metrics"
+"#;
+    let server = Server::start(|_| Reply::text(200, "x".repeat(10_000)));
+    let r = run_first(
+        "max_body_bytes = 64",
+        toml,
+        Category::Correctness,
+        &server.url,
+    )
+    .await;
+    assert_points(&r, 0.0, 1.0);
+    assert_has(&r.message, &["64 byte limit"]);
+}
