@@ -13,6 +13,8 @@
 mod checks;
 #[path = "phases/fixture.rs"]
 mod fixture;
+#[path = "phases/quality.rs"]
+mod quality;
 #[path = "phases/readiness.rs"]
 mod readiness;
 #[path = "phases/server.rs"]

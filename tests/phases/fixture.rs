@@ -50,6 +50,20 @@ poll_interval_ms = 20
     )
 }
 
+/// The prediction API of the fake services.
+pub fn prediction(max_batch: usize) -> String {
+    format!(
+        r#"
+[prediction]
+path = "/predict"
+body_template = '{{"instances": $INSTANCES}}'
+predictions = "/predictions"
+score = "/p"
+max_batch = {max_batch}
+"#
+    )
+}
+
 /// One row of a dataset.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -59,6 +73,52 @@ pub struct Row {
     pub y: u8,
 }
 
+/// A deterministic generator for test data (splitmix64).
+pub struct Rand(u64);
+
+impl Rand {
+    pub fn new(seed: u64) -> Rand {
+        Rand(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// `count` rows: x uniform in [0, 100), n null in about one row in ten, c one of a/b/c, and a
+/// label that is more often 1 the larger x is (so x/100 is a useful but imperfect score).
+pub fn rows(count: usize, seed: u64) -> Vec<Row> {
+    let mut r = Rand::new(seed);
+    (0..count)
+        .map(|_| {
+            let x = (r.unit() * 10_000.0).floor() / 100.0;
+            let n = (r.unit() >= 0.1).then(|| (r.unit() * 100.0) as i64);
+            let c = ["a", "b", "c"][(r.unit() * 3.0) as usize];
+            let y = u8::from(r.unit() < 0.1 + 0.8 * x / 100.0);
+            Row { x, n, c, y }
+        })
+        .collect()
+}
+
+/// Rows whose label is exactly `x >= 50`: a perfectly separable dataset for the score x/100.
+pub fn separable(count: usize, seed: u64) -> Vec<Row> {
+    rows(count, seed)
+        .into_iter()
+        .map(|r| Row {
+            y: u8::from(r.x >= 50.0),
+            ..r
+        })
+        .collect()
+}
+
 pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from("x,n,c,y\n");
     for r in rows {
@@ -66,6 +126,11 @@ pub fn csv(rows: &[Row]) -> String {
         writeln!(s, "{},{},{},{}", r.x, n, r.c, r.y).unwrap();
     }
     s
+}
+
+/// Rows without a null, the ones the phases send by default.
+pub fn complete(rows: &[Row]) -> Vec<Row> {
+    rows.iter().filter(|r| r.n.is_some()).cloned().collect()
 }
 
 /// Writes `toml` (after `head("")`), the schema and each dataset (declared as `[[dataset]]`
