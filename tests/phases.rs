@@ -11,6 +11,8 @@
 
 #[path = "phases/checks.rs"]
 mod checks;
+#[path = "phases/consistency.rs"]
+mod consistency;
 #[path = "phases/fixture.rs"]
 mod fixture;
 #[path = "phases/quality.rs"]

@@ -1,11 +1,12 @@
 //! A small programmable HTTP/1.1 server on 127.0.0.1, standing in for a candidate's service.
 //!
 //! Each test hands it a closure from request to reply. The closure sees the request's arrival
-//! number, so it can misbehave on cue (fail the third request, sleep past the grader's
+//! number and how many requests were in flight when it arrived, so it can misbehave on cue
+//! (fail the third request, answer differently under concurrency, sleep past the grader's
 //! timeout). Every request is logged, so a test can assert what proctor actually sent.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ pub struct Req {
     pub path: String,
     pub content_type: Option<String>,
     pub body: String,
+    /// Requests being served when this one arrived, itself included.
+    pub in_flight: usize,
 }
 
 impl Req {
@@ -79,7 +82,18 @@ type Handler = Arc<dyn Fn(&Req) -> Reply + Send + Sync>;
 struct State {
     handler: Handler,
     count: AtomicU64,
+    in_flight: AtomicUsize,
     log: Mutex<Vec<Req>>,
+}
+
+/// Decrements the in-flight count however the request ends (answered, or dropped by a client
+/// that gave up).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 pub struct Server {
@@ -96,6 +110,7 @@ impl Server {
         let state = Arc::new(State {
             handler: Arc::new(handler),
             count: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
         });
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -157,6 +172,8 @@ async fn handle(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let n = st.count.fetch_add(1, Ordering::SeqCst);
+    let in_flight = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(&st.in_flight);
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let content_type = req
@@ -174,6 +191,7 @@ async fn handle(
         path,
         content_type,
         body,
+        in_flight,
     };
     st.log.lock().unwrap().push(r.clone());
     let reply = (st.handler)(&r);
