@@ -13,6 +13,8 @@
 mod checks;
 #[path = "phases/consistency.rs"]
 mod consistency;
+#[path = "phases/drift.rs"]
+mod drift;
 #[path = "phases/fixture.rs"]
 mod fixture;
 #[path = "phases/quality.rs"]
