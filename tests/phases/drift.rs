@@ -15,7 +15,7 @@ use proctor::report::{DriftBaseline, DriftReport};
 use proctor::scenario::drift::{detection_check_name, run, ATTRIBUTION_CHECK, FALSE_ALARMS_CHECK};
 use serde_json::{json, Value};
 
-use crate::fixture::{self, load, rows, Row, SLOW, TIMEOUT_MS};
+use crate::fixture::{self, load, rows, try_load, Row, SLOW, TIMEOUT_MS};
 use crate::server::{refused_url, Reply, Req, Server};
 use crate::{assert_has, assert_points, find};
 
@@ -611,4 +611,20 @@ async fn a_drift_endpoint_slower_than_the_timeout_gets_no_points() {
     assert_has(&find(&checks, FALSE_ALARMS_CHECK).message, &[&why]);
     assert_has(&find(&checks, &detection_check_name(X_UP)).message, &[&why]);
     assert_eq!(report.scenarios[0].delay_instances, None);
+}
+
+/// docs/grader-format.md: full false-alarm points "while at most `max_false_alarm_rate` of
+/// baseline polls say drift". With `max_false_alarm_rate` above `false_alarm_zero_rate` (0.5 by
+/// default) the curve is inverted: no false alarm earns nothing and constant alarms earn all.
+#[tokio::test]
+#[ignore = "bug: max_false_alarm_rate above false_alarm_zero_rate is accepted and inverts the false-alarm curve (fewer alarms, fewer points)"]
+async fn no_false_alarms_keep_full_points_whatever_the_allowed_rate() {
+    let toml = drift_toml("max_false_alarm_rate = 0.6", SCENARIOS);
+    if try_load("", &toml, &[("stream", &stream())]).is_err() {
+        return; // Refusing the grader file is a correct answer too.
+    }
+    let g = grade_toml(Mode::Never, &toml).await;
+    assert_points(find(&g.checks, FALSE_ALARMS_CHECK), 4.0, 4.0);
+    let g = grade_toml(Mode::Always, &toml).await;
+    assert_points(find(&g.checks, FALSE_ALARMS_CHECK), 0.0, 4.0);
 }
