@@ -50,6 +50,8 @@ enum Mode {
     NoCounter,
     /// Exact, with the counter split over two labels and a histogram without `_count`.
     LabelsAndBucketsOnly,
+    /// Every predict request fails; the metrics stay honest.
+    PredictFails,
 }
 
 struct Metrics {
@@ -78,6 +80,7 @@ impl Metrics {
                 let n = fixture::instances(r).len() as f64;
                 let rejected = match self.mode {
                     Mode::Rejects | Mode::CountsRejected => k % 4 == 3,
+                    Mode::PredictFails => true,
                     _ => false,
                 };
                 if !rejected || self.mode == Mode::CountsRejected {
@@ -337,5 +340,18 @@ async fn a_metrics_endpoint_slower_than_the_timeout_fails_both_checks() {
             r.message,
             format!("GET /metrics: no response within {TIMEOUT_MS}ms")
         );
+    }
+}
+
+/// A service whose every predict request fails has predicted nothing, so its counters show
+/// nothing about counting; today both checks pass ("rose by 0 for 0 instances").
+#[tokio::test]
+#[ignore = "bug: when every predict request fails, the monitoring checks pass vacuously (0 counted for 0 sent)"]
+async fn a_service_that_predicts_nothing_gets_no_monitoring_points() {
+    let (c, h, report, _s) = grade(Mode::PredictFails).await;
+    assert_eq!(report.requests_sent, 0);
+    for (r, max) in [(&c, 3.0), (&h, 2.0)] {
+        assert_points(r, 0.0, max);
+        assert_has(&r.message, &["fail"]);
     }
 }
