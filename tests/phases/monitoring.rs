@@ -1,0 +1,378 @@
+//! Monitoring: `/metrics` is scraped, a known number of predict requests is sent, and it is
+//! scraped again. The prediction counter must rise by exactly the instances predicted and the
+//! latency histogram's count by exactly the successful requests.
+
+use std::sync::{Arc, Mutex};
+
+use proctor::check::{Category, CheckResult};
+use proctor::report::MonitoringReport;
+use proctor::scenario::monitoring::{counter_check_name, histogram_check_name, run};
+use serde_json::json;
+
+use crate::fixture::{self, load, rows, try_load, Row, SLOW, TIMEOUT_MS};
+use crate::server::{refused_url, Reply, Req, Server};
+use crate::{assert_has, assert_points};
+
+const COUNTER: &str = "churn_predictions";
+const HISTOGRAM: &str = "churn_request_duration_seconds";
+const REQUESTS: u64 = 10;
+const PER_REQUEST: u64 = 3;
+
+fn metrics_toml() -> String {
+    format!(
+        r#"{}
+[metrics]
+path = "/metrics"
+dataset = "holdout"
+predictions_counter = "{COUNTER}"
+latency_histogram = "{HISTOGRAM}"
+requests = {REQUESTS}
+instances_per_request = {PER_REQUEST}
+counter_points = 3
+histogram_points = 2
+"#,
+        fixture::prediction(64)
+    )
+}
+
+/// How the fake service keeps its metrics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Instances and requests of successful predictions, as the contract says.
+    Exact,
+    /// Every fourth predict request is refused with a 503, and not counted.
+    Rejects,
+    /// Every fourth predict request is refused with a 503, and counted anyway.
+    CountsRejected,
+    /// The counter counts requests instead of instances.
+    CountsRequests,
+    /// Exact, but the counter is not exposed (the histogram is).
+    NoCounter,
+    /// Exact, with the counter split over two labels and a histogram without `_count`.
+    LabelsAndBucketsOnly,
+    /// Every predict request fails; the metrics stay honest.
+    PredictFails,
+}
+
+struct Metrics {
+    mode: Mode,
+    predicts: u64,
+    /// Counter values by label; starts above zero, as after earlier traffic.
+    instances: [f64; 2],
+    requests: f64,
+}
+
+impl Metrics {
+    fn new(mode: Mode) -> Metrics {
+        Metrics {
+            mode,
+            predicts: 0,
+            instances: [12.0, 5.0],
+            requests: 5.0,
+        }
+    }
+
+    fn answer(&mut self, r: &Req) -> Reply {
+        match r.path.as_str() {
+            "/predict" => {
+                let k = self.predicts;
+                self.predicts += 1;
+                let n = fixture::instances(r).len() as f64;
+                let rejected = match self.mode {
+                    Mode::Rejects | Mode::CountsRejected => k % 4 == 3,
+                    Mode::PredictFails => true,
+                    _ => false,
+                };
+                if !rejected || self.mode == Mode::CountsRejected {
+                    let counted = if self.mode == Mode::CountsRequests {
+                        1.0
+                    } else {
+                        n
+                    };
+                    self.instances[(k % 2) as usize] += counted;
+                    self.requests += 1.0;
+                }
+                if rejected {
+                    Reply::text(503, "overloaded")
+                } else {
+                    fixture::predictions(r, fixture::model)
+                }
+            }
+            "/metrics" => Reply::raw(200, "text/plain; version=0.0.4", self.exposition()),
+            _ => Reply::not_found(),
+        }
+    }
+
+    /// The text exposition format, as Python's prometheus_client writes it.
+    fn exposition(&self) -> String {
+        let mut s = String::from(
+            "# HELP process_cpu_seconds_total Total user and system CPU time.\n\
+             # TYPE process_cpu_seconds_total counter\n\
+             process_cpu_seconds_total 1.25\n",
+        );
+        if self.mode != Mode::NoCounter {
+            s.push_str(&format!(
+                "# HELP {COUNTER} Instances predicted.\n# TYPE {COUNTER} counter\n"
+            ));
+            if self.mode == Mode::LabelsAndBucketsOnly {
+                s.push_str(&format!(
+                    "{COUNTER}_total{{model=\"a\"}} {:.1}\n{COUNTER}_total{{model=\"b\"}} {:.1}\n",
+                    self.instances[0], self.instances[1]
+                ));
+            } else {
+                s.push_str(&format!(
+                    "{COUNTER}_total {:.1}\n",
+                    self.instances[0] + self.instances[1]
+                ));
+            }
+            s.push_str(&format!("{COUNTER}_created 1.7e+09\n"));
+        }
+        s.push_str(&format!(
+            "# HELP {HISTOGRAM} Time to answer a predict request.\n\
+             # TYPE {HISTOGRAM} histogram\n\
+             {HISTOGRAM}_bucket{{le=\"0.005\"}} {r:.1}\n\
+             {HISTOGRAM}_bucket{{le=\"+Inf\"}} {r:.1}\n",
+            r = self.requests
+        ));
+        if self.mode != Mode::LabelsAndBucketsOnly {
+            s.push_str(&format!(
+                "{HISTOGRAM}_count {:.1}\n{HISTOGRAM}_sum 0.02\n",
+                self.requests
+            ));
+        }
+        s
+    }
+}
+
+fn holdout() -> Vec<Row> {
+    rows(40, 9)
+}
+
+async fn grade_url(url: &str, data: &[Row]) -> (CheckResult, CheckResult, MonitoringReport) {
+    let g = load(&metrics_toml(), &[("holdout", data)]);
+    let (checks, report) = run(
+        &fixture::target(url, &g),
+        g.grader.prediction.as_ref().unwrap(),
+        g.grader.metrics.as_ref().unwrap(),
+        &g.datasets["holdout"],
+        g.grader.grader.visibility,
+    )
+    .await;
+    assert_eq!(checks.len(), 2);
+    assert!(checks.iter().all(|c| c.category == Category::Monitoring));
+    let [counter, histogram] = <[CheckResult; 2]>::try_from(checks).unwrap();
+    assert_eq!(counter.name, counter_check_name(COUNTER));
+    assert_eq!(histogram.name, histogram_check_name(HISTOGRAM));
+    (counter, histogram, report)
+}
+
+async fn grade(mode: Mode) -> (CheckResult, CheckResult, MonitoringReport, Server) {
+    let metrics = Arc::new(Mutex::new(Metrics::new(mode)));
+    let server = Server::start(move |r| metrics.lock().unwrap().answer(r));
+    let (c, h, report) = grade_url(&server.url, &holdout()).await;
+    (c, h, report, server)
+}
+
+async fn grade_with(
+    handler: impl Fn(&Req) -> Reply + Send + Sync + 'static,
+) -> (CheckResult, CheckResult, MonitoringReport) {
+    let server = Server::start(handler);
+    grade_url(&server.url, &holdout()).await
+}
+
+#[tokio::test]
+async fn exact_counters_earn_both_checks() {
+    let (c, h, report, server) = grade(Mode::Exact).await;
+    assert_eq!(
+        report,
+        MonitoringReport {
+            requests_sent: REQUESTS,
+            instances_sent: REQUESTS * PER_REQUEST,
+            counter_delta: Some(30.0),
+            histogram_count_delta: Some(10.0),
+        }
+    );
+    assert_points(&c, 3.0, 3.0);
+    assert_eq!(c.message, "rose by 30 for 30 instances");
+    assert_points(&h, 2.0, 2.0);
+    assert_eq!(h.message, "count rose by 10 for 10 requests");
+    // A scrape before and after, and the requests in between, of complete rows.
+    let sent = server.requests();
+    assert_eq!(sent.len() as u64, REQUESTS + 2);
+    assert_eq!(
+        (sent[0].path.as_str(), sent.last().unwrap().path.as_str()),
+        ("/metrics", "/metrics")
+    );
+    for r in &sent[1..sent.len() - 1] {
+        let inst = fixture::instances(r);
+        assert_eq!(inst.len() as u64, PER_REQUEST);
+        assert!(inst.iter().all(|i| !i["n"].is_null()));
+    }
+}
+
+#[tokio::test]
+async fn requests_the_service_rejected_and_did_not_count_are_not_expected() {
+    // Predict requests 3 and 7 get a 503: 8 requests and 24 instances were predicted.
+    let (c, h, report, _s) = grade(Mode::Rejects).await;
+    assert_eq!((report.requests_sent, report.instances_sent), (8, 24));
+    assert_eq!(
+        (report.counter_delta, report.histogram_count_delta),
+        (Some(24.0), Some(8.0))
+    );
+    assert_points(&c, 3.0, 3.0);
+    assert_points(&h, 2.0, 2.0);
+}
+
+#[tokio::test]
+async fn counting_rejected_requests_too_fails_both_checks() {
+    let (c, h, report, _s) = grade(Mode::CountsRejected).await;
+    assert_eq!((report.requests_sent, report.instances_sent), (8, 24));
+    assert_points(&c, 0.0, 3.0);
+    assert_eq!(
+        c.message,
+        "rose by 30 while proctor sent 24 instances in 8 requests (off by a factor of 1.25)"
+    );
+    assert_points(&h, 0.0, 2.0);
+    assert_eq!(
+        h.message,
+        "count rose by 10 while proctor sent 8 predict requests"
+    );
+}
+
+#[tokio::test]
+async fn a_counter_of_requests_instead_of_instances_fails_by_its_factor() {
+    let (c, h, report, _s) = grade(Mode::CountsRequests).await;
+    assert_eq!(report.counter_delta, Some(10.0));
+    assert_points(&c, 0.0, 3.0);
+    assert_eq!(
+        c.message,
+        "rose by 10 while proctor sent 30 instances in 10 requests (off by a factor of 0.33)"
+    );
+    assert_points(&h, 2.0, 2.0);
+}
+
+#[tokio::test]
+async fn a_missing_counter_fails_naming_what_was_found() {
+    let (c, h, report, _s) = grade(Mode::NoCounter).await;
+    assert_eq!(report.counter_delta, None);
+    assert_points(&c, 0.0, 3.0);
+    assert_has(
+        &c.message,
+        &[
+            &format!("no metric named {COUNTER} in /metrics (found: "),
+            "process_cpu_seconds_total",
+            HISTOGRAM,
+        ],
+    );
+    assert_points(&h, 2.0, 2.0);
+}
+
+#[tokio::test]
+async fn labelled_counter_series_are_summed_and_the_inf_bucket_counts() {
+    let (c, h, report, _s) = grade(Mode::LabelsAndBucketsOnly).await;
+    assert_eq!(
+        (report.counter_delta, report.histogram_count_delta),
+        (Some(30.0), Some(10.0))
+    );
+    assert_points(&c, 3.0, 3.0);
+    assert_points(&h, 2.0, 2.0);
+}
+
+#[tokio::test]
+async fn metrics_that_are_not_prometheus_text_are_missing() {
+    let (c, h, report) = grade_with(|r| match r.path.as_str() {
+        "/metrics" => Reply::json(200, &json!({"churn_predictions_total": 3})),
+        _ => fixture::predictions(r, fixture::model),
+    })
+    .await;
+    assert_eq!(
+        (report.counter_delta, report.histogram_count_delta),
+        (None, None)
+    );
+    assert_points(&c, 0.0, 3.0);
+    assert_has(
+        &c.message,
+        &[&format!("no metric named {COUNTER} in /metrics (found: )")],
+    );
+    assert_points(&h, 0.0, 2.0);
+    assert_has(
+        &h.message,
+        &[&format!(
+            "no histogram named {HISTOGRAM} in /metrics (found: )"
+        )],
+    );
+}
+
+#[tokio::test]
+async fn a_metrics_endpoint_answering_500_fails_both_checks() {
+    let (c, h, report) = grade_with(|r| match r.path.as_str() {
+        "/metrics" => Reply::text(500, "no metrics"),
+        _ => fixture::predictions(r, fixture::model),
+    })
+    .await;
+    assert_eq!(report.requests_sent, REQUESTS);
+    for (r, max) in [(&c, 3.0), (&h, 2.0)] {
+        assert_points(r, 0.0, max);
+        assert_eq!(r.message, "GET /metrics answered 500");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_fails_both_checks() {
+    let (c, h, report) = grade_url(&refused_url(), &holdout()).await;
+    assert_eq!((report.requests_sent, report.instances_sent), (0, 0));
+    for (r, max) in [(&c, 3.0), (&h, 2.0)] {
+        assert_points(r, 0.0, max);
+        assert_has(&r.message, &["GET /metrics: could not connect"]);
+    }
+}
+
+#[tokio::test]
+async fn a_metrics_endpoint_slower_than_the_timeout_fails_both_checks() {
+    let (c, h, _) = grade_with(|r| match r.path.as_str() {
+        "/metrics" => Reply::text(200, "").after(SLOW),
+        _ => fixture::predictions(r, fixture::model),
+    })
+    .await;
+    for (r, max) in [(&c, 3.0), (&h, 2.0)] {
+        assert_points(r, 0.0, max);
+        assert_eq!(
+            r.message,
+            format!("GET /metrics: no response within {TIMEOUT_MS}ms")
+        );
+    }
+}
+
+/// A service whose every predict request fails has predicted nothing, so its counters show
+/// nothing about counting; today both checks pass ("rose by 0 for 0 instances").
+#[tokio::test]
+#[ignore = "bug: when every predict request fails, the monitoring checks pass vacuously (0 counted for 0 sent)"]
+async fn a_service_that_predicts_nothing_gets_no_monitoring_points() {
+    let (c, h, report, _s) = grade(Mode::PredictFails).await;
+    assert_eq!(report.requests_sent, 0);
+    for (r, max) in [(&c, 3.0), (&h, 2.0)] {
+        assert_points(r, 0.0, max);
+        assert_has(&r.message, &["fail"]);
+    }
+}
+
+/// A metrics dataset whose every row has a null leaves no complete row to send. The grader
+/// loads, and the phase then divides by zero.
+#[tokio::test]
+#[ignore = "bug: monitoring panics (remainder by zero) when its dataset has no complete row; the grader file is accepted"]
+async fn a_dataset_without_complete_rows_is_refused_or_scored_zero() {
+    let nulls: Vec<Row> = holdout()
+        .into_iter()
+        .map(|r| Row { n: None, ..r })
+        .collect();
+    if try_load("", &metrics_toml(), &[("holdout", &nulls)]).is_err() {
+        return; // Refusing the grader file is a correct answer too.
+    }
+    let metrics = Arc::new(Mutex::new(Metrics::new(Mode::Exact)));
+    let server = Server::start(move |r| metrics.lock().unwrap().answer(r));
+    let url = server.url.clone();
+    let graded = tokio::spawn(async move { grade_url(&url, &nulls).await }).await;
+    let (c, h, _) = graded.expect("the phase must not panic");
+    assert_points(&c, 0.0, 3.0);
+    assert_points(&h, 0.0, 2.0);
+}
