@@ -60,7 +60,12 @@ fn uses() -> Vec<(String, PathBuf, Vec<String>)> {
     let mut out = Vec::new();
     for f in files {
         let rel = f.strip_prefix(&src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let module = first.trim_end_matches(".rs").to_string();
         if module == "lib" || module == "main" {
             continue;
@@ -116,7 +121,10 @@ fn only_the_sandbox_speaks_to_the_engine() {
             code.contains("bollard::") || code.contains("use bollard")
         })
         .collect();
-    assert!(outside.is_empty(), "bollard used outside src/sandbox/: {outside:?}");
+    assert!(
+        outside.is_empty(),
+        "bollard used outside src/sandbox/: {outside:?}"
+    );
 }
 
 #[test]

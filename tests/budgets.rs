@@ -48,11 +48,19 @@ fn graded_within_budgets(grader: &str) -> (f64, Value) {
         .map(|t| t["stage"].as_str().unwrap())
         .collect();
     assert!(cut.contains(&"checks"), "{cut:?}\n{}", run.explain());
+    // Only what is answered at once (readiness and the model's metadata on the same route)
+    // earns points.
     for c in r["checks"].as_array().unwrap() {
-        if c["category"] != "readiness" {
-            assert_eq!(c["points"], 0.0, "a dripping service earned {c}");
-        }
+        let cut = c["message"]
+            .as_str()
+            .unwrap()
+            .contains("ran out of its time budget");
+        assert!(
+            !cut || c["points"] == 0.0,
+            "a check cut at its budget earned {c}"
+        );
     }
+    assert!(run.percent() < 25.0, "{}", run.explain());
     let out_of_budget = r["checks"]
         .as_array()
         .unwrap()

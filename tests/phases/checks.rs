@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use proctor::check::{Category, CheckResult};
-use proctor::scenario::checks::run_check;
+use proctor::phases::checks::run_check;
 use serde_json::json;
 
 use crate::fixture::{self, try_load, SLOW, TIMEOUT_MS};

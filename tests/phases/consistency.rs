@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proctor::check::{Category, CheckResult};
+use proctor::phases::consistency::run;
 use proctor::report::ConsistencyReport;
-use proctor::scenario::consistency::run;
 use serde_json::json;
 
 use crate::fixture::{self, load, rows, Row, SLOW, TIMEOUT_MS};

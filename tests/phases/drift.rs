@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use proctor::check::{Category, CheckResult};
+use proctor::phases::drift::{detection_check_name, run, ATTRIBUTION_CHECK, FALSE_ALARMS_CHECK};
 use proctor::report::{DriftBaseline, DriftReport};
-use proctor::scenario::drift::{detection_check_name, run, ATTRIBUTION_CHECK, FALSE_ALARMS_CHECK};
 use serde_json::{json, Value};
 
 use crate::fixture::{self, load, rows, try_load, Row, SLOW, TIMEOUT_MS};

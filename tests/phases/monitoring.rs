@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use proctor::check::{Category, CheckResult};
+use proctor::phases::monitoring::{counter_check_name, histogram_check_name, run};
 use proctor::report::MonitoringReport;
-use proctor::scenario::monitoring::{counter_check_name, histogram_check_name, run};
 use serde_json::json;
 
 use crate::fixture::{self, load, rows, try_load, Row, SLOW, TIMEOUT_MS};

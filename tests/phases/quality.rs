@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use proctor::check::{Category, CheckResult};
+use proctor::phases::quality::run;
 use proctor::report::QualityReport;
-use proctor::scenario::quality::run;
 use serde_json::json;
 
 use crate::fixture::{self, complete, load, rows, separable, Row, SLOW, TIMEOUT_MS};

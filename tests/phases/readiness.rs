@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use proctor::check::Category;
-use proctor::scenario::readiness::{result, wait_ready, ReadyOutcome};
+use proctor::phases::readiness::{result, wait_ready, ReadyOutcome};
 use serde_json::json;
 
 use crate::fixture::{self, load, SLOW, TIMEOUT_MS};
