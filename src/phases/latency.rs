@@ -209,7 +209,7 @@ pub async fn run(
             };
             checks.push(check);
         }
-        report.search = r.ok();
+        report.search = r.ok().map(Into::into);
     }
     (checks, report)
 }
@@ -343,13 +343,13 @@ fn report_of(spec: &LatencySpec, o: &Outcome) -> LatencyReport {
         requests: o.requests,
         ok: o.ok,
         errors: o.errors.clone(),
-        corrected: load::percentiles(&o.corrected),
-        uncorrected: load::percentiles(&o.uncorrected),
-        send_lateness: load::percentiles(&o.lateness),
+        corrected: load::percentiles(&o.corrected).into(),
+        uncorrected: load::percentiles(&o.uncorrected).into(),
+        send_lateness: load::percentiles(&o.lateness).into(),
         send_rate: r1(o.send_rate),
-        dispatch_lateness: load::percentiles(&o.dispatch_lateness),
+        dispatch_lateness: load::percentiles(&o.dispatch_lateness).into(),
         queued: o.queued,
-        windows: o.windows.clone(),
+        windows: o.windows.iter().cloned().map(Into::into).collect(),
         stable: o.stable,
         valid: o.validity.valid,
         invalid_reasons: o.validity.reasons.clone(),
@@ -374,7 +374,7 @@ pub(crate) fn empty_report(spec: &LatencySpec) -> LatencyReport {
         corrected: Default::default(),
         uncorrected: Default::default(),
         send_lateness: Default::default(),
-        arrivals: spec.arrivals,
+        arrivals: spec.arrivals.into(),
         send_rate: 0.0,
         dispatch_lateness: Default::default(),
         queued: 0,
@@ -495,6 +495,72 @@ impl super::Phase for Latency {
             out.checks = checks;
             out.section = Some(super::Section::Latency(Box::new(report)));
         })
+    }
+}
+
+// The load generator keeps its own types; the report keeps its own, so that the report's JSON
+// shape changes only when the report says so. These map one to the other.
+
+impl From<load::Percentiles> for crate::report::Percentiles {
+    fn from(p: load::Percentiles) -> Self {
+        crate::report::Percentiles {
+            p50_ms: p.p50_ms,
+            p90_ms: p.p90_ms,
+            p95_ms: p.p95_ms,
+            p99_ms: p.p99_ms,
+            p999_ms: p.p999_ms,
+            max_ms: p.max_ms,
+            mean_ms: p.mean_ms,
+            count: p.count,
+        }
+    }
+}
+
+impl From<load::Arrivals> for crate::report::Arrivals {
+    fn from(a: load::Arrivals) -> Self {
+        match a {
+            load::Arrivals::Constant => crate::report::Arrivals::Constant,
+            load::Arrivals::Poisson => crate::report::Arrivals::Poisson,
+        }
+    }
+}
+
+impl From<load::Window> for crate::report::LoadWindow {
+    fn from(w: load::Window) -> Self {
+        crate::report::LoadWindow {
+            start_secs: w.start_secs,
+            rate: w.rate,
+            ok: w.ok,
+            late: w.late,
+            p50_ms: w.p50_ms,
+            p99_ms: w.p99_ms,
+        }
+    }
+}
+
+impl From<SearchResult> for crate::report::ThroughputSearch {
+    fn from(r: SearchResult) -> Self {
+        crate::report::ThroughputSearch {
+            percentile: r.percentile,
+            slo_ms: r.slo_ms,
+            capacity_rate: r.capacity_rate,
+            failed_rate: r.failed_rate,
+            ended_by: r.ended_by,
+            steps: r
+                .steps
+                .into_iter()
+                .map(|st| crate::report::SearchStep {
+                    rate: st.rate,
+                    passed: st.passed,
+                    valid: st.valid,
+                    latency_ms: st.latency_ms,
+                    error_rate: st.error_rate,
+                    achieved_rate: st.achieved_rate,
+                    reason: st.reason,
+                    attempts: st.attempts,
+                })
+                .collect(),
+        }
     }
 }
 

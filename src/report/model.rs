@@ -7,7 +7,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::check::{Category, CheckResult, Visibility};
-pub use crate::load::Percentiles;
 pub use crate::score::{CategoryScore, Score};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
@@ -83,6 +82,74 @@ pub struct HiddenChecks {
     pub max_points: f64,
 }
 
+/// A latency distribution in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub mean_ms: f64,
+    pub count: u64,
+}
+
+/// How evenly the load's requests were spread in time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly spaced, as wrk2's `-R`.
+    #[default]
+    Constant,
+    /// Exponential gaps from a seeded generator.
+    Poisson,
+}
+
+/// Throughput and latency in one measurement window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadWindow {
+    /// From the start of measurement.
+    pub start_secs: f64,
+    /// Responses (and failures) completed in the window, per second.
+    pub rate: f64,
+    pub ok: u64,
+    /// Sends due in the window that went out more than 1 ms late.
+    pub late: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// The throughput search: the highest rate kept within a latency objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ThroughputSearch {
+    pub percentile: f64,
+    pub slo_ms: f64,
+    /// The highest rate that passed; `None` when none did.
+    pub capacity_rate: Option<f64>,
+    /// The lowest rate that failed above it, if any.
+    pub failed_rate: Option<f64>,
+    /// What ended the search: `converged`, `max_rate`, `max_steps`, `no_passing_rate`.
+    pub ended_by: String,
+    pub steps: Vec<SearchStep>,
+}
+
+/// One rate the search tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SearchStep {
+    pub rate: f64,
+    pub passed: bool,
+    /// Whether the generator kept its schedule; an invalid step counts as failed.
+    pub valid: bool,
+    pub latency_ms: f64,
+    pub error_rate: f64,
+    pub achieved_rate: f64,
+    /// Why it failed, empty when it passed.
+    pub reason: String,
+    /// 2 when the first measurement of the step was invalid.
+    pub attempts: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LatencyReport {
     pub method: String,
@@ -106,7 +173,7 @@ pub struct LatencyReport {
     /// How late sends were against their schedule, waits for a free connection included.
     pub send_lateness: Percentiles,
     /// How evenly requests were spread: `constant` (as wrk2) or `poisson`.
-    pub arrivals: crate::load::Arrivals,
+    pub arrivals: Arrivals,
     /// Measured requests sent per second of the schedule; equals the target rate when every
     /// send went out on time.
     pub send_rate: f64,
@@ -117,7 +184,7 @@ pub struct LatencyReport {
     /// grader's concurrency (the wait counts in `corrected`).
     pub queued: u64,
     /// Throughput and latency per measurement window.
-    pub windows: Vec<crate::load::Window>,
+    pub windows: Vec<LoadWindow>,
     /// Every window within 10% of the median window's rate and median latency; absent when the
     /// windows held too few responses to tell.
     pub stable: Option<bool>,
@@ -131,7 +198,7 @@ pub struct LatencyReport {
     /// CPU time the load generator spent per request, in microseconds.
     pub client_cpu_us_per_request: f64,
     /// The throughput search (`[latency.search]`), when the grader declares one.
-    pub search: Option<crate::load::search::SearchResult>,
+    pub search: Option<ThroughputSearch>,
     /// The reference submission measured in the same run (`--latency-reference`), and how far
     /// it widened each objective's curve.
     pub reference: Option<ReferenceLatency>,
