@@ -168,6 +168,39 @@ fn load_datasets(
                 "window, batch_size and poll_every must be at least 1".into(),
             ));
         }
+        if !(0.0..1.0).contains(&d.max_false_alarm_rate) {
+            return Err(invalid(
+                "drift.max_false_alarm_rate".into(),
+                format!(
+                    "must be a share of polls in [0, 1), got {}",
+                    d.max_false_alarm_rate
+                ),
+            ));
+        }
+        // The false-alarm curve must fall: full points up to max_false_alarm_rate, none from
+        // false_alarm_zero_rate. Inverted, a silent detector would earn nothing.
+        if !(d.false_alarm_zero_rate > d.max_false_alarm_rate && d.false_alarm_zero_rate <= 1.0) {
+            let field = "drift.false_alarm_zero_rate";
+            // A defaulted zero rate is not in the file: point at the rate it conflicts with.
+            let declared = find_field_span(text, field);
+            let given = if declared.is_some() {
+                ""
+            } else {
+                " (the default)"
+            };
+            let span = declared.or_else(|| find_field_span(text, "drift.max_false_alarm_rate"));
+            return Err(invalid_at(
+                text,
+                path,
+                span,
+                field.into(),
+                format!(
+                    "{}{given} must be above max_false_alarm_rate ({}) and at most 1: \
+                     full points up to max_false_alarm_rate, none from false_alarm_zero_rate",
+                    d.false_alarm_zero_rate, d.max_false_alarm_rate
+                ),
+            ));
+        }
         if d.attribution_full_f1 <= d.attribution_zero_f1 || d.attribution_full_f1.is_nan() {
             return Err(invalid(
                 "drift.attribution_zero_f1".into(),
