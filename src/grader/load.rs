@@ -159,6 +159,15 @@ fn load_datasets(
     }
     if let Some(m) = &g.metrics {
         known("metrics.dataset", &m.dataset)?;
+        // Nothing sent, nothing to count: the checks would prove nothing.
+        for (field, n) in [
+            ("metrics.requests", m.requests),
+            ("metrics.instances_per_request", m.instances_per_request),
+        ] {
+            if n == 0 {
+                return Err(invalid(field.into(), "must be at least 1".into()));
+            }
+        }
     }
     if let Some(d) = &g.drift {
         let data = known("drift.dataset", &d.dataset)?;
