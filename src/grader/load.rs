@@ -158,7 +158,16 @@ fn load_datasets(
         known("consistency.dataset", &c.dataset)?;
     }
     if let Some(m) = &g.metrics {
-        known("metrics.dataset", &m.dataset)?;
+        let data = known("metrics.dataset", &m.dataset)?;
+        if !has_complete_row(&data) {
+            return Err(invalid(
+                "metrics.dataset".into(),
+                format!(
+                    "dataset {:?} has no row without a null, and monitoring sends complete rows only",
+                    m.dataset
+                ),
+            ));
+        }
         // Nothing sent, nothing to count: the checks would prove nothing.
         for (field, n) in [
             ("metrics.requests", m.requests),
@@ -243,6 +252,11 @@ fn load_datasets(
         }
     }
     Ok(out)
+}
+
+/// Whether some row of `data` has no null: phases that send complete rows only need one.
+fn has_complete_row(data: &crate::data::Dataset) -> bool {
+    data.rows.iter().any(|r| r.iter().all(|v| !v.is_null()))
 }
 
 #[cfg(test)]

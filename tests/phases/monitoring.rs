@@ -381,17 +381,35 @@ fn a_metrics_section_that_sends_nothing_is_refused() {
     }
 }
 
-/// A metrics dataset whose every row has a null leaves no complete row to send. The grader
-/// loads, and the phase then divides by zero.
+/// A metrics dataset whose every row has a null leaves no complete row to send (the phase
+/// would divide by zero). The grader file is refused, naming the dataset.
 #[tokio::test]
-#[ignore = "bug: monitoring panics (remainder by zero) when its dataset has no complete row; the grader file is accepted"]
 async fn a_dataset_without_complete_rows_is_refused_or_scored_zero() {
     let nulls: Vec<Row> = holdout()
         .into_iter()
         .map(|r| Row { n: None, ..r })
         .collect();
-    if try_load("", &metrics_toml(), &[("holdout", &nulls)]).is_err() {
-        return; // Refusing the grader file is a correct answer too.
+    if let Err(e) = try_load("", &metrics_toml(), &[("holdout", &nulls)]) {
+        // Refusing the grader file is a correct answer too.
+        match &e {
+            proctor::grader::GraderError::Invalid {
+                field,
+                message,
+                line,
+                ..
+            } => {
+                assert_eq!(field, "metrics.dataset", "{e}");
+                assert_has(message, &["\"holdout\" has no row without a null"]);
+                let text = fixture::head("") + &metrics_toml();
+                assert_eq!(
+                    text.lines().nth(line - 1),
+                    Some("dataset = \"holdout\""),
+                    "{e}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+        return;
     }
     let metrics = Arc::new(Mutex::new(Metrics::new(Mode::Exact)));
     let server = Server::start(move |r| metrics.lock().unwrap().answer(r));
