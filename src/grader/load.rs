@@ -138,10 +138,19 @@ fn load_datasets(
                 .as_ref()
                 .map(|c| ("quality.compare_dataset", c)),
         ) {
-            if known(field, name)?.labels.is_none() {
+            let data = known(field, name)?;
+            if data.labels.is_none() {
                 return Err(invalid(
                     field.into(),
                     format!("dataset {name:?} has no label column to score against"),
+                ));
+            }
+            if q.complete_rows_only && !has_complete_row(&data) {
+                return Err(invalid(
+                    field.into(),
+                    format!(
+                        "dataset {name:?} has no row without a null, and quality.complete_rows_only scores complete rows only"
+                    ),
                 ));
             }
         }
@@ -155,7 +164,16 @@ fn load_datasets(
         }
     }
     if let Some(c) = &g.consistency {
-        known("consistency.dataset", &c.dataset)?;
+        let data = known("consistency.dataset", &c.dataset)?;
+        if !has_complete_row(&data) {
+            return Err(invalid(
+                "consistency.dataset".into(),
+                format!(
+                    "dataset {:?} has no row without a null, and consistency sends complete rows only",
+                    c.dataset
+                ),
+            ));
+        }
     }
     if let Some(m) = &g.metrics {
         let data = known("metrics.dataset", &m.dataset)?;
