@@ -167,14 +167,16 @@ impl Expect {
                 excerpt_suffix(resp)
             ));
         }
-        if !self.json_body {
-            return Ok(());
-        }
+        // A cut response fails whatever is asserted about it (docs/grader-format.md,
+        // `[http] max_body_bytes`): a body past the cap is itself a defect.
         if resp.truncated {
             return Err(format!(
                 "response body is larger than the {} byte limit",
                 resp.body.len()
             ));
+        }
+        if !self.json_body {
+            return Ok(());
         }
         let body: Value = serde_json::from_slice(&resp.body).map_err(|e| {
             format!(
@@ -405,6 +407,23 @@ mod tests {
             "{err}"
         );
         e.check(&resp(422, "")).unwrap();
+    }
+
+    #[test]
+    fn a_cut_body_fails_a_status_only_check_too() {
+        let e = Expect {
+            status: StatusSet::default(),
+            json_body: false,
+            json: vec![],
+        };
+        let mut r = resp(200, "0123456789");
+        e.check(&r).unwrap();
+        r.truncated = true;
+        let err = e.check(&r).unwrap_err();
+        assert!(err.contains("larger than the 10 byte limit"), "{err}");
+        // A wrong status is still reported as such.
+        r.status = 500;
+        assert!(e.check(&r).unwrap_err().contains("got 500"));
     }
 
     #[test]

@@ -138,10 +138,19 @@ fn load_datasets(
                 .as_ref()
                 .map(|c| ("quality.compare_dataset", c)),
         ) {
-            if known(field, name)?.labels.is_none() {
+            let data = known(field, name)?;
+            if data.labels.is_none() {
                 return Err(invalid(
                     field.into(),
                     format!("dataset {name:?} has no label column to score against"),
+                ));
+            }
+            if q.complete_rows_only && !has_complete_row(&data) {
+                return Err(invalid(
+                    field.into(),
+                    format!(
+                        "dataset {name:?} has no row without a null, and quality.complete_rows_only scores complete rows only"
+                    ),
                 ));
             }
         }
@@ -155,10 +164,37 @@ fn load_datasets(
         }
     }
     if let Some(c) = &g.consistency {
-        known("consistency.dataset", &c.dataset)?;
+        let data = known("consistency.dataset", &c.dataset)?;
+        if !has_complete_row(&data) {
+            return Err(invalid(
+                "consistency.dataset".into(),
+                format!(
+                    "dataset {:?} has no row without a null, and consistency sends complete rows only",
+                    c.dataset
+                ),
+            ));
+        }
     }
     if let Some(m) = &g.metrics {
-        known("metrics.dataset", &m.dataset)?;
+        let data = known("metrics.dataset", &m.dataset)?;
+        if !has_complete_row(&data) {
+            return Err(invalid(
+                "metrics.dataset".into(),
+                format!(
+                    "dataset {:?} has no row without a null, and monitoring sends complete rows only",
+                    m.dataset
+                ),
+            ));
+        }
+        // Nothing sent, nothing to count: the checks would prove nothing.
+        for (field, n) in [
+            ("metrics.requests", m.requests),
+            ("metrics.instances_per_request", m.instances_per_request),
+        ] {
+            if n == 0 {
+                return Err(invalid(field.into(), "must be at least 1".into()));
+            }
+        }
     }
     if let Some(d) = &g.drift {
         let data = known("drift.dataset", &d.dataset)?;
@@ -166,6 +202,39 @@ fn load_datasets(
             return Err(invalid(
                 "drift.window".into(),
                 "window, batch_size and poll_every must be at least 1".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&d.max_false_alarm_rate) {
+            return Err(invalid(
+                "drift.max_false_alarm_rate".into(),
+                format!(
+                    "must be a share of polls in [0, 1), got {}",
+                    d.max_false_alarm_rate
+                ),
+            ));
+        }
+        // The false-alarm curve must fall: full points up to max_false_alarm_rate, none from
+        // false_alarm_zero_rate. Inverted, a silent detector would earn nothing.
+        if !(d.false_alarm_zero_rate > d.max_false_alarm_rate && d.false_alarm_zero_rate <= 1.0) {
+            let field = "drift.false_alarm_zero_rate";
+            // A defaulted zero rate is not in the file: point at the rate it conflicts with.
+            let declared = find_field_span(text, field);
+            let given = if declared.is_some() {
+                ""
+            } else {
+                " (the default)"
+            };
+            let span = declared.or_else(|| find_field_span(text, "drift.max_false_alarm_rate"));
+            return Err(invalid_at(
+                text,
+                path,
+                span,
+                field.into(),
+                format!(
+                    "{}{given} must be above max_false_alarm_rate ({}) and at most 1: \
+                     full points up to max_false_alarm_rate, none from false_alarm_zero_rate",
+                    d.false_alarm_zero_rate, d.max_false_alarm_rate
+                ),
             ));
         }
         if d.attribution_full_f1 <= d.attribution_zero_f1 || d.attribution_full_f1.is_nan() {
@@ -201,6 +270,11 @@ fn load_datasets(
         }
     }
     Ok(out)
+}
+
+/// Whether some row of `data` has no null: phases that send complete rows only need one.
+fn has_complete_row(data: &crate::data::Dataset) -> bool {
+    data.rows.iter().any(|r| r.iter().all(|v| !v.is_null()))
 }
 
 #[cfg(test)]

@@ -107,15 +107,21 @@ pub async fn run(
     let rows = rows_of(data, true);
     let mut sent_requests = 0u64;
     let mut sent_instances = 0u64;
+    let mut first_failure = None;
     for r in 0..spec.requests {
         let instances: Vec<_> = (0..spec.instances_per_request)
             .map(|k| {
                 data.instance(&data.rows[rows[(r * spec.instances_per_request + k) % rows.len()]])
             })
             .collect();
-        if predictor.request(&instances).await.is_ok() {
-            sent_requests += 1;
-            sent_instances += instances.len() as u64;
+        match predictor.request(&instances).await {
+            Ok(_) => {
+                sent_requests += 1;
+                sent_instances += instances.len() as u64;
+            }
+            Err(e) => {
+                first_failure.get_or_insert(e);
+            }
         }
     }
     let after = scrape(target, spec).await;
@@ -188,6 +194,18 @@ pub async fn run(
         Some(d) => Err(format!(
             "count rose by {d} while proctor sent {sent_requests} predict requests"
         )),
+    };
+    // With no prediction accepted there was nothing to count: metrics that did not move prove
+    // nothing about counting, so neither check can pass.
+    let (counter, histogram) = if sent_requests == 0 {
+        let why = format!(
+            "all {} predict requests failed (first: {}): the service accepted no prediction request, so nothing could be counted",
+            spec.requests,
+            crate::http::sanitize(first_failure.as_deref().unwrap_or("none sent"), 160)
+        );
+        (Err(why.clone()), Err(why))
+    } else {
+        (counter, histogram)
     };
     (
         vec![

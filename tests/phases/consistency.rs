@@ -12,7 +12,7 @@ use proctor::phases::consistency::run;
 use proctor::report::ConsistencyReport;
 use serde_json::json;
 
-use crate::fixture::{self, load, rows, Row, SLOW, TIMEOUT_MS};
+use crate::fixture::{self, load, rows, try_load, Row, SLOW, TIMEOUT_MS};
 use crate::server::{refused_url, Reply, Req, Server};
 use crate::{assert_has, assert_points};
 
@@ -272,5 +272,21 @@ async fn repeated_inputs_answered_much_faster_are_reported_as_caching() {
     assert_has(
         &c.message,
         &["matched the idle answers", "the service may be caching"],
+    );
+}
+
+/// Consistency sends complete rows only: a dataset whose every row has a null is refused at
+/// load, not graded as a service that got 0 of 0 answers right.
+#[test]
+fn a_dataset_without_complete_rows_is_refused() {
+    let toml = format!(
+        "{}\n[consistency]\ndataset = \"holdout\"\npoints = 4\n",
+        fixture::prediction(64)
+    );
+    let nulls: Vec<Row> = data().into_iter().map(|r| Row { n: None, ..r }).collect();
+    let e = try_load("", &toml, &[("holdout", &nulls)]).unwrap_err();
+    assert_has(
+        &e.to_string(),
+        &["consistency.dataset: dataset \"holdout\" has no row without a null"],
     );
 }

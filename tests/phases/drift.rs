@@ -615,16 +615,73 @@ async fn a_drift_endpoint_slower_than_the_timeout_gets_no_points() {
 
 /// docs/grader-format.md: full false-alarm points "while at most `max_false_alarm_rate` of
 /// baseline polls say drift". With `max_false_alarm_rate` above `false_alarm_zero_rate` (0.5 by
-/// default) the curve is inverted: no false alarm earns nothing and constant alarms earn all.
+/// default) the curve would be inverted: no false alarm would earn nothing and constant alarms
+/// all. Such a grader file is refused at load, naming the zero rate.
 #[tokio::test]
-#[ignore = "bug: max_false_alarm_rate above false_alarm_zero_rate is accepted and inverts the false-alarm curve (fewer alarms, fewer points)"]
 async fn no_false_alarms_keep_full_points_whatever_the_allowed_rate() {
     let toml = drift_toml("max_false_alarm_rate = 0.6", SCENARIOS);
-    if try_load("", &toml, &[("stream", &stream())]).is_err() {
-        return; // Refusing the grader file is a correct answer too.
+    if let Err(e) = try_load("", &toml, &[("stream", &stream())]) {
+        // Refusing the grader file is a correct answer too, located at the rate it conflicts
+        // with, since the default zero rate is not in the file.
+        match &e {
+            proctor::grader::GraderError::Invalid {
+                field,
+                message,
+                line,
+                ..
+            } => {
+                assert_eq!(field, "drift.false_alarm_zero_rate", "{e}");
+                assert_has(
+                    message,
+                    &["0.5 (the default)", "max_false_alarm_rate (0.6)"],
+                );
+                let text = fixture::head("") + &toml;
+                assert_eq!(
+                    text.lines().nth(line - 1),
+                    Some("max_false_alarm_rate = 0.6"),
+                    "{e}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+        return;
     }
     let g = grade_toml(Mode::Never, &toml).await;
     assert_points(find(&g.checks, FALSE_ALARMS_CHECK), 4.0, 4.0);
     let g = grade_toml(Mode::Always, &toml).await;
     assert_points(find(&g.checks, FALSE_ALARMS_CHECK), 0.0, 4.0);
+}
+
+/// A zero rate declared at or below the full-points rate is refused where it is declared, and
+/// so is one past 1 (a share of polls).
+#[test]
+fn a_false_alarm_zero_rate_not_above_the_allowed_rate_is_refused_where_declared() {
+    for (fields, shown) in [
+        (
+            "max_false_alarm_rate = 0.2\nfalse_alarm_zero_rate = 0.2",
+            "0.2 must be above",
+        ),
+        (
+            "max_false_alarm_rate = 0.2\nfalse_alarm_zero_rate = 1.5",
+            "1.5 must be above",
+        ),
+    ] {
+        let toml = drift_toml(fields, SCENARIOS);
+        let e = try_load("", &toml, &[("stream", &stream())]).unwrap_err();
+        match &e {
+            proctor::grader::GraderError::Invalid {
+                field,
+                message,
+                line,
+                ..
+            } => {
+                assert_eq!(field, "drift.false_alarm_zero_rate", "{e}");
+                assert_has(message, &[shown, "max_false_alarm_rate (0.2)"]);
+                let text = fixture::head("") + &toml;
+                let declared = fields.lines().nth(1).unwrap();
+                assert_eq!(text.lines().nth(line - 1), Some(declared), "{e}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
 }

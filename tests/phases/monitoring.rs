@@ -344,29 +344,72 @@ async fn a_metrics_endpoint_slower_than_the_timeout_fails_both_checks() {
 }
 
 /// A service whose every predict request fails has predicted nothing, so its counters show
-/// nothing about counting; today both checks pass ("rose by 0 for 0 instances").
+/// nothing about counting: both checks fail, although the counters did not move
+/// ("rose by 0 for 0 instances" would be a vacuous pass).
 #[tokio::test]
-#[ignore = "bug: when every predict request fails, the monitoring checks pass vacuously (0 counted for 0 sent)"]
 async fn a_service_that_predicts_nothing_gets_no_monitoring_points() {
     let (c, h, report, _s) = grade(Mode::PredictFails).await;
     assert_eq!(report.requests_sent, 0);
     for (r, max) in [(&c, 3.0), (&h, 2.0)] {
         assert_points(r, 0.0, max);
         assert_has(&r.message, &["fail"]);
+        assert_has(
+            &r.message,
+            &[
+                &format!("all {REQUESTS} predict requests failed (first: status 503: overloaded)"),
+                "the service accepted no prediction request, so nothing could be counted",
+            ],
+        );
     }
 }
 
-/// A metrics dataset whose every row has a null leaves no complete row to send. The grader
-/// loads, and the phase then divides by zero.
+/// A grader that sends no request, or requests of no instance, is refused: there would be
+/// nothing to count.
+#[test]
+fn a_metrics_section_that_sends_nothing_is_refused() {
+    for (field, zero) in [
+        ("metrics.requests", format!("requests = {REQUESTS}")),
+        (
+            "metrics.instances_per_request",
+            format!("instances_per_request = {PER_REQUEST}"),
+        ),
+    ] {
+        let key = zero.split(' ').next().unwrap().to_string();
+        let toml = metrics_toml().replace(&zero, &format!("{key} = 0"));
+        let e = try_load("", &toml, &[("holdout", &holdout())]).unwrap_err();
+        assert_has(&e.to_string(), &[&format!("{field}: must be at least 1")]);
+    }
+}
+
+/// A metrics dataset whose every row has a null leaves no complete row to send (the phase
+/// would divide by zero). The grader file is refused, naming the dataset.
 #[tokio::test]
-#[ignore = "bug: monitoring panics (remainder by zero) when its dataset has no complete row; the grader file is accepted"]
 async fn a_dataset_without_complete_rows_is_refused_or_scored_zero() {
     let nulls: Vec<Row> = holdout()
         .into_iter()
         .map(|r| Row { n: None, ..r })
         .collect();
-    if try_load("", &metrics_toml(), &[("holdout", &nulls)]).is_err() {
-        return; // Refusing the grader file is a correct answer too.
+    if let Err(e) = try_load("", &metrics_toml(), &[("holdout", &nulls)]) {
+        // Refusing the grader file is a correct answer too.
+        match &e {
+            proctor::grader::GraderError::Invalid {
+                field,
+                message,
+                line,
+                ..
+            } => {
+                assert_eq!(field, "metrics.dataset", "{e}");
+                assert_has(message, &["\"holdout\" has no row without a null"]);
+                let text = fixture::head("") + &metrics_toml();
+                assert_eq!(
+                    text.lines().nth(line - 1),
+                    Some("dataset = \"holdout\""),
+                    "{e}"
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+        return;
     }
     let metrics = Arc::new(Mutex::new(Metrics::new(Mode::Exact)));
     let server = Server::start(move |r| metrics.lock().unwrap().answer(r));

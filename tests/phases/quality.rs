@@ -9,7 +9,7 @@ use proctor::phases::quality::run;
 use proctor::report::QualityReport;
 use serde_json::json;
 
-use crate::fixture::{self, complete, load, rows, separable, Row, SLOW, TIMEOUT_MS};
+use crate::fixture::{self, complete, load, rows, separable, try_load, Row, SLOW, TIMEOUT_MS};
 use crate::server::{refused_url, Reply, Req, Server};
 use crate::{assert_has, assert_points, find};
 
@@ -466,4 +466,26 @@ async fn a_service_that_always_times_out_gets_no_points() {
     }
     // One batch and three single retries, each given up at the timeout.
     assert_eq!(server.requests().len(), 4);
+}
+
+/// With `complete_rows_only` (the default) a dataset whose every row has a null leaves nothing
+/// to score: refused at load. Without it the same dataset is fine.
+#[test]
+fn a_dataset_without_complete_rows_is_refused_when_only_complete_rows_are_scored() {
+    let nulls: Vec<Row> = holdout()
+        .into_iter()
+        .map(|r| Row { n: None, ..r })
+        .collect();
+    let text = |extra: &str| format!("{}{}", fixture::prediction(MAX_BATCH), quality_toml(extra));
+    let e = try_load("", &text(""), &[("holdout", &nulls)]).unwrap_err();
+    assert_has(
+        &e.to_string(),
+        &["quality.dataset: dataset \"holdout\" has no row without a null"],
+    );
+    try_load(
+        "",
+        &text("complete_rows_only = false"),
+        &[("holdout", &nulls)],
+    )
+    .unwrap();
 }
