@@ -71,7 +71,7 @@ impl super::Phase for Scripted {
     fn budget(&self, loaded: &LoadedGrader) -> Duration {
         let g = &loaded.grader;
         let requests = g.check_lists().iter().map(|(_, s)| s.len()).sum();
-        super::budget_for(Duration::ZERO, requests, g.http.request_timeout())
+        super::budget_for(Duration::ZERO, requests, 0, g.http.request_timeout())
     }
 
     /// The reference runs them too, so that it is as warm as a candidate when its load starts.

@@ -191,8 +191,9 @@ impl super::Phase for Consistency {
             return Duration::ZERO;
         };
         // Twice idle, one at a time; then `rounds` times with `concurrency` in flight.
+        // Requests under load overlap `concurrency` at a time.
         let requests = c.instances * 2 + (c.instances * c.rounds).div_ceil(c.concurrency.max(1));
-        super::budget_for(Duration::ZERO, requests, g.http.request_timeout())
+        super::budget_for(Duration::ZERO, requests, requests, g.http.request_timeout())
     }
 
     fn run<'a>(

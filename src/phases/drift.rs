@@ -526,7 +526,12 @@ impl super::Phase for Drift {
                 .sum::<usize>();
         let requests =
             instances.div_ceil(d.batch_size.max(1)) + instances.div_ceil(d.poll_every.max(1));
-        super::budget_for(Duration::ZERO, requests, g.http.request_timeout())
+        super::budget_for(
+            Duration::ZERO,
+            requests,
+            instances,
+            g.http.request_timeout(),
+        )
     }
 
     fn run<'a>(

@@ -469,7 +469,7 @@ impl super::Phase for Latency {
             let step = Duration::from_secs_f64(s.step_secs + s.warmup_secs + 0.5) + timeout;
             step * (2 * s.max_steps) as u32
         });
-        super::budget_for(2 * load + search, 0, timeout)
+        super::budget_for(2 * load + search, 0, 0, timeout)
     }
 
     fn measures_latency(&self) -> bool {

@@ -117,16 +117,26 @@ pub trait Phase: Sync {
     fn run<'a>(&'a self, cx: &'a Context<'a>, out: &'a mut PhaseOutput) -> BoxFuture<'a, ()>;
 }
 
-/// A budget for a phase that sends `requests` requests with per-request `timeout`, on top of
-/// `declared` time it spends by design (load durations, waits). A service that answers each
-/// request within a tenth of the timeout fits, and so do two requests that time out; a service
-/// that keeps timing out does not. Never below ten seconds, so a short phase is not cut by a
-/// slow start on a busy machine.
-pub fn budget_for(declared: Duration, requests: usize, timeout: Duration) -> Duration {
-    let per_request = timeout / 10;
-    let budget = declared + 2 * timeout + per_request * requests.min(u32::MAX as usize) as u32;
-    budget.max(Duration::from_secs(10))
+/// What a phase that sends `requests` requests holding `instances` instances in all may spend,
+/// on top of the time it spends by design (`declared`: load durations): 25 ms per request and
+/// 1 ms per instance (ten times what the assignment's reference needs on a busy two-core
+/// machine), and three request timeouts, so a service that hangs on a few requests loses only
+/// those. A service that keeps timing out does not fit: the phase is stopped. Never below ten
+/// seconds, so a short phase is not cut by a slow start.
+pub fn budget_for(
+    declared: Duration,
+    requests: usize,
+    instances: usize,
+    timeout: Duration,
+) -> Duration {
+    let work = PER_REQUEST * requests.min(u32::MAX as usize) as u32
+        + PER_INSTANCE * instances.min(u32::MAX as usize) as u32;
+    (declared + 3 * timeout + work).max(Duration::from_secs(10))
 }
+
+/// See `budget_for`.
+pub const PER_REQUEST: Duration = Duration::from_millis(25);
+pub const PER_INSTANCE: Duration = Duration::from_millis(1);
 
 /// What the phases after readiness produced.
 #[derive(Debug, Default)]
@@ -193,7 +203,17 @@ pub fn declared_checks(grader: &LoadedGrader, plan: &RunPlan) -> Vec<DeclaredChe
 /// Runs every selected phase after readiness, each within its budget. Checks land in `out` as
 /// each phase goes. `Err` when the machine could not be had for a latency measurement.
 pub async fn run_phases(cx: &Context<'_>, out: &mut Outcome) -> Result<(), Stopped> {
-    for phase in selected(cx.grader, cx.plan) {
+    let phases: Vec<&dyn Phase> = selected(cx.grader, cx.plan).collect();
+    run_each(cx, &phases, out).await
+}
+
+/// Runs `phases` in order, each within its budget.
+async fn run_each(
+    cx: &Context<'_>,
+    phases: &[&dyn Phase],
+    out: &mut Outcome,
+) -> Result<(), Stopped> {
+    for &phase in phases {
         let stage = Stage::Phase(phase.name());
         if phase.needs() == Needs::Container && !cx.has_container {
             let why = "not applicable: this phase needs the container, and a --url service has \
@@ -264,4 +284,127 @@ pub fn emit_check(events: &Events, r: &CheckResult) {
         message: r.message.clone(),
         hidden: r.visibility == crate::check::Visibility::Hidden,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Category, Visibility};
+
+    /// A phase that grades one check, then hangs (or, with `needs` Container, is never run).
+    struct Hangs(Needs);
+
+    impl Phase for Hangs {
+        fn name(&self) -> &'static str {
+            "hangs"
+        }
+        fn declared(&self, _: &LoadedGrader) -> bool {
+            true
+        }
+        fn checks(&self, _: &LoadedGrader) -> Vec<DeclaredCheck> {
+            ["first", "second"]
+                .map(|n| DeclaredCheck::new(n, Category::Drift, 2.0, Visibility::Visible))
+                .to_vec()
+        }
+        fn budget(&self, _: &LoadedGrader) -> Duration {
+            Duration::from_millis(100)
+        }
+        fn needs(&self) -> Needs {
+            self.0
+        }
+        fn run<'a>(&'a self, _: &'a Context<'a>, out: &'a mut PhaseOutput) -> BoxFuture<'a, ()> {
+            Box::pin(async move {
+                let mut first = self.checks(&fake_grader())[0].failed(String::new());
+                (first.points, first.passed) = (2.0, true);
+                out.checks.push(first);
+                std::future::pending::<()>().await;
+            })
+        }
+    }
+
+    fn fake_grader() -> LoadedGrader {
+        let text = "[grader]\nname = \"t\"\nassignment = \"a\"\n[submission]\n\
+                    allowed_base_images = [\"b\"]\n[readiness]\npath = \"/\"\n";
+        LoadedGrader {
+            path: "g.toml".into(),
+            sha256: String::new(),
+            grader: crate::grader::parse(text, std::path::Path::new("g.toml")).unwrap(),
+            datasets: Default::default(),
+        }
+    }
+
+    async fn run_one(phase: &dyn Phase, has_container: bool) -> Outcome {
+        let grader = fake_grader();
+        let plan = RunPlan::new(&grader, 1, None, None);
+        let target = Target::new("http://127.0.0.1:9", &grader.grader.http);
+        let events: Events = std::sync::Arc::new(crate::events::Silent);
+        let cx = Context {
+            target: &target,
+            grader: &grader,
+            plan: &plan,
+            events: &events,
+            has_container,
+        };
+        let mut out = Outcome::default();
+        run_each(&cx, &[phase], &mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_phase_past_its_budget_keeps_what_it_graded_and_zeroes_the_rest() {
+        let started = std::time::Instant::now();
+        let out = run_one(&Hangs(Needs::Http), true).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not stopped at its budget"
+        );
+        assert_eq!(out.checks.len(), 2);
+        assert_eq!(
+            (out.checks[0].name.as_str(), out.checks[0].points),
+            ("first", 2.0)
+        );
+        assert_eq!(
+            (out.checks[1].name.as_str(), out.checks[1].points),
+            ("second", 0.0)
+        );
+        assert!(
+            out.checks[1].message.contains("ran out of its time budget"),
+            "{}",
+            out.checks[1].message
+        );
+        assert_eq!(out.timings.len(), 1);
+        assert!(out.timings[0].out_of_budget);
+        assert_eq!(out.timings[0].stage, "hangs");
+    }
+
+    #[tokio::test]
+    async fn a_phase_that_needs_the_container_is_not_applicable_to_a_url() {
+        let out = run_one(&Hangs(Needs::Container), false).await;
+        assert_eq!(out.checks.len(), 2);
+        for c in &out.checks {
+            assert_eq!(
+                (c.points, c.max_points),
+                (0.0, 0.0),
+                "neither earned nor lost"
+            );
+            assert!(c.message.starts_with("not applicable"), "{}", c.message);
+        }
+        assert!(out.timings.is_empty(), "it did not run");
+    }
+
+    #[test]
+    fn budgets_grow_with_the_work_declared_and_allow_three_timeouts() {
+        let t = Duration::from_secs(5);
+        // Three timeouts and the floor.
+        assert_eq!(budget_for(Duration::ZERO, 0, 0, t), Duration::from_secs(15));
+        assert_eq!(
+            budget_for(Duration::ZERO, 0, 0, Duration::from_millis(100)),
+            Duration::from_secs(10)
+        );
+        // 400 requests of 50 instances: 10 s + 20 s on top.
+        assert_eq!(
+            budget_for(Duration::from_secs(12), 400, 20_000, t),
+            Duration::from_secs(12 + 15 + 10 + 20)
+        );
+    }
 }

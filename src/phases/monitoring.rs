@@ -264,7 +264,12 @@ impl super::Phase for Monitoring {
             return Duration::ZERO;
         };
         // Two scrapes around the requests.
-        super::budget_for(Duration::ZERO, m.requests + 2, g.http.request_timeout())
+        super::budget_for(
+            Duration::ZERO,
+            m.requests + 2,
+            m.requests * m.instances_per_request,
+            g.http.request_timeout(),
+        )
     }
 
     fn run<'a>(

@@ -218,14 +218,16 @@ impl super::Phase for Quality {
         let (Some(q), Some(api)) = (&g.quality, &g.prediction) else {
             return Duration::ZERO;
         };
-        let batches = |name: &String| {
-            loaded
-                .datasets
-                .get(name)
-                .map_or(0, |d| d.rows.len().div_ceil(api.max_batch.max(1)))
-        };
+        let rows = |name: &String| loaded.datasets.get(name).map_or(0, |d| d.rows.len());
+        let instances = rows(&q.dataset) + q.compare_dataset.as_ref().map_or(0, rows);
+        let batches = |name: &String| rows(name).div_ceil(api.max_batch.max(1));
         let requests = batches(&q.dataset) + q.compare_dataset.as_ref().map_or(0, batches);
-        super::budget_for(Duration::ZERO, requests, g.http.request_timeout())
+        super::budget_for(
+            Duration::ZERO,
+            requests,
+            instances,
+            g.http.request_timeout(),
+        )
     }
 
     fn run<'a>(
