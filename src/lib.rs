@@ -1,9 +1,10 @@
 //! proctor grades ML-engineering take-home submissions: it builds the candidate's model service
 //! in a sandbox, drives it with scripted HTTP checks and load, and writes a grade report.
 //!
-//! The modules follow the pipeline (see `pipeline`): `intake` → `sandbox` → `target` →
-//! `scenario` (with `expect`, `load`) → `score` → `report`. `grader` holds the grader-file
-//! model that configures every stage; `events` carries progress to the terminal.
+//! The modules follow the run (see `pipeline` and docs/architecture.md, whose module map
+//! `tests/architecture.rs` checks): `intake` → `sandbox` → `target` → `phases` → `score` →
+//! `report`. `grader` holds the grader-file model that configures every stage, `plan` what a
+//! run decides at run time; `events` carries progress to the terminal.
 
 pub mod check;
 pub mod cli;
