@@ -10,6 +10,7 @@
 
 mod record;
 mod reference;
+mod sandbox;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::sandbox::{dockerfile, labels, BaseImageError, Session};
 use crate::target::Target;
 use crate::verdict::Verdict;
 use record::{ContextFacts, Ending, Record, RunFacts};
+use sandbox::Sandbox;
 
 /// What to grade and how.
 #[derive(Debug, Clone)]
@@ -72,8 +74,8 @@ pub async fn grade(
         opts.build_timeout,
         opts.ready_timeout,
     );
-    let mut record = Record::default();
     let run = start_run(opts, &events);
+    let mut record = Record::new(&run.run_id);
     // A container gets its own cores, the load generator the others.
     if !matches!(opts.source, Source::Url(_)) {
         let allowed = crate::load::sys::allowed_cpus();
@@ -89,7 +91,7 @@ pub async fn grade(
             Err(ending) => return Ok(finish(opts, &plan, run, ending, record)),
         }
     }
-    let ending = grade_planned(opts, &plan, &run.run_id, &mut record, &events, &cancel).await?;
+    let ending = grade_planned(opts, &plan, &mut record, &events, &cancel).await?;
     Ok(finish(opts, &plan, run, ending, record))
 }
 
@@ -97,7 +99,6 @@ pub async fn grade(
 async fn grade_planned(
     opts: &GradeOptions,
     plan: &RunPlan,
-    run_id: &str,
     record: &mut Record,
     events: &Events,
     cancel: &CancellationToken,
@@ -116,7 +117,7 @@ async fn grade_planned(
             match vet_submission(opts, record, events).await? {
                 Err(ending) => ending,
                 Ok((ctx, bases)) => {
-                    grade_in_sandbox(opts, plan, run_id, ctx, bases, record, events, cancel).await
+                    grade_in_sandbox(opts, plan, ctx, bases, record, events, cancel).await
                 }
             }
         }
@@ -231,23 +232,49 @@ async fn vet_submission(
 async fn grade_in_sandbox(
     opts: &GradeOptions,
     plan: &RunPlan,
-    run_id: &str,
     ctx: intake::BuildContext,
     bases: Vec<String>,
     record: &mut Record,
     events: &Events,
     cancel: &CancellationToken,
 ) -> Ending {
-    let mut session = match Session::open(run_id, opts.keep_image).await {
+    let session = match Session::open(&record.run_id, opts.keep_image).await {
         Err(e) => return Ending::engine(&e),
         Ok(s) => s,
     };
+    grade_opened(
+        opts,
+        plan,
+        Box::new(session),
+        ctx,
+        bases,
+        record,
+        events,
+        cancel,
+    )
+    .await
+}
+
+/// Grades in a sandbox that is open: until done or cancelled, then reads the container's end
+/// and closes the sandbox, whatever happened.
+#[allow(clippy::too_many_arguments)]
+async fn grade_opened(
+    opts: &GradeOptions,
+    plan: &RunPlan,
+    mut session: Box<dyn Sandbox>,
+    ctx: intake::BuildContext,
+    bases: Vec<String>,
+    record: &mut Record,
+    events: &Events,
+    cancel: &CancellationToken,
+) -> Ending {
+    let run_id = record.run_id.clone();
     record.engine(session.info());
     if let Some(w) = session.info().runc_warning() {
         record.warn(events, w);
     }
     let ending = tokio::select! {
-        v = build_and_grade(opts, plan, &mut session, ctx, bases, record, events) => v,
+        v = build_and_grade(opts, plan, session.as_mut(), ctx, bases, record, events) => v,
         _ = cancel.cancelled() => Ending::interrupted(),
     };
     record.settle_phases();
@@ -269,14 +296,14 @@ async fn grade_in_sandbox(
 async fn build_and_grade(
     opts: &GradeOptions,
     plan: &RunPlan,
-    session: &mut Session,
+    session: &mut dyn Sandbox,
     ctx: intake::BuildContext,
     bases: Vec<String>,
     record: &mut Record,
     events: &Events,
 ) -> Ending {
     // Leftovers of runs that were killed before they could clean up.
-    if let Some(line) = crate::gc::sweep_leftovers(session.engine()).await {
+    if let Some(line) = session.sweep_leftovers().await {
         events.event(&Event::Info(line));
     }
     match session.check_base_images(&bases).await {
@@ -291,9 +318,7 @@ async fn build_and_grade(
     let rules = &opts.grader.grader.submission;
     let mut warnings = Vec::new();
     let built = session
-        .build(ctx.tar, rules, plan.build_timeout, events, &mut |w| {
-            warnings.push(w)
-        })
+        .build(ctx.tar, rules, plan.build_timeout, events, &mut warnings)
         .await;
     for w in warnings.drain(..) {
         record.warn(events, w);
@@ -316,7 +341,7 @@ async fn build_and_grade(
 
     let t = StageTimer::start(events, Stage::Start);
     let service = session
-        .start(&built, &plan.sandbox, rules.port, &mut |w| warnings.push(w))
+        .start(&built, &plan.sandbox, rules.port, &mut warnings)
         .await;
     for w in warnings.drain(..) {
         record.warn(events, w);
@@ -337,7 +362,7 @@ async fn grade_target(
     opts: &GradeOptions,
     plan: &RunPlan,
     target: &Target,
-    session: Option<&mut Session>,
+    session: Option<&mut dyn Sandbox>,
     record: &mut Record,
     events: &Events,
 ) -> Ending {
@@ -409,7 +434,7 @@ async fn grade_target(
 
 /// Resolves when the container stops; never for a `--url` service.
 async fn exited(
-    session: Option<&Session>,
+    session: Option<&dyn Sandbox>,
 ) -> Result<crate::sandbox::container::ExitInfo, crate::sandbox::EngineError> {
     match session {
         Some(s) => s.wait_exit().await,
@@ -418,7 +443,7 @@ async fn exited(
 }
 
 /// The service died while it was being graded.
-fn died(session: Option<&mut Session>, exit: crate::sandbox::container::ExitInfo) -> Ending {
+fn died(session: Option<&mut dyn Sandbox>, exit: crate::sandbox::container::ExitInfo) -> Ending {
     // A process killed for memory may leave the main one to exit cleanly (exit 0): the kill is
     // still what ended the service (the session folds it into the exit).
     let v = if exit.oom_killed {
@@ -454,30 +479,4 @@ fn invalid_latency(latency: Option<&LatencyReport>) -> Option<Ending> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_invalid_latency_measurement_is_the_machines_failure() {
-        let spec: crate::grader::LatencySpec =
-            toml::from_str("path = \"/\"\nrate = 50\nduration_secs = 10\n").unwrap();
-        let mut l = phases::latency::empty_report(&spec);
-        l.attempts = 2;
-        l.invalid_reasons =
-            vec!["the load generator sent 3.0% of requests more than 1 ms late".into()];
-        match invalid_latency(Some(&l)) {
-            Some(Ending::Stopped { verdict, reason }) => {
-                assert_eq!(verdict, Verdict::LatencyMeasurementInvalid);
-                assert!(
-                    reason.contains("after 2 attempts: the load generator sent 3.0%"),
-                    "{reason}"
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-        l.valid = true;
-        l.invalid_reasons.clear();
-        assert!(invalid_latency(Some(&l)).is_none());
-        assert!(invalid_latency(None).is_none());
-    }
-}
+mod tests;

@@ -57,6 +57,8 @@ pub struct ContextFacts {
 
 #[derive(Default)]
 pub struct Record {
+    /// The run's id (the label of its Docker resources).
+    pub run_id: String,
     pub timings: Vec<StageTiming>,
     pub context: Option<ContextFacts>,
     pub image: Option<ImageInfo>,
@@ -85,6 +87,13 @@ pub struct RunFacts {
 }
 
 impl Record {
+    pub fn new(run_id: &str) -> Record {
+        Record {
+            run_id: run_id.to_string(),
+            ..Record::default()
+        }
+    }
+
     /// Files the timing of a stage that finished.
     pub fn time(&mut self, timer: StageTimer, events: &Events) {
         self.timings.push(timer.finish(events));

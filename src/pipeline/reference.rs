@@ -72,9 +72,8 @@ async fn measure(
         )
     };
     let run = super::start_run(&reference, events);
-    let run_id = run.run_id.clone();
-    let mut record = Record::default();
-    let ending = super::grade_planned(&reference, &plan, &run_id, &mut record, events, cancel)
+    let mut record = Record::new(&run.run_id);
+    let ending = super::grade_planned(&reference, &plan, &mut record, events, cancel)
         .await
         .map_err(|e| failed(e.0))?;
     let report = super::finish(&reference, &plan, run, ending, record);

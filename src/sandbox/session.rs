@@ -93,14 +93,14 @@ impl Session {
 
     /// Builds the build context (a tar) under the grader's rules. `Ok(Err(_))` is the
     /// submission's failure, `Err(_)` the engine's. Warnings (a build without its process
-    /// limit) go to `warn`.
+    /// limit) go to `warnings`.
     pub async fn build(
         &mut self,
         context: Vec<u8>,
         rules: &SubmissionRules,
         timeout: Duration,
         events: &Events,
-        warn: &mut dyn FnMut(String),
+        warnings: &mut Vec<String>,
     ) -> Result<Result<Built, BuildFailure>, EngineError> {
         self.build_cgroup = if self.engine.info.local {
             build_cgroup::create(
@@ -109,13 +109,13 @@ impl Session {
                 self.engine.info.cgroup_driver.as_deref(),
             )
             .map_err(|e| {
-                warn(format!(
+                warnings.push(format!(
                     "the build runs without a process limit ({e}); `proctor doctor` explains"
                 ))
             })
             .ok()
         } else {
-            warn(
+            warnings.push(
                 "the build runs without a process limit: the engine is not on this machine".into(),
             );
             None
@@ -141,13 +141,13 @@ impl Session {
         built: &Built,
         limits: &SandboxLimits,
         port: u16,
-        warn: &mut dyn FnMut(String),
+        warnings: &mut Vec<String>,
     ) -> Result<Service, EngineError> {
         let running = container::start(&self.engine, &built.tag, &self.run_id, limits).await?;
         self.container = Some(running.container_id.clone());
         self.limits = Some(limits.clone());
         if let Err(why) = &running.host_isolation {
-            warn(format!(
+            warnings.push(format!(
                 "the service can reach ports on this machine ({why}); run proctor as root on \
                  the engine's machine, with iptables, to close them"
             ));
