@@ -168,31 +168,9 @@ impl RunPlan {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
 
-    const MINIMAL: &str = r#"
-[grader]
-name = "t"
-assignment = "a"
-
-[submission]
-allowed_base_images = ["base:1"]
-
-[readiness]
-path = "/ready"
-status = 200
-"#;
-
-    fn loaded(text: &str) -> LoadedGrader {
-        LoadedGrader {
-            path: "g.toml".into(),
-            sha256: String::new(),
-            grader: crate::grader::parse(text, Path::new("g.toml")).unwrap(),
-            datasets: Default::default(),
-        }
-    }
+    use crate::grader::fixtures::{loaded, MINIMAL};
 
     fn with_sandbox(sandbox: &str) -> (LoadedGrader, RunPlan) {
         let g = loaded(&format!(

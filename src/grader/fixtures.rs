@@ -1,11 +1,11 @@
-//! Grader text shared by this module's unit tests.
+//! Grader text shared by unit tests (this module's and the modules that take a grader).
 
 use std::path::Path;
 
 use super::{parse, Grader, GraderError};
 
 /// The smallest grader file that parses.
-pub(super) const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 [grader]
 name = "t"
 assignment = "a"
@@ -18,6 +18,16 @@ path = "/ready"
 status = 200
 "#;
 
-pub(super) fn parse_str(s: &str) -> Result<Grader, GraderError> {
+pub(crate) fn parse_str(s: &str) -> Result<Grader, GraderError> {
     parse(s, Path::new("g.toml"))
+}
+
+/// `text` as a loaded grader without datasets.
+pub(crate) fn loaded(text: &str) -> super::LoadedGrader {
+    super::LoadedGrader {
+        path: "g.toml".into(),
+        sha256: String::new(),
+        grader: parse_str(text).unwrap(),
+        datasets: Default::default(),
+    }
 }

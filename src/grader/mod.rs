@@ -15,7 +15,7 @@
 
 mod checks;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod latency;
 mod load;
 mod locate;

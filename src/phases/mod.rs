@@ -323,14 +323,7 @@ mod tests {
     }
 
     fn fake_grader() -> LoadedGrader {
-        let text = "[grader]\nname = \"t\"\nassignment = \"a\"\n[submission]\n\
-                    allowed_base_images = [\"b\"]\n[readiness]\npath = \"/\"\n";
-        LoadedGrader {
-            path: "g.toml".into(),
-            sha256: String::new(),
-            grader: crate::grader::parse(text, std::path::Path::new("g.toml")).unwrap(),
-            datasets: Default::default(),
-        }
+        crate::grader::fixtures::loaded(crate::grader::fixtures::MINIMAL)
     }
 
     async fn run_one(phase: &dyn Phase, has_container: bool) -> Outcome {
