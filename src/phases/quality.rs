@@ -140,13 +140,30 @@ pub async fn run(
             _ => None,
         };
         if let Some(gap) = &spec.gap {
-            let (passed, message) = match report.auc_gap {
+            // A gap measured on a few answers proves nothing: a service answering only the
+            // instances it is sure of would look well generalised.
+            let too_few = [(&graded, spec.dataset.as_str()), (&other, compare.as_str())]
+                .into_iter()
+                .find(|(s, _)| (s.scores.len() as f64) < MIN_SCORED_SHARE * s.sent.max(1) as f64);
+            let (passed, message) = match (too_few, report.auc_gap) {
+                (Some((s, name)), _) => (
+                    false,
+                    format!(
+                        "only {} of {} instances of {name} got a valid probability, too few to \
+                         measure the AUC gap (first reasons: {})",
+                        s.scores.len(),
+                        s.sent,
+                        summarize(&s.failures)
+                    ),
+                ),
+                (None, gap_value) => match gap_value {
                 Some(g) if g <= gap.max_auc_gap => (true, format!("AUC {compare} - {} = {g:.4} (allowed up to {})", spec.dataset, gap.max_auc_gap)),
                 Some(g) => (
                     false,
                     format!("AUC on {compare} is {g:.4} above {}: the model may be overfitted to, or have seen, public data", spec.dataset),
                 ),
                 None => (false, "the AUC gap could not be measured".to_string()),
+                },
             };
             checks.push(CheckResult {
                 name: gap_check_name(compare, &spec.dataset),

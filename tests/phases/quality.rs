@@ -271,6 +271,37 @@ async fn an_auc_much_higher_on_public_data_costs_the_gap_points() {
 }
 
 #[tokio::test]
+async fn a_gap_measured_on_a_few_answers_earns_nothing() {
+    // A service that answers only where it is sure (NaN for 30 <= x < 70) on both datasets:
+    // its AUC on what it answered looks the same everywhere, but it answered too few.
+    let (h, v) = (holdout(), separable(200, 2));
+    let server = Server::start(|r| {
+        let tokens: Vec<String> = fixture::instances(r)
+            .iter()
+            .map(|i| match fixture::model(i) {
+                p if (0.3..0.7).contains(&p) => "NaN".to_string(),
+                p => p.to_string(),
+            })
+            .collect();
+        fixture::raw_predictions(&tokens)
+    });
+    let extra = GAP.replace("MAX_GAP", "0.5");
+    let (checks, report) = grade(&server.url, &extra, &[("holdout", &h), ("validation", &v)]).await;
+    assert!(
+        (report.scored as f64) < 0.9 * report.instances as f64,
+        "{} of {}",
+        report.scored,
+        report.instances
+    );
+    let c = find(&checks, "AUC gap between validation and holdout");
+    assert_points(c, 0.0, 1.0);
+    assert_has(
+        &c.message,
+        &["too few to measure the AUC gap", "of holdout"],
+    );
+}
+
+#[tokio::test]
 async fn a_service_answering_500_gets_no_points_and_the_reason() {
     let (checks, report, server) = grade_holdout(|_| Reply::text(500, "model exploded")).await;
     let n = complete(&holdout()).len();
