@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 
 use crate::check::{Category, DeclaredCheck};
 use crate::events::{Event, Events};
-use crate::grader::{objective_name, trim, LatencySpec, LoadedGrader, Method, Visibility};
+use crate::grader::{trim, LatencySpec, LoadedGrader, Method, Visibility};
 use crate::load::search::{self, SearchResult};
 use crate::load::{self, Mode, Outcome, Plan, RequestSpec, Stage, Validity};
 use crate::plan::{Purpose, RunPlan};
@@ -395,14 +395,7 @@ pub fn declared_checks(spec: &LatencySpec) -> Vec<(String, f64)> {
     let mut out: Vec<(String, f64)> = spec
         .objective
         .iter()
-        .map(|o| {
-            (
-                o.name
-                    .clone()
-                    .unwrap_or_else(|| objective_name(o.percentile, spec.rate)),
-                o.points.0,
-            )
-        })
+        .map(|o| (spec.objective_name(o), o.points.0))
         .collect();
     if let Some(e) = &spec.errors {
         out.push((errors_name(spec.rate), e.points.0));

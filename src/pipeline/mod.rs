@@ -351,7 +351,6 @@ async fn build_and_grade(
         Ok(s) => s,
         Err(e) => return Ending::engine(&e),
     };
-    record.started = true;
     let target = Target::new(&service.url, &opts.grader.grader.http);
     grade_target(opts, plan, &target, Some(session), record, events).await
 }
@@ -367,7 +366,6 @@ async fn grade_target(
     events: &Events,
 ) -> Ending {
     let g = &opts.grader.grader;
-    let mut session = session;
 
     let t = StageTimer::start(events, Stage::Ready);
     let ready = tokio::select! {
@@ -376,18 +374,7 @@ async fn grade_target(
     };
     record.time(t, events);
     let outcome = match ready {
-        Err(Ok(exit)) => {
-            let v = if exit.oom_killed {
-                Verdict::OomKilled
-            } else {
-                Verdict::Exited
-            };
-            let reason = format!("the service {} before it became ready", exit.describe());
-            if let Some(s) = session.as_deref_mut() {
-                s.saw_exit(exit);
-            }
-            return Ending::stopped(v, reason);
-        }
+        Err(Ok(exit)) => return service_ended(session, exit, Ended::BeforeReady),
         Err(Err(e)) => return Ending::engine(&e),
         Ok(o) => o,
     };
@@ -412,19 +399,19 @@ async fn grade_target(
         has_container: session.is_some(),
     };
     let ran = tokio::select! {
-        r = phases::run_phases(&cx, &mut record.outcome) => Some(r),
+        r = phases::run_phases(&cx, &mut record.outcome) => r,
         e = exited(session.as_deref()) => { record.outcome.settle(); match e {
-            Ok(exit) => return died(session, exit),
+            Ok(exit) => return service_ended(session, exit, Ended::WhileGraded),
             Err(e) => return Ending::engine(&e),
         }}
     };
-    if let Some(Err(stopped)) = ran {
+    if let Err(stopped) = ran {
         return Ending::stopped(Verdict::LatencyMeasurementInvalid, stopped.reason);
     }
     // The service may also have died during the very last request.
     if let Some(s) = session.as_deref() {
         match s.exited().await {
-            Ok(Some(exit)) => return died(session, exit),
+            Ok(Some(exit)) => return service_ended(session, exit, Ended::WhileGraded),
             Ok(None) => {}
             Err(e) => return Ending::engine(&e),
         }
@@ -442,19 +429,40 @@ async fn exited(
     }
 }
 
-/// The service died while it was being graded.
-fn died(session: Option<&mut dyn Sandbox>, exit: crate::sandbox::container::ExitInfo) -> Ending {
+/// When the service stopped.
+enum Ended {
+    BeforeReady,
+    WhileGraded,
+}
+
+/// The service stopped on its own: the verdict and the reason, and the exit noted for the
+/// report.
+fn service_ended(
+    session: Option<&mut dyn Sandbox>,
+    exit: crate::sandbox::container::ExitInfo,
+    when: Ended,
+) -> Ending {
+    let (v, reason) = if let Ended::BeforeReady = when {
+        (
+            Verdict::Exited,
+            format!("the service {} before it became ready", exit.describe()),
+        )
+    } else {
+        (
+            Verdict::CrashedDuringGrading,
+            format!(
+                "the service {} while it was being graded; checks after that were not run",
+                exit.describe()
+            ),
+        )
+    };
     // A process killed for memory may leave the main one to exit cleanly (exit 0): the kill is
     // still what ended the service (the session folds it into the exit).
     let v = if exit.oom_killed {
         Verdict::OomKilled
     } else {
-        Verdict::CrashedDuringGrading
+        v
     };
-    let reason = format!(
-        "the service {} while it was being graded; checks after that were not run",
-        exit.describe()
-    );
     if let Some(s) = session {
         s.saw_exit(exit);
     }

@@ -64,9 +64,8 @@ pub struct Record {
     pub image: Option<ImageInfo>,
     pub build_log_tail: Option<String>,
     pub harness: Harness,
+    /// The container's end, when one was started.
     pub container: Option<ContainerFacts>,
-    /// Whether a container was started (its facts may be missing if the engine failed).
-    pub started: bool,
     /// The reference measured before the candidate (`--latency-reference`).
     pub reference: Option<ReferenceLatency>,
     pub outcome: Outcome,
@@ -198,18 +197,15 @@ impl Record {
             image: self.image,
             grader: run.grader,
             seed: run.seed,
-            container: self.started.then(|| {
-                let c = self.container.unwrap_or_default();
-                ContainerInfo {
-                    exit_code: c.exit.as_ref().and_then(|e| e.exit_code),
-                    oom_killed: c.exit.as_ref().map(|e| e.oom_killed),
-                    oom_kills: c.peaks.oom_kills,
-                    memory_peak_bytes: c.peaks.memory_bytes,
-                    memory_limit_bytes: run.memory_limit_bytes,
-                    pids_peak: c.peaks.pids,
-                    pids_limit: run.pids_limit,
-                    log_tail: c.log_tail,
-                }
+            container: self.container.map(|c| ContainerInfo {
+                exit_code: c.exit.as_ref().and_then(|e| e.exit_code),
+                oom_killed: c.exit.as_ref().map(|e| e.oom_killed),
+                oom_kills: c.peaks.oom_kills,
+                memory_peak_bytes: c.peaks.memory_bytes,
+                memory_limit_bytes: run.memory_limit_bytes,
+                pids_peak: c.peaks.pids,
+                pids_limit: run.pids_limit,
+                log_tail: c.log_tail,
             }),
             build_log_tail: self.build_log_tail,
             warnings,
