@@ -179,10 +179,6 @@ impl StageTimer {
         }
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-
     /// Announces the end of the stage and returns its timing for the report.
     pub fn finish(self, events: &Events) -> crate::report::StageTiming {
         let elapsed = self.started.elapsed();

@@ -93,12 +93,6 @@ impl fmt::Display for Verdict {
     }
 }
 
-impl PartialEq<&str> for Verdict {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -135,8 +135,8 @@ pub fn budget_for(
 }
 
 /// See `budget_for`.
-pub const PER_REQUEST: Duration = Duration::from_millis(25);
-pub const PER_INSTANCE: Duration = Duration::from_millis(1);
+const PER_REQUEST: Duration = Duration::from_millis(25);
+const PER_INSTANCE: Duration = Duration::from_millis(1);
 
 /// What the phases after readiness produced.
 #[derive(Debug, Default)]
