@@ -30,10 +30,15 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PACKAGES=(
   python3 python-is-python3
   python3-numpy python3-pandas python3-scipy python3-sklearn python3-joblib
-  python3-fastapi python3-pydantic python3-uvicorn python3-uvloop
+  python3-fastapi python3-pydantic python3-uvicorn uvicorn python3-uvloop
   python3-prometheus-client python3-httpx python3-pytest
   python3-distutils
 )
+
+# The recipe's version, kept as a label: an image built by an older recipe (say, one without the
+# `uvicorn` executable) is rebuilt rather than reused. Bump it with any change to what the image
+# holds, here and in the Dockerfile.
+RECIPE_VERSION=2
 
 # Settings shared by both recipes (the Dockerfile repeats them; keep the two in step).
 CHANGES=(
@@ -44,6 +49,7 @@ CHANGES=(
   'ENV LANG=C.UTF-8'
   'WORKDIR /app'
   'LABEL io.proctor.base=1'
+  "LABEL io.proctor.base.version=$RECIPE_VERSION"
   'CMD ["python3"]'
 )
 
@@ -57,7 +63,10 @@ for arg in "$@"; do
 done
 
 log() { printf 'base-image: %s\n' "$*" >&2; }
-image_exists() { docker image inspect "$IMAGE" >/dev/null 2>&1; }
+# Present and built by this version of the recipe.
+image_exists() {
+  [[ "$(docker image inspect --format '{{ index .Config.Labels "io.proctor.base.version" }}' "$IMAGE" 2>/dev/null)" == "$RECIPE_VERSION" ]]
+}
 
 command -v docker >/dev/null || { log "docker CLI not found"; exit 1; }
 docker version --format '{{.Server.Version}}' >/dev/null || { log "Docker engine unreachable"; exit 1; }
@@ -65,6 +74,9 @@ docker version --format '{{.Server.Version}}' >/dev/null || { log "Docker engine
 if [[ $force -eq 0 ]] && image_exists; then
   log "$IMAGE already present"
   exit 0
+fi
+if docker image inspect "$IMAGE" >/dev/null 2>&1; then
+  log "$IMAGE was built by an older recipe (version label is not $RECIPE_VERSION); rebuilding"
 fi
 
 # Parallel tests call this script; one build at a time, the others wait and then find the image.
@@ -102,7 +114,8 @@ trap 'exit 143' TERM
 
 build_dockerfile() {
   log "path B: docker build from $SLIM (pip install, needs network)"
-  docker build --pull=false -t "$IMAGE" --label io.proctor.base.recipe=dockerfile "$HERE"
+  docker build --pull=false -t "$IMAGE" --label io.proctor.base.recipe=dockerfile \
+    --label "io.proctor.base.version=$RECIPE_VERSION" "$HERE"
 }
 
 ensure_debootstrap() {
@@ -230,7 +243,7 @@ esac
 # The image must import what it promises, as the sandbox runs it; otherwise it is removed.
 SMOKE='import numpy, pandas, scipy.stats, sklearn.ensemble, sklearn.linear_model, fastapi, uvicorn, prometheus_client, httpx; print("sklearn", sklearn.__version__)'
 if ! docker run --rm --network none --read-only --tmpfs /tmp --user 65534:65534 --cap-drop ALL \
-     --security-opt no-new-privileges "$IMAGE" python3 -c "$SMOKE" >&2; then
+     --security-opt no-new-privileges "$IMAGE" sh -c 'python3 -c "$1" && uvicorn --version' sh "$SMOKE" >&2; then
   log "smoke test failed: removing $IMAGE"
   docker image rm "$IMAGE" >/dev/null 2>&1 || true
   exit 1
