@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 /// Lowest first. Keep in step with docs/architecture.md.
 const LAYERS: &[&[&str]] = &[
     &["check", "verdict", "digest", "http", "exit"],
-    &["score", "expect", "data", "probe", "intake", "load"],
-    &["report"],
+    &["score", "expect", "data", "intake", "load"],
+    &["report", "probe"],
     &["events", "grader"],
     &["sandbox", "plan", "target"],
     &["phases", "gc"],
