@@ -32,6 +32,8 @@ pub struct RunPlan {
     pub load_cpus: Option<Vec<usize>>,
     /// Latency objectives widened to a reference measured in this run.
     pub latency_scales: Vec<ReferenceScale>,
+    /// Send every contract probe (`--probe all`), not the grader's seeded sample of them.
+    pub probe_all: bool,
 }
 
 impl RunPlan {
@@ -53,6 +55,7 @@ impl RunPlan {
             sandbox: g.sandbox.clone(),
             load_cpus: g.latency.as_ref().and_then(LatencySpec::load_cpus),
             latency_scales: Vec::new(),
+            probe_all: false,
         }
     }
 

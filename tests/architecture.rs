@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["check", "verdict", "digest", "http", "exit"],
     &["score", "expect", "data", "intake", "load"],
-    &["report"],
+    &["report", "probe"],
     &["events", "grader"],
     &["sandbox", "plan", "target"],
     &["phases", "gc"],

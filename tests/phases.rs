@@ -19,6 +19,8 @@ mod drift;
 mod fixture;
 #[path = "phases/monitoring.rs"]
 mod monitoring;
+#[path = "phases/probes.rs"]
+mod probes;
 #[path = "phases/quality.rs"]
 mod quality;
 #[path = "phases/readiness.rs"]

@@ -43,6 +43,7 @@ fn options(submission: PathBuf, grader: LoadedGrader) -> GradeOptions {
         ready_timeout: None,
         intake_limits: Limits::default(),
         latency_reference: None,
+        probe_all: false,
     }
 }
 

@@ -63,6 +63,17 @@ pub(super) struct GradeArgs {
     /// Fewer progress lines (warnings and the run id are still shown).
     #[arg(long, short)]
     quiet: bool,
+    /// Which contract probes to send: `sample` (the grader's seeded sample of at most
+    /// `[probes] max_cases`) or `all` (every generated case).
+    #[arg(long, value_enum, default_value = "sample")]
+    probe: ProbeScope,
+}
+
+/// `--probe`: the grader's sample of the contract probes, or all of them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ProbeScope {
+    Sample,
+    All,
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -155,6 +166,7 @@ fn options(args: &GradeArgs, source: Source, grader: LoadedGrader) -> GradeOptio
         ready_timeout: args.ready_timeout.map(Duration::from_secs),
         intake_limits: Limits::default(),
         latency_reference: args.latency_reference.clone(),
+        probe_all: args.probe == ProbeScope::All,
     }
 }
 

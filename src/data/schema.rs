@@ -44,6 +44,10 @@ pub struct Label {
 pub struct Schema {
     pub features: Vec<Feature>,
     pub label: Option<Label>,
+    /// Longest valid categorical string, in characters, when the contract bounds it: a longer
+    /// one is invalid input (the probes send one character more).
+    #[serde(default)]
+    pub categorical_max_length: Option<usize>,
 }
 
 impl Schema {

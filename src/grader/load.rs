@@ -113,10 +113,16 @@ fn load_datasets(
             )
         })
     };
-    let needs_prediction =
-        g.quality.is_some() || g.consistency.is_some() || g.drift.is_some() || g.metrics.is_some();
+    if let Some(p) = &g.probes {
+        known("probes.dataset", &p.dataset)?;
+    }
+    let needs_prediction = g.quality.is_some()
+        || g.consistency.is_some()
+        || g.drift.is_some()
+        || g.metrics.is_some()
+        || g.probes.is_some();
     if needs_prediction && g.prediction.is_none() {
-        return Err(invalid("prediction".into(), "quality, consistency, drift and metrics need a [prediction] section saying how to ask for predictions".into()));
+        return Err(invalid("prediction".into(), "quality, consistency, drift, metrics and probes need a [prediction] section saying how to ask for predictions".into()));
     }
     if let Some(p) = &g.prediction {
         if !p.body_template.contains("$INSTANCES") {

@@ -9,6 +9,7 @@
 //! - `checks`: the scripted checks and the value types of their fields;
 //! - `latency`: the `[latency]` section, and the default names of its objectives' checks;
 //! - `ml`: datasets, the prediction API and the phases that grade the model itself;
+//! - `probes`: the `[probes]` section (contract probes generated from a schema);
 //! - `load`: reading a file (parsing, body files, datasets);
 //! - `validate`: rules that span several fields;
 //! - `locate`: `GraderError`, and finding a field's line and column in the text.
@@ -21,6 +22,7 @@ mod load;
 mod locate;
 mod ml;
 mod model;
+mod probes;
 mod validate;
 
 pub use checks::{CheckSpec, Method, Points, UrlPath};
@@ -31,5 +33,6 @@ pub use ml::*;
 pub use model::{
     Grader, GraderMeta, HttpSettings, Readiness, SandboxLimits, SubmissionRules, AUTO_CPUSET,
 };
+pub use probes::ProbesSpec;
 
 pub use crate::check::Visibility;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{
     CheckSpec, ConsistencySpec, DatasetSpec, DriftSpec, LatencySpec, MetricsSpec, Points,
-    PredictionApi, QualitySpec, UrlPath,
+    PredictionApi, ProbesSpec, QualitySpec, UrlPath,
 };
 use crate::check::{Category, Visibility};
 use crate::expect::{Expect, JsonAssert, StatusSet};
@@ -37,6 +37,8 @@ pub struct Grader {
     pub consistency: Option<ConsistencySpec>,
     pub drift: Option<DriftSpec>,
     pub metrics: Option<MetricsSpec>,
+    /// Contract probes generated from a dataset's schema (category `robustness`).
+    pub probes: Option<ProbesSpec>,
 }
 
 /// The scripted check lists of a grader, in the order they run, with their category, each

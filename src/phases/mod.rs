@@ -17,6 +17,7 @@ pub mod drift;
 pub mod latency;
 pub mod monitoring;
 pub mod predict;
+pub mod probes;
 pub mod quality;
 pub mod readiness;
 
@@ -29,7 +30,8 @@ use crate::events::{Event, Events, Stage, StageTimer};
 use crate::grader::LoadedGrader;
 use crate::plan::{Purpose, RunPlan};
 use crate::report::{
-    ConsistencyReport, DriftReport, LatencyReport, MonitoringReport, QualityReport, StageTiming,
+    ConsistencyReport, DriftReport, LatencyReport, MonitoringReport, ProbesReport, QualityReport,
+    StageTiming,
 };
 use crate::target::Target;
 
@@ -38,6 +40,7 @@ use crate::target::Target;
 pub fn registry() -> &'static [&'static dyn Phase] {
     &[
         &checks::Scripted,
+        &probes::Probes,
         &quality::Quality,
         &consistency::Consistency,
         &latency::Latency,
@@ -74,6 +77,7 @@ pub enum Section {
     Latency(Box<LatencyReport>),
     Drift(DriftReport),
     Monitoring(MonitoringReport),
+    Probes(ProbesReport),
 }
 
 /// What a phase has produced so far. Phases write into it as they go, so that a phase stopped
@@ -151,6 +155,7 @@ pub struct Outcome {
     pub consistency: Option<ConsistencyReport>,
     pub drift: Option<DriftReport>,
     pub monitoring: Option<MonitoringReport>,
+    pub probes: Option<ProbesReport>,
     /// Time spent in each phase that ran.
     pub timings: Vec<StageTiming>,
 }
@@ -166,6 +171,7 @@ impl Outcome {
             Some(Section::Latency(r)) => self.latency = Some(*r),
             Some(Section::Drift(r)) => self.drift = Some(r),
             Some(Section::Monitoring(r)) => self.monitoring = Some(r),
+            Some(Section::Probes(r)) => self.probes = Some(r),
             None => {}
         }
     }

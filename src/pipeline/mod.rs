@@ -43,6 +43,8 @@ pub struct GradeOptions {
     /// The assignment's reference submission: measured under the same load first, so that a
     /// slow machine widens the latency curves instead of costing the candidate points.
     pub latency_reference: Option<PathBuf>,
+    /// Send every contract probe, not the grader's sample of them (`--probe all`).
+    pub probe_all: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +76,7 @@ pub async fn grade(
         opts.build_timeout,
         opts.ready_timeout,
     );
+    plan.probe_all = opts.probe_all;
     let run = start_run(opts, &events);
     let mut record = Record::new(&run.run_id);
     // A container gets its own cores, the load generator the others.

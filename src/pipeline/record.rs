@@ -191,6 +191,7 @@ impl Record {
             consistency: self.outcome.consistency,
             drift: self.outcome.drift,
             monitoring: self.outcome.monitoring,
+            probes: self.outcome.probes,
             timings: self.timings,
             harness: self.harness,
             submission,

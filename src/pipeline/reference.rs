@@ -52,6 +52,7 @@ async fn measure(
         source: Source::Submission(path.to_path_buf()),
         keep_image: false,
         latency_reference: None,
+        probe_all: false,
         ..opts.clone()
     };
     let plan = RunPlan {

@@ -243,6 +243,7 @@ fn options() -> GradeOptions {
         ready_timeout: Some(Duration::from_secs(5)),
         intake_limits: Limits::default(),
         latency_reference: None,
+        probe_all: false,
     }
 }
 

@@ -36,6 +36,9 @@ pub struct Report {
     pub consistency: Option<ConsistencyReport>,
     pub drift: Option<DriftReport>,
     pub monitoring: Option<MonitoringReport>,
+    /// The contract probes: cases per class and, in the grader's view only, every failed case.
+    #[serde(default)]
+    pub probes: Option<ProbesReport>,
     /// Seconds spent in each stage, in the order they ran.
     pub timings: Vec<StageTiming>,
     pub harness: Harness,
@@ -387,4 +390,39 @@ pub struct MonitoringReport {
     pub counter_delta: Option<f64>,
     /// How much the latency histogram's count rose (None: not found).
     pub histogram_count_delta: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProbesReport {
+    pub dataset: String,
+    /// Cases the schema produced, and how many of them this run sent (a seeded sample unless
+    /// `--probe all`).
+    pub generated: u64,
+    pub sent: u64,
+    /// The probes' checks are hidden: a candidate's view drops this section.
+    pub hidden: bool,
+    pub classes: Vec<ProbeClassReport>,
+    /// Every failed case with the request sent. Never in a candidate's view (it would show
+    /// which inputs are probed); the checks' messages name the class and features only.
+    pub failures: Vec<ProbeFailure>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProbeClassReport {
+    /// Its stable name, e.g. `number_as_string`.
+    pub class: String,
+    pub cases: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ProbeFailure {
+    pub class: String,
+    pub feature: Option<String>,
+    /// The first bytes of the request body (invalid UTF-8 replaced), bounded.
+    pub request_excerpt: String,
+    /// `refused` or `answered` (what the service should have done).
+    pub expected: String,
+    /// The status and a body excerpt received, or why nothing was.
+    pub received: String,
 }

@@ -28,6 +28,14 @@ impl Report {
         if view == View::Grader {
             return r;
         }
+        // The probes' failed cases carry the requests sent: a candidate gets the checks'
+        // messages (class and features) only, and nothing of probes that are hidden.
+        if let Some(p) = &mut r.probes {
+            p.failures.clear();
+        }
+        if r.probes.as_ref().is_some_and(|p| p.hidden) {
+            r.probes = None;
+        }
         let hidden: Vec<_> = r
             .checks
             .iter()
@@ -131,5 +139,43 @@ mod tests {
             (2, 1, 2.0, 4.0)
         );
         assert_eq!(c.checks.len(), 1);
+    }
+
+    #[test]
+    fn no_probe_request_reaches_a_candidate() {
+        let probes = |hidden| crate::report::ProbesReport {
+            dataset: "v".into(),
+            generated: 3,
+            sent: 3,
+            hidden,
+            classes: vec![crate::report::ProbeClassReport {
+                class: "number_as_string".into(),
+                cases: 3,
+                failed: 1,
+            }],
+            failures: vec![crate::report::ProbeFailure {
+                class: "number_as_string".into(),
+                feature: Some("age".into()),
+                request_excerpt: r#"{"instances":[{"age":"SECRET-PROBE-INPUT"}]}"#.into(),
+                expected: "refused".into(),
+                received: "status 200: {}".into(),
+            }],
+        };
+        // Visible probes, and no hidden check at all in the report.
+        let mut r = report();
+        r.checks.retain(|c| c.visibility == Visibility::Visible);
+        r.probes = Some(probes(false));
+        assert!(serde_json::to_string(&r.for_view(View::Grader))
+            .unwrap()
+            .contains("SECRET-PROBE-INPUT"));
+        let c = r.for_view(View::Candidate);
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(!text.contains("SECRET-PROBE-INPUT"), "{text}");
+        let p = c.probes.expect("visible probes keep their counts");
+        assert!(p.failures.is_empty());
+        assert_eq!(p.classes[0].failed, 1);
+        // Hidden probes: no section at all.
+        r.probes = Some(probes(true));
+        assert!(r.for_view(View::Candidate).probes.is_none());
     }
 }

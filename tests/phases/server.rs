@@ -27,6 +27,8 @@ pub struct Req {
     pub path: String,
     pub content_type: Option<String>,
     pub body: String,
+    /// The body byte for byte (`body` replaces invalid UTF-8).
+    pub raw: Vec<u8>,
     /// Requests being served when this one arrived, itself included.
     pub in_flight: usize,
 }
@@ -181,16 +183,18 @@ async fn handle(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = match req.into_body().collect().await {
-        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
-        Err(_) => String::new(),
+    let raw = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => Vec::new(),
     };
+    let body = String::from_utf8_lossy(&raw).into_owned();
     let r = Req {
         n,
         method,
         path,
         content_type,
         body,
+        raw,
         in_flight,
     };
     st.log.lock().unwrap().push(r.clone());
