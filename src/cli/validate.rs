@@ -12,16 +12,12 @@ pub(super) fn validate(grader: &Path) -> i32 {
         Ok(g) => {
             let n: usize = g.grader.check_lists().iter().map(|(_, l)| l.len()).sum();
             let gr = &g.grader;
-            let phases: Vec<&str> = [
-                ("latency", gr.latency.is_some()),
-                ("quality", gr.quality.is_some()),
-                ("consistency", gr.consistency.is_some()),
-                ("drift", gr.drift.is_some()),
-                ("monitoring", gr.metrics.is_some()),
-            ]
-            .into_iter()
-            .filter_map(|(name, on)| on.then_some(name))
-            .collect();
+            // Every phase of the registry this grader declares, so the list never goes stale.
+            let phases: Vec<&str> = proctor::phases::registry()
+                .iter()
+                .filter(|p| p.declared(&g))
+                .map(|p| p.name())
+                .collect();
             println!(
                 "{}: valid ({n} scripted checks; {} dataset(s); phases: {})",
                 grader.display(),
