@@ -76,6 +76,9 @@ pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
     if let Some(l) = &g.latency {
         l.validate()?;
     }
+    if let Some(i) = &g.invariants {
+        i.validate(g.prediction.as_ref())?;
+    }
     Ok(())
 }
 

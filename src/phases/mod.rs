@@ -14,6 +14,7 @@
 pub mod checks;
 pub mod consistency;
 pub mod drift;
+pub mod invariants;
 pub mod latency;
 pub mod monitoring;
 pub mod predict;
@@ -29,7 +30,8 @@ use crate::events::{Event, Events, Stage, StageTimer};
 use crate::grader::LoadedGrader;
 use crate::plan::{Purpose, RunPlan};
 use crate::report::{
-    ConsistencyReport, DriftReport, LatencyReport, MonitoringReport, QualityReport, StageTiming,
+    ConsistencyReport, DriftReport, InvariantsReport, LatencyReport, MonitoringReport,
+    QualityReport, StageTiming,
 };
 use crate::target::Target;
 
@@ -40,6 +42,7 @@ pub fn registry() -> &'static [&'static dyn Phase] {
         &checks::Scripted,
         &quality::Quality,
         &consistency::Consistency,
+        &invariants::Invariants,
         &latency::Latency,
         &drift::Drift,
         &monitoring::Monitoring,
@@ -71,6 +74,7 @@ pub struct Context<'a> {
 pub enum Section {
     Quality(QualityReport),
     Consistency(ConsistencyReport),
+    Invariants(InvariantsReport),
     Latency(Box<LatencyReport>),
     Drift(DriftReport),
     Monitoring(MonitoringReport),
@@ -149,6 +153,7 @@ pub struct Outcome {
     pub latency: Option<LatencyReport>,
     pub quality: Option<QualityReport>,
     pub consistency: Option<ConsistencyReport>,
+    pub invariants: Option<InvariantsReport>,
     pub drift: Option<DriftReport>,
     pub monitoring: Option<MonitoringReport>,
     /// Time spent in each phase that ran.
@@ -163,6 +168,7 @@ impl Outcome {
         match out.section {
             Some(Section::Quality(r)) => self.quality = Some(r),
             Some(Section::Consistency(r)) => self.consistency = Some(r),
+            Some(Section::Invariants(r)) => self.invariants = Some(r),
             Some(Section::Latency(r)) => self.latency = Some(*r),
             Some(Section::Drift(r)) => self.drift = Some(r),
             Some(Section::Monitoring(r)) => self.monitoring = Some(r),
