@@ -16,6 +16,7 @@ pub(super) fn validate(grader: &Path) -> i32 {
                 ("latency", gr.latency.is_some()),
                 ("quality", gr.quality.is_some()),
                 ("consistency", gr.consistency.is_some()),
+                ("invariants", gr.invariants.is_some()),
                 ("drift", gr.drift.is_some()),
                 ("monitoring", gr.metrics.is_some()),
             ]

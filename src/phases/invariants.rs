@@ -172,11 +172,11 @@ fn passed_message(kind: InvariantKind, spec: &InvariantsSpec, k: usize) -> Strin
             )
         }
         InvariantKind::Independence => format!(
-            "{n} batches of {k} rows got the scores their rows get alone, within {}",
+            "{n} batches of {k} rows got the scores their rows get alone, within {:e}",
             spec.tolerance
         ),
         InvariantKind::Determinism => format!(
-            "{n} rows got the same score twice alone and twice in one batch, within {}",
+            "{n} rows got the same score twice alone and twice in one batch, within {:e}",
             spec.tolerance
         ),
         InvariantKind::Relation(_) => "every prediction received holds it".to_string(),
@@ -574,12 +574,14 @@ impl Prober<'_> {
         Evaluation::Failed(0, independence_counterexample(&rows, &scores, &alone, tol))
     }
 
-    /// A relation over every prediction received: the first that breaks it is the
-    /// counterexample.
+    /// A relation over every prediction received: the first that breaks it, from the smallest
+    /// request (a row alone when one breaks it), is the counterexample.
     fn relation(&self, rel: &crate::grader::RelationSpec, api: &PredictionApi) -> Evaluation {
         let (field, threshold) = (&rel.field, rel.equals_score_at_least);
+        let mut answers: Vec<&Answer> = self.answers.iter().collect();
+        answers.sort_by_key(|a| a.batch.len());
         let mut checked = 0;
-        for a in &self.answers {
+        for a in answers {
             let Ok(score) = a.score else { continue };
             checked += 1;
             let expected = score >= threshold;

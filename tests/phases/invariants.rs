@@ -142,6 +142,7 @@ async fn a_correct_service_passes_every_invariant() {
         &g.check(ORDER).message,
         &["5 batches of 6 rows, each sent again shuffled, got the permuted predictions"],
     );
+    assert_has(&g.check(INDEPENDENCE).message, &["within 1e-6"]);
     assert!(!g.check(ORDER).message.contains("trivially"));
     // Distinct complete rows in every batch, the shuffled batch the same rows.
     let sent = g.server.requests();
@@ -274,14 +275,13 @@ async fn a_label_with_another_threshold_fails_the_relation_on_one_prediction() {
     let p = score_of(c.row);
     assert!((0.5..=0.6).contains(&p), "{c:?}");
     assert_eq!(c.scores, [p]);
-    assert!(c.batch.contains(&c.row));
+    assert_eq!(c.batch, [c.row], "a row alone breaks it too: {c:?}");
     assert_eq!(
         g.check(RELATION).message,
         format!(
-            "row {} (in a batch of {}) got /p {p:.6} and /churn false, but /churn must be \
+            "row {} (in a batch of 1) got /p {p:.6} and /churn false, but /churn must be \
              (/p >= 0.5), here true",
-            c.row,
-            c.batch.len()
+            c.row
         )
     );
 }
