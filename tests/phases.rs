@@ -17,6 +17,8 @@ mod consistency;
 mod drift;
 #[path = "phases/fixture.rs"]
 mod fixture;
+#[path = "phases/invariants.rs"]
+mod invariants;
 #[path = "phases/monitoring.rs"]
 mod monitoring;
 #[path = "phases/probes.rs"]

@@ -11,9 +11,8 @@ pub(super) fn validate(grader: &Path) -> i32 {
     match grader::load(grader) {
         Ok(g) => {
             let n: usize = g.grader.check_lists().iter().map(|(_, l)| l.len()).sum();
-            let gr = &g.grader;
             // Every phase of the registry this grader declares, so the list never goes stale.
-            let phases: Vec<&str> = proctor::phases::registry()
+            let phases: Vec<&str> = crate::phases::registry()
                 .iter()
                 .filter(|p| p.declared(&g))
                 .map(|p| p.name())

@@ -181,6 +181,26 @@ fn load_datasets(
             ));
         }
     }
+    if let Some(inv) = &g.invariants {
+        let data = known("invariants.dataset", &inv.dataset)?;
+        // Distinct rows in every batch: a repeated row would hide a batch that comes back
+        // out of order.
+        let complete = data
+            .rows
+            .iter()
+            .filter(|r| r.iter().all(|v| !v.is_null()))
+            .count();
+        if complete < inv.batch_size {
+            return Err(invalid(
+                "invariants.dataset".into(),
+                format!(
+                    "dataset {:?} has {complete} rows without a null, fewer than \
+                     invariants.batch_size ({}); invariants send batches of distinct complete rows",
+                    inv.dataset, inv.batch_size
+                ),
+            ));
+        }
+    }
     if let Some(m) = &g.metrics {
         let data = known("metrics.dataset", &m.dataset)?;
         if !has_complete_row(&data) {

@@ -8,6 +8,7 @@
 //! - `model`: the `Grader` and the sections every grader file has;
 //! - `checks`: the scripted checks and the value types of their fields;
 //! - `latency`: the `[latency]` section, and the default names of its objectives' checks;
+//! - `invariants`: the `[invariants]` section (order, batch independence, determinism, relations);
 //! - `ml`: datasets, the prediction API and the phases that grade the model itself;
 //! - `probes`: the `[probes]` section (contract probes generated from a schema);
 //! - `load`: reading a file (parsing, body files, datasets);
@@ -17,6 +18,7 @@
 mod checks;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod invariants;
 mod latency;
 mod load;
 mod locate;
@@ -26,6 +28,7 @@ mod probes;
 mod validate;
 
 pub use checks::{CheckSpec, Method, Points, UrlPath};
+pub use invariants::{InvariantKind, InvariantsSpec, RelationSpec};
 pub use latency::*;
 pub use load::{load, parse, LoadedGrader};
 pub use locate::GraderError;

@@ -5,8 +5,8 @@
 use serde::Deserialize;
 
 use super::{
-    CheckSpec, ConsistencySpec, DatasetSpec, DriftSpec, LatencySpec, MetricsSpec, Points,
-    PredictionApi, ProbesSpec, QualitySpec, UrlPath,
+    CheckSpec, ConsistencySpec, DatasetSpec, DriftSpec, InvariantsSpec, LatencySpec, MetricsSpec,
+    Points, PredictionApi, ProbesSpec, QualitySpec, UrlPath,
 };
 use crate::check::{Category, Visibility};
 use crate::expect::{Expect, JsonAssert, StatusSet};
@@ -35,6 +35,8 @@ pub struct Grader {
     pub prediction: Option<PredictionApi>,
     pub quality: Option<QualitySpec>,
     pub consistency: Option<ConsistencySpec>,
+    /// Properties of every prediction answer, checked on seeded batches (`[invariants]`).
+    pub invariants: Option<InvariantsSpec>,
     pub drift: Option<DriftSpec>,
     pub metrics: Option<MetricsSpec>,
     /// Contract probes generated from a dataset's schema (category `robustness`).

@@ -79,6 +79,9 @@ pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
     if let Some(p) = &g.probes {
         p.validate()?;
     }
+    if let Some(i) = &g.invariants {
+        i.validate(g.prediction.as_ref())?;
+    }
     Ok(())
 }
 

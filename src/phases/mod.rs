@@ -14,6 +14,7 @@
 pub mod checks;
 pub mod consistency;
 pub mod drift;
+pub mod invariants;
 pub mod latency;
 pub mod monitoring;
 pub mod predict;
@@ -30,8 +31,8 @@ use crate::events::{Event, Events, Stage, StageTimer};
 use crate::grader::LoadedGrader;
 use crate::plan::{Purpose, RunPlan};
 use crate::report::{
-    ConsistencyReport, DriftReport, LatencyReport, MonitoringReport, ProbesReport, QualityReport,
-    StageTiming,
+    ConsistencyReport, DriftReport, InvariantsReport, LatencyReport, MonitoringReport,
+    ProbesReport, QualityReport, StageTiming,
 };
 use crate::target::Target;
 
@@ -43,6 +44,7 @@ pub fn registry() -> &'static [&'static dyn Phase] {
         &probes::Probes,
         &quality::Quality,
         &consistency::Consistency,
+        &invariants::Invariants,
         &latency::Latency,
         &drift::Drift,
         &monitoring::Monitoring,
@@ -74,6 +76,7 @@ pub struct Context<'a> {
 pub enum Section {
     Quality(QualityReport),
     Consistency(ConsistencyReport),
+    Invariants(InvariantsReport),
     Latency(Box<LatencyReport>),
     Drift(DriftReport),
     Monitoring(MonitoringReport),
@@ -153,6 +156,7 @@ pub struct Outcome {
     pub latency: Option<LatencyReport>,
     pub quality: Option<QualityReport>,
     pub consistency: Option<ConsistencyReport>,
+    pub invariants: Option<InvariantsReport>,
     pub drift: Option<DriftReport>,
     pub monitoring: Option<MonitoringReport>,
     pub probes: Option<ProbesReport>,
@@ -168,6 +172,7 @@ impl Outcome {
         match out.section {
             Some(Section::Quality(r)) => self.quality = Some(r),
             Some(Section::Consistency(r)) => self.consistency = Some(r),
+            Some(Section::Invariants(r)) => self.invariants = Some(r),
             Some(Section::Latency(r)) => self.latency = Some(*r),
             Some(Section::Drift(r)) => self.drift = Some(r),
             Some(Section::Monitoring(r)) => self.monitoring = Some(r),

@@ -23,6 +23,16 @@ impl Predictor<'_> {
     /// Predictions for one request's worth of instances. `Err` when the request as a whole
     /// failed (status, transport, unreadable body, wrong number of predictions).
     pub async fn request(&self, instances: &[Map<String, Value>]) -> Result<Vec<Scored>, String> {
+        let answers = self.request_objects(instances).await?;
+        Ok(answers.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// As `request`, with each prediction object beside its score, for checks that read other
+    /// fields of a prediction (`NaN` and `Infinity` in them read as `null`).
+    pub async fn request_objects(
+        &self,
+        instances: &[Map<String, Value>],
+    ) -> Result<Vec<(Value, Scored)>, String> {
         let array = serde_json::to_string(instances).expect("instances serialize");
         let body = self.api.body_template.replace("$INSTANCES", &array);
         let resp = http::send(
@@ -39,11 +49,11 @@ impl Predictor<'_> {
             return Err(format!("status {}: {}", resp.status, resp.excerpt(120)));
         }
         let text = String::from_utf8_lossy(&resp.body);
-        let value: Value = serde_json::from_str(&nonfinite_to_null(&text))
+        let mut value: Value = serde_json::from_str(&nonfinite_to_null(&text))
             .map_err(|e| format!("response is not JSON ({e})"))?;
         let predictions = value
-            .pointer(&self.api.predictions)
-            .and_then(Value::as_array)
+            .pointer_mut(&self.api.predictions)
+            .and_then(Value::as_array_mut)
             .ok_or_else(|| format!("no array at `{}` in the response", self.api.predictions))?;
         if predictions.len() != instances.len() {
             return Err(format!(
@@ -52,20 +62,26 @@ impl Predictor<'_> {
                 instances.len()
             ));
         }
-        Ok(predictions
-            .iter()
-            .map(|p| match p.pointer(&self.api.score) {
-                Some(Value::Number(n)) => match n.as_f64() {
-                    Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
-                    _ => Err(format!("probability {n} is outside [0, 1]")),
-                },
-                Some(Value::Null) => {
-                    Err("probability is not a number (NaN, Infinity or null)".into())
-                }
-                Some(other) => Err(format!("probability is not a number: {other}")),
-                None => Err(format!("no `{}` in the prediction", self.api.score)),
+        Ok(std::mem::take(predictions)
+            .into_iter()
+            .map(|p| {
+                let score = self.score_of(&p);
+                (p, score)
             })
             .collect())
+    }
+
+    /// The probability in one prediction object, or why there is none.
+    fn score_of(&self, p: &Value) -> Scored {
+        match p.pointer(&self.api.score) {
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
+                _ => Err(format!("probability {n} is outside [0, 1]")),
+            },
+            Some(Value::Null) => Err("probability is not a number (NaN, Infinity or null)".into()),
+            Some(other) => Err(format!("probability is not a number: {other}")),
+            None => Err(format!("no `{}` in the prediction", self.api.score)),
+        }
     }
 
     /// Predictions for many instances, in batches of at most `batch`. A failed batch is retried

@@ -189,6 +189,7 @@ impl Record {
             }),
             quality: self.outcome.quality,
             consistency: self.outcome.consistency,
+            invariants: self.outcome.invariants,
             drift: self.outcome.drift,
             monitoring: self.outcome.monitoring,
             probes: self.outcome.probes,

@@ -34,6 +34,10 @@ pub struct Report {
     pub latency: Option<LatencyReport>,
     pub quality: Option<QualityReport>,
     pub consistency: Option<ConsistencyReport>,
+    /// The `[invariants]` phase: what it sent, the distinct scores it saw, each invariant's
+    /// minimal counterexample.
+    #[serde(default)]
+    pub invariants: Option<InvariantsReport>,
     pub drift: Option<DriftReport>,
     pub monitoring: Option<MonitoringReport>,
     /// The contract probes: cases per class and, in the grader's view only, every failed case.
@@ -328,6 +332,45 @@ pub struct ConsistencyReport {
     pub repeat_median_ms: f64,
     /// Repeated inputs answered much faster than fresh ones: the service may cache.
     pub caching_suspected: bool,
+}
+
+/// Invariants of the prediction API checked on seeded batches of dataset rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InvariantsReport {
+    pub dataset: String,
+    pub trials: u64,
+    pub batch_size: u64,
+    /// Predict requests sent, shrinking included.
+    pub requests: u64,
+    /// Distinct valid scores among every prediction received. A service that answers one
+    /// constant passes order, batch independence and determinism trivially; this says so.
+    pub distinct_scores: u64,
+    pub invariants: Vec<InvariantOutcome>,
+}
+
+/// One invariant's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct InvariantOutcome {
+    /// The check's name.
+    pub name: String,
+    /// `order`, `independence`, `determinism` or `relation`.
+    pub kind: String,
+    pub passed: bool,
+    /// The smallest failing case found, when one was.
+    pub counterexample: Option<Counterexample>,
+}
+
+/// A failing case, shrunk: row indices of the dataset (from 0, in file order) and the scores
+/// compared, never whole bodies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Counterexample {
+    /// The rows of the one request that shows it, in the order sent.
+    pub batch: Vec<u64>,
+    /// The row whose prediction is wrong.
+    pub row: u64,
+    /// The scores compared: expected (e.g. alone, or the first answer) then received; for a
+    /// relation, the one score.
+    pub scores: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

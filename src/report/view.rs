@@ -56,6 +56,20 @@ impl Report {
         if all_hidden(C::Consistency) {
             r.consistency = None;
         }
+        // Invariants share the consistency category with the consistency phase: their section
+        // goes unless every check it names is a visible one.
+        let visible = |name: &str| {
+            self.checks.iter().any(|c| {
+                c.name == name
+                    && c.category == C::Consistency
+                    && c.visibility == Visibility::Visible
+            })
+        };
+        if let Some(inv) = &r.invariants {
+            if !inv.invariants.iter().all(|o| visible(&o.name)) {
+                r.invariants = None;
+            }
+        }
         if all_hidden(C::Latency) {
             r.latency = None;
         }
@@ -177,5 +191,40 @@ mod tests {
         // Hidden probes: no section at all.
         r.probes = Some(probes(true));
         assert!(r.for_view(View::Candidate).probes.is_none());
+    }
+
+    /// Invariants count in the consistency category, beside the consistency phase's visible
+    /// check: their section (row indices, scores) goes when their checks are hidden.
+    #[test]
+    fn the_invariants_section_of_hidden_checks_is_dropped() {
+        let with_invariants = |vis| {
+            let mut r = report();
+            let check = |name: &str, vis| CheckResult {
+                name: name.into(),
+                category: Category::Consistency,
+                points: 1.0,
+                max_points: 1.0,
+                passed: true,
+                message: String::new(),
+                visibility: vis,
+            };
+            r.checks
+                .push(check("same idle and under load", Visibility::Visible));
+            r.checks.push(check("order", vis));
+            r.invariants = Some(crate::report::InvariantsReport {
+                invariants: vec![crate::report::InvariantOutcome {
+                    name: "order".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            r
+        };
+        let hidden = with_invariants(Visibility::Hidden);
+        assert!(hidden.for_view(View::Grader).invariants.is_some());
+        assert!(hidden.for_view(View::Candidate).invariants.is_none());
+        // Visible invariants keep their section, also beside other hidden checks.
+        let visible = with_invariants(Visibility::Visible);
+        assert!(visible.for_view(View::Candidate).invariants.is_some());
     }
 }
