@@ -336,6 +336,25 @@ pub struct DriftReport {
     pub precision: f64,
     pub recall: f64,
     pub f1: f64,
+    /// Per feature, how often the service's statistics agreed with proctor's recomputation
+    /// (with `[drift.statistics]` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statistics: Vec<FeatureAgreement>,
+}
+
+/// How one feature's reported statistics compared with proctor's, over every poll read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FeatureAgreement {
+    pub feature: String,
+    /// The method the grader expects for this feature's type (None: not declared).
+    pub expected_method: Option<String>,
+    /// The methods the service reported, each once.
+    pub reported_methods: Vec<String>,
+    pub polls: u64,
+    /// Polls whose statistic, p-value, missing share and missing p-value all agreed.
+    pub agreed_polls: u64,
+    /// The first disagreement: poll, what the service said, what proctor computed.
+    pub first_disagreement: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -377,6 +396,15 @@ pub struct FeatureDrift {
     pub service_flagged: Option<bool>,
     pub service_statistic: Option<f64>,
     pub service_p_value: Option<f64>,
+    /// Nullable features: the two-proportion z-test of the missing share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_p_value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_missing_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_missing_p_value: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
