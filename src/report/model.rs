@@ -415,4 +415,13 @@ pub struct MonitoringReport {
     pub counter_delta: Option<f64>,
     /// How much the latency histogram's count rose (None: not found).
     pub histogram_count_delta: Option<f64>,
+    /// Requests the contract says must be rejected, sent between the accepted ones.
+    #[serde(default)]
+    pub rejected_sent: u64,
+    /// Of those, how many the service answered 2xx anyway.
+    #[serde(default)]
+    pub rejected_answered_2xx: u64,
+    /// How much the drift window's `instances_seen` rose (None: not declared or not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances_seen_delta: Option<f64>,
 }
