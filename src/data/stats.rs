@@ -81,22 +81,62 @@ pub fn calibration_error(scores: &[f64], labels: &[f64], bins: usize) -> f64 {
         .sum()
 }
 
-/// Two-sample Kolmogorov-Smirnov statistic and p-value (asymptotic).
+/// Two-sample Kolmogorov-Smirnov statistic and two-sided p-value, as `scipy.stats.ks_2samp`
+/// computes them by default. scipy's `auto` mode computes the exact p-value whenever the larger
+/// sample has at most 10,000 values; proctor computes it exactly where statrs can (n·m up to
+/// 10,000) and otherwise with [`ks_p_value`], which stays within 0.02 decades of scipy's exact
+/// value for p above 1e-10 at the contract's sizes (500 against 8,000, measured).
 pub fn ks(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    // statrs' asymptotic mode does not return when the statistic is exactly 0.
-    if ks_statistic(a, b) == 0.0 {
+    let d = ks_statistic(a, b);
+    // statrs' modes do not return when the statistic is exactly 0.
+    if d == 0.0 {
         return Some((0.0, 1.0));
     }
-    ks_twosample(
-        a.to_vec(),
-        b.to_vec(),
-        KSTwoSampleAlternativeMethod::TwoSidedAsymptotic,
-        NaNPolicy::Emit,
-    )
-    .ok()
+    if a.len() * b.len() <= 10_000 {
+        if let Ok(exact) = ks_twosample(
+            a.to_vec(),
+            b.to_vec(),
+            KSTwoSampleAlternativeMethod::TwoSidedExact,
+            NaNPolicy::Emit,
+        ) {
+            return Some(exact);
+        }
+    }
+    Some((d, ks_p_value(d, a.len(), b.len())))
+}
+
+/// The two-sided p-value of a two-sample KS statistic `d` between samples of `n` and `m`
+/// values: the Kolmogorov distribution's tail at Stephens' corrected
+/// λ = (√e + 0.12 + 0.11/√e)·d, e = n·m/(n+m). It needs only the statistic, so a service's p-value
+/// can be checked against the statistic the service itself reports.
+pub fn ks_p_value(d: f64, n: usize, m: usize) -> f64 {
+    if n == 0 || m == 0 || !d.is_finite() || d <= 0.0 {
+        return 1.0;
+    }
+    let en = (n as f64 * m as f64) / (n + m) as f64;
+    let s = en.sqrt();
+    let lambda = (s + 0.12 + 0.11 / s) * d;
+    kolmogorov_sf(lambda)
+}
+
+/// P(K > λ) of the Kolmogorov distribution: 2 Σ (-1)^(k-1) exp(-2 k² λ²).
+fn kolmogorov_sf(lambda: f64) -> f64 {
+    if lambda < 0.2 {
+        return 1.0;
+    }
+    let mut sum = 0.0;
+    for k in 1..=100 {
+        let k = k as f64;
+        let term = (-2.0 * k * k * lambda * lambda).exp();
+        sum += if k as u64 % 2 == 1 { term } else { -term };
+        if term < 1e-300 || term <= 1e-17 * sum.abs() {
+            break;
+        }
+    }
+    (2.0 * sum).clamp(0.0, 1.0)
 }
 
 fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
@@ -118,35 +158,90 @@ fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     d
 }
 
-/// Chi-square test of homogeneity between two samples of categories (a 2 x k contingency
-/// table). Categories seen in only one sample count too: an unseen category is drift.
+/// The bins of the contract's chi-square test: every category of the reference (the training
+/// data) and one extra bin pooling every value the reference never had, so that unseen
+/// categories show up as drift however many distinct ones there are. Returns the two rows of
+/// the 2 × K table, bins empty in both rows dropped.
+pub fn chi_square_table(
+    reference: &BTreeMap<String, f64>,
+    current: &BTreeMap<String, f64>,
+) -> (Vec<f64>, Vec<f64>) {
+    let known: Vec<(&String, f64)> = reference
+        .iter()
+        .filter(|(_, n)| **n > 0.0)
+        .map(|(k, n)| (k, *n))
+        .collect();
+    let mut r = Vec::new();
+    let mut c = Vec::new();
+    for (k, n) in &known {
+        r.push(*n);
+        c.push(current.get(*k).copied().unwrap_or(0.0));
+    }
+    let unseen: f64 = current
+        .iter()
+        .filter(|(k, _)| reference.get(*k).copied().unwrap_or(0.0) <= 0.0)
+        .map(|(_, n)| *n)
+        .sum();
+    r.push(0.0);
+    c.push(unseen);
+    let keep: Vec<usize> = (0..r.len()).filter(|&i| r[i] + c[i] > 0.0).collect();
+    (
+        keep.iter().map(|&i| r[i]).collect(),
+        keep.iter().map(|&i| c[i]).collect(),
+    )
+}
+
+/// Pearson's chi-square test of homogeneity without continuity correction
+/// (`scipy.stats.chi2_contingency(table, correction=False)`) on the table of
+/// [`chi_square_table`]. With fewer than two bins left the statistic is 0 and p is 1, as the
+/// contract says; None when either sample is empty.
 pub fn chi_square(
     reference: &BTreeMap<String, f64>,
     current: &BTreeMap<String, f64>,
 ) -> Option<(f64, f64)> {
-    let cats: std::collections::BTreeSet<&String> =
-        reference.keys().chain(current.keys()).collect();
-    let n_ref: f64 = reference.values().sum();
-    let n_cur: f64 = current.values().sum();
-    let total = n_ref + n_cur;
-    if n_ref == 0.0 || n_cur == 0.0 || cats.len() < 2 {
+    let (r, c) = chi_square_table(reference, current);
+    let n_ref: f64 = r.iter().sum();
+    let n_cur: f64 = c.iter().sum();
+    if n_ref == 0.0 || n_cur == 0.0 {
         return None;
     }
+    if r.len() < 2 {
+        return Some((0.0, 1.0));
+    }
+    let total = n_ref + n_cur;
     let mut stat = 0.0;
-    for c in &cats {
-        let r = reference.get(*c).copied().unwrap_or(0.0);
-        let k = current.get(*c).copied().unwrap_or(0.0);
-        let col = r + k;
-        for (obs, row) in [(r, n_ref), (k, n_cur)] {
+    for (obs_r, obs_c) in r.iter().zip(&c) {
+        let col = obs_r + obs_c;
+        for (obs, row) in [(*obs_r, n_ref), (*obs_c, n_cur)] {
             let expected = row * col / total;
-            if expected > 0.0 {
-                stat += (obs - expected).powi(2) / expected;
-            }
+            stat += (obs - expected).powi(2) / expected;
         }
     }
-    let dof = (cats.len() - 1) as f64;
-    let p = ChiSquared::new(dof).ok()?.sf(stat);
-    Some((stat, p))
+    Some((stat, chi_square_p_value(stat, r.len() - 1)))
+}
+
+/// The chi-square distribution's tail: the p-value of `stat` with `dof` degrees of freedom.
+pub fn chi_square_p_value(stat: f64, dof: usize) -> f64 {
+    if dof == 0 || !stat.is_finite() || stat <= 0.0 {
+        return 1.0;
+    }
+    ChiSquared::new(dof as f64).map_or(1.0, |d| d.sf(stat))
+}
+
+/// Two-sided two-proportion z-test with pooled variance: is the share `x2 / n2` (the window's
+/// nulls) different from `x1 / n1` (the reference's)? `p = erfc(|z| / √2)`, and 1 when the
+/// pooled share is 0 or 1, as the contract fixes it.
+pub fn two_proportion_p_value(x1: f64, n1: f64, x2: f64, n2: f64) -> f64 {
+    if n1 <= 0.0 || n2 <= 0.0 {
+        return 1.0;
+    }
+    let pooled = (x1 + x2) / (n1 + n2);
+    if pooled <= 0.0 || pooled >= 1.0 {
+        return 1.0;
+    }
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    let z = (x2 / n2 - x1 / n1) / se;
+    statrs::function::erf::erfc(z.abs() / std::f64::consts::SQRT_2)
 }
 
 /// Population stability index over the reference's deciles (numeric features).
@@ -275,20 +370,39 @@ mod tests {
         assert!((calibration_error(&[0.9, 0.9], &[0.0, 0.0], 10) - 0.9).abs() < 1e-12);
     }
 
+    /// log10 distance of two p-values.
+    fn decades(a: f64, b: f64) -> f64 {
+        (a.log10() - b.log10()).abs()
+    }
+
     #[test]
     fn ks_matches_scipy() {
-        // scipy.stats.ks_2samp([1,2,3,4,5],[3,4,5,6,7,8]) -> statistic 0.5 (at x = 5: 1.0 vs 0.5)
-        let (d, p) = ks(&[1.0, 2.0, 3.0, 4.0, 5.0], &[3.0, 4.0, 5.0, 6.0, 7.0, 8.0]).unwrap();
-        assert!((d - 0.5).abs() < 1e-12, "{d}");
-        assert!(
-            (ks_statistic(&[1.0, 2.0, 3.0, 4.0, 5.0], &[3.0, 4.0, 5.0, 6.0, 7.0, 8.0]) - 0.5).abs()
-                < 1e-12
-        );
-        assert!(p > 0.1 && p < 0.6, "{p}");
+        // scipy 1.x: ks_2samp([0.1,0.4,0.7,1.3,2.2,2.9,3.1],[0.5,1.9,2.5,3.3,4.0,4.1,5.2,6.0])
+        // -> statistic 0.625, pvalue 0.055944055944055944 (exact)
+        let (d, p) = ks(
+            &[0.1, 0.4, 0.7, 1.3, 2.2, 2.9, 3.1],
+            &[0.5, 1.9, 2.5, 3.3, 4.0, 4.1, 5.2, 6.0],
+        )
+        .unwrap();
+        assert!((d - 0.625).abs() < 1e-12, "{d}");
+        assert!((p - 0.055944055944055944).abs() < 1e-9, "{p}");
         assert_eq!(ks(&[1.0, 2.0], &[1.0, 2.0]), Some((0.0, 1.0)));
-        let shifted: Vec<f64> = (0..500).map(|i| i as f64 + 200.0).collect();
-        let base: Vec<f64> = (0..500).map(|i| i as f64).collect();
-        assert!(ks(&base, &shifted).unwrap().1 < 1e-10);
+        // The contract's sizes, 8000 training values against a window of 500:
+        // a = np.arange(8000) * 0.0125; b = np.arange(500) * 0.2 + 3.0
+        // ks_2samp(a, b) -> 0.030125, 0.7762198229168522
+        let a: Vec<f64> = (0..8000).map(|i| i as f64 * 0.0125).collect();
+        let b: Vec<f64> = (0..500).map(|i| i as f64 * 0.2 + 3.0).collect();
+        let (d, p) = ks(&a, &b).unwrap();
+        assert!((d - 0.030125).abs() < 1e-9, "{d}");
+        assert!(decades(p, 0.7762198229168522) < 0.02, "{p}");
+        // b = np.arange(500) * 0.19 + 9.0 -> 0.09, 0.0009185318909521128
+        let b: Vec<f64> = (0..500).map(|i| i as f64 * 0.19 + 9.0).collect();
+        let (d, p) = ks(&a, &b).unwrap();
+        assert!((d - 0.09).abs() < 1e-9, "{d}");
+        assert!(decades(p, 0.0009185318909521128) < 0.02, "{p}");
+        // The p-value of a statistic alone, as used to check a service's own pair.
+        assert!(decades(ks_p_value(0.09, 500, 8000), 0.0009185318909521128) < 0.02);
+        assert_eq!(ks_p_value(0.0, 500, 8000), 1.0);
     }
 
     #[test]
@@ -309,6 +423,44 @@ mod tests {
             (s - 8.3333).abs() < 1e-3 && (p - 0.00389).abs() < 1e-4,
             "{s} {p}"
         );
+    }
+
+    #[test]
+    fn chi_square_pools_unseen_values_and_drops_empty_bins_as_scipy() {
+        // chi2_contingency([[300,500,200,0],[40,70,10,25]], correction=False)
+        // -> 184.59339271098636, 8.983303966834693e-40: the two unseen values share one bin.
+        let reference = counts(&[("a", 300.0), ("b", 500.0), ("c", 200.0), ("d", 0.0)]);
+        let window = counts(&[
+            ("a", 40.0),
+            ("b", 70.0),
+            ("c", 10.0),
+            ("u", 20.0),
+            ("v", 5.0),
+        ]);
+        let (s, p) = chi_square(&reference, &window).unwrap();
+        assert!((s - 184.59339271098636).abs() < 1e-9, "{s}");
+        assert!(decades(p, 8.983303966834693e-40) < 1e-6, "{p}");
+        // chi2_contingency([[300,500,200],[40,70,10]], correction=False)
+        // -> 9.631922944616443, 0.008099430954453115: no unseen value, no extra bin.
+        let window = counts(&[("a", 40.0), ("b", 70.0), ("c", 10.0)]);
+        let (s, p) = chi_square(&reference, &window).unwrap();
+        assert!((s - 9.631922944616443).abs() < 1e-9, "{s}");
+        assert!((p - 0.008099430954453115).abs() < 1e-12, "{p}");
+        // One bin left: statistic 0, p 1.
+        let one = counts(&[("a", 10.0)]);
+        assert_eq!(chi_square(&one, &one), Some((0.0, 1.0)));
+    }
+
+    #[test]
+    fn missing_share_test_matches_the_formula_computed_in_python() {
+        // math.erfc(abs(z)/math.sqrt(2)) with the pooled z of 800/8000 against 70/500
+        // -> 0.004200330692430264; 150/500 -> 3.861732354132836e-43
+        let p = two_proportion_p_value(800.0, 8000.0, 70.0, 500.0);
+        assert!((p - 0.004200330692430264).abs() < 1e-12, "{p}");
+        let p = two_proportion_p_value(800.0, 8000.0, 150.0, 500.0);
+        assert!(decades(p, 3.861732354132836e-43) < 1e-6, "{p}");
+        assert_eq!(two_proportion_p_value(0.0, 8000.0, 0.0, 500.0), 1.0);
+        assert_eq!(two_proportion_p_value(8000.0, 8000.0, 500.0, 500.0), 1.0);
     }
 
     #[test]

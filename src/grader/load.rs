@@ -224,6 +224,36 @@ fn load_datasets(
     }
     if let Some(d) = &g.drift {
         let data = known("drift.dataset", &d.dataset)?;
+        match &d.reference_dataset {
+            Some(r) => {
+                let reference = known("drift.reference_dataset", r)?;
+                if reference.schema.features.len() != data.schema.features.len()
+                    || reference
+                        .schema
+                        .features
+                        .iter()
+                        .zip(&data.schema.features)
+                        .any(|(a, b)| a.name != b.name)
+                {
+                    return Err(invalid(
+                        "drift.reference_dataset".into(),
+                        format!(
+                            "dataset {r:?} does not have the features of {:?}, in the same order",
+                            d.dataset
+                        ),
+                    ));
+                }
+            }
+            None if d.statistics.is_some() => {
+                return Err(invalid(
+                    "drift.reference_dataset".into(),
+                    "[drift.statistics] compares with the data the service compares with: \
+                     declare it, e.g. reference_dataset = \"train\""
+                        .into(),
+                ));
+            }
+            None => {}
+        }
         if d.batch_size == 0 || d.poll_every == 0 || d.window == 0 {
             return Err(invalid(
                 "drift.window".into(),

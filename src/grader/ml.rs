@@ -2,6 +2,7 @@
 //! for predictions, prediction quality, consistency under load, drift handling and
 //! monitoring. All of it is declared, none of it assignment-specific.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -211,7 +212,88 @@ pub struct DriftSpec {
     pub attribution_zero_f1: f64,
     #[serde(default)]
     pub scenario: Vec<DriftScenario>,
+    /// The data the service compares its window with (the assignment's training data). proctor
+    /// recomputes the statistics against it. Default: `dataset`, which is right only when the
+    /// traffic is drawn from the training data itself.
+    pub reference_dataset: Option<String>,
+    /// Multiply the false-alarm points by the share of detection points earned: a detector
+    /// that never fires never false-alarms, and must not earn those points for it.
+    #[serde(default)]
+    pub false_alarm_points_scaled_by_detection: bool,
+    /// Scored agreement of the service's statistics with proctor's recomputation.
+    pub statistics: Option<DriftStatisticsSpec>,
     pub visibility: Option<Visibility>,
+}
+
+/// `[drift.statistics]`: on every poll, the statistics the service reports per feature are
+/// compared with proctor's recomputation on the same window, separately from detection.
+///
+/// The contract lets a service compare with a uniform sample of at least
+/// `min_reference_sample` training rows instead of all of them, which moves its statistics by
+/// sampling noise alone; the tolerances are sized for that, and a p-value is judged against the
+/// statistic the service itself reports (for every reference size the contract allows), so a
+/// p-value that does not follow from its own statistic (one divided by 10) fails however the
+/// reference was sampled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftStatisticsSpec {
+    /// The `method` each schema type must report, e.g. `{ number = "ks", categorical = "chi2" }`.
+    pub methods: BTreeMap<String, String>,
+    /// Earned by the share of features whose reported method is the declared one at every poll.
+    pub method_points: Points,
+    /// Earned on a curve by the share of (poll, feature) pairs whose statistics agree.
+    pub statistics_points: Points,
+    /// Largest absolute difference of a KS statistic and of a missing share. The default,
+    /// 0.04 = 1.8 / √2000, covers a 2,000-row reference sample (measured: at most 0.032).
+    #[serde(default = "default_statistic_tolerance")]
+    pub statistic_tolerance: f64,
+    /// A chi-square statistic agrees within `chi2_tolerance + chi2_relative_tolerance × ours`
+    /// (measured with a 2,000-row sample on in-distribution windows: at most 4.0 apart).
+    #[serde(default = "default_chi2_tolerance")]
+    pub chi2_tolerance: f64,
+    #[serde(default = "default_chi2_relative_tolerance")]
+    pub chi2_relative_tolerance: f64,
+    /// Largest distance, in decades (log10), of a p-value from what its statistic gives.
+    #[serde(default = "default_p_value_tolerance")]
+    pub p_value_tolerance: f64,
+    /// p-values below this compare as equal: the decision threshold is far above, and exact
+    /// and asymptotic methods part ways down there.
+    #[serde(default = "default_p_value_floor")]
+    pub p_value_floor: f64,
+    /// Smallest reference sample the contract allows a service to compare with.
+    #[serde(default = "default_min_reference_sample")]
+    pub min_reference_sample: usize,
+    /// Share of agreeing (poll, feature) pairs that earns full statistics points...
+    #[serde(default = "default_full_agreement")]
+    pub full_agreement: f64,
+    /// ...and the share at which none remain (linear between).
+    #[serde(default = "default_zero_agreement")]
+    pub zero_agreement: f64,
+}
+
+fn default_statistic_tolerance() -> f64 {
+    0.04
+}
+fn default_chi2_tolerance() -> f64 {
+    5.0
+}
+fn default_chi2_relative_tolerance() -> f64 {
+    0.25
+}
+fn default_p_value_tolerance() -> f64 {
+    0.3
+}
+fn default_p_value_floor() -> f64 {
+    1e-10
+}
+fn default_min_reference_sample() -> usize {
+    2000
+}
+fn default_full_agreement() -> f64 {
+    0.95
+}
+fn default_zero_agreement() -> f64 {
+    0.5
 }
 
 fn default_full_f1() -> f64 {
@@ -255,9 +337,36 @@ pub struct MetricsSpec {
     pub requests: usize,
     #[serde(default = "default_metric_batch")]
     pub instances_per_request: usize,
+    /// Sizes of the accepted batches, used in turn (e.g. `[1, 3, 7]`); replaces
+    /// `instances_per_request` when given.
+    pub batch_sizes: Option<Vec<usize>>,
+    /// Requests the contract says must be rejected, sent between the accepted ones (a missing
+    /// feature, a number sent as a string, an empty batch, invalid JSON, in turn). They must
+    /// count nowhere. 0 sends valid traffic only.
+    #[serde(default = "default_rejected_requests")]
+    pub rejected_requests: usize,
     pub counter_points: Points,
     pub histogram_points: Points,
+    /// The drift endpoint (GET), read before and after to check that only accepted
+    /// instances entered the drift window. Give it with `instances_seen` and `window_points`.
+    pub drift_path: Option<UrlPath>,
+    /// Pointer to the count of instances the drift window has seen, e.g. `/instances_seen`.
+    pub instances_seen: Option<String>,
+    pub window_points: Option<Points>,
     pub visibility: Option<Visibility>,
+}
+
+impl MetricsSpec {
+    /// The accepted batch sizes, in the order they are used.
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.batch_sizes
+            .clone()
+            .unwrap_or_else(|| vec![self.instances_per_request])
+    }
+}
+
+fn default_rejected_requests() -> usize {
+    4
 }
 
 fn default_metric_requests() -> usize {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Grader, AUTO_CPUSET};
+use super::{DriftStatisticsSpec, Grader, MetricsSpec, AUTO_CPUSET};
 
 /// Rules that span several fields, checked after the types are right.
 pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
@@ -81,6 +81,110 @@ pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
     }
     if let Some(i) = &g.invariants {
         i.validate(g.prediction.as_ref())?;
+    }
+    if let Some(m) = &g.metrics {
+        validate_metrics(m)?;
+    }
+    if let Some(s) = g.drift.as_ref().and_then(|d| d.statistics.as_ref()) {
+        validate_drift_statistics(s)?;
+    }
+    Ok(())
+}
+
+fn validate_metrics(m: &MetricsSpec) -> Result<(), (String, String)> {
+    if let Some(sizes) = &m.batch_sizes {
+        if sizes.is_empty() || sizes.contains(&0) {
+            return Err((
+                "metrics.batch_sizes".into(),
+                "list at least one batch size, each at least 1".into(),
+            ));
+        }
+    }
+    let window = [
+        ("metrics.drift_path", m.drift_path.is_some()),
+        ("metrics.instances_seen", m.instances_seen.is_some()),
+        ("metrics.window_points", m.window_points.is_some()),
+    ];
+    if window.iter().any(|(_, given)| *given) {
+        if let Some((field, _)) = window.iter().find(|(_, given)| !*given) {
+            return Err((
+                (*field).into(),
+                "the drift window check needs drift_path, instances_seen and window_points \
+                 together"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(p) = &m.instances_seen {
+        if !p.starts_with('/') {
+            return Err((
+                "metrics.instances_seen".into(),
+                format!("{p:?} is not a JSON Pointer: it must start with '/'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The schema types a `[drift.statistics] methods` table may name.
+pub const FEATURE_TYPES: [&str; 4] = ["number", "integer", "categorical", "boolean"];
+
+fn validate_drift_statistics(s: &DriftStatisticsSpec) -> Result<(), (String, String)> {
+    if s.methods.is_empty() {
+        return Err((
+            "drift.statistics.methods".into(),
+            "name the method of at least one feature type, e.g. { number = \"ks\" }".into(),
+        ));
+    }
+    if let Some(k) = s
+        .methods
+        .keys()
+        .find(|k| !FEATURE_TYPES.contains(&k.as_str()))
+    {
+        return Err((
+            "drift.statistics.methods".into(),
+            format!(
+                "{k:?} is not a feature type (one of {})",
+                FEATURE_TYPES.join(", ")
+            ),
+        ));
+    }
+    for (field, v) in [
+        ("statistic_tolerance", s.statistic_tolerance),
+        ("chi2_tolerance", s.chi2_tolerance),
+        ("chi2_relative_tolerance", s.chi2_relative_tolerance),
+        ("p_value_tolerance", s.p_value_tolerance),
+    ] {
+        if !(v >= 0.0 && v.is_finite()) {
+            return Err((
+                format!("drift.statistics.{field}"),
+                format!("must be a finite number at least 0, got {v}"),
+            ));
+        }
+    }
+    if !(s.p_value_floor > 0.0 && s.p_value_floor < 1.0) {
+        return Err((
+            "drift.statistics.p_value_floor".into(),
+            format!("must be in (0, 1), got {}", s.p_value_floor),
+        ));
+    }
+    if s.min_reference_sample == 0 {
+        return Err((
+            "drift.statistics.min_reference_sample".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    if !(s.full_agreement > s.zero_agreement
+        && (0.0..=1.0).contains(&s.full_agreement)
+        && (0.0..=1.0).contains(&s.zero_agreement))
+    {
+        return Err((
+            "drift.statistics.zero_agreement".into(),
+            format!(
+                "must be below full_agreement ({}), both shares in [0, 1]",
+                s.full_agreement
+            ),
+        ));
     }
     Ok(())
 }

@@ -20,10 +20,14 @@ use serde_json::Value;
 
 use crate::data::transform::{self, FeatureStats};
 use crate::data::{stats, Dataset, FeatureKind};
-use crate::grader::{Curve, DriftScenario, DriftSpec, PredictionApi, Visibility};
+use crate::grader::{
+    Curve, DriftScenario, DriftSpec, DriftStatisticsSpec, PredictionApi, Visibility,
+};
 use crate::http;
 use crate::phases::predict::Predictor;
-use crate::report::{CheckResult, DriftBaseline, DriftReport, DriftScenarioReport, FeatureDrift};
+use crate::report::{
+    CheckResult, DriftBaseline, DriftReport, DriftScenarioReport, FeatureAgreement, FeatureDrift,
+};
 use crate::target::Target;
 
 pub const FALSE_ALARMS_CHECK: &str = "no false drift alarms on in-distribution traffic";
@@ -33,12 +37,15 @@ pub fn detection_check_name(scenario: &str) -> String {
     format!("detects drift: {scenario}")
 }
 
-/// What a service said about one feature: flagged, statistic, p-value.
+/// What a service said about one feature, next to its flag.
 #[derive(Debug, Default, Clone)]
 struct Claim {
     flagged: Option<bool>,
+    method: Option<String>,
     statistic: Option<f64>,
     p_value: Option<f64>,
+    missing_share: Option<f64>,
+    missing_p_value: Option<f64>,
 }
 
 /// What one poll of the drift endpoint said.
@@ -57,6 +64,10 @@ struct Stream<'a> {
     /// The last `window` rows sent, for recomputing statistics.
     recent: VecDeque<Vec<Value>>,
     failed_requests: u64,
+    /// What the service compares its window with, prepared once.
+    reference: &'a Reference,
+    /// Agreement of the service's statistics at every poll, with `[drift.statistics]`.
+    tally: Option<Tally>,
 }
 
 impl Stream<'_> {
@@ -118,11 +129,48 @@ impl Stream<'_> {
             if since_poll == self.spec.poll_every {
                 since_poll = 0;
                 if polls {
-                    out.push((sent, self.poll().await));
+                    let poll = self.poll().await;
+                    self.score_statistics(&poll);
+                    out.push((sent, poll));
                 }
             }
         }
         out
+    }
+
+    /// Compares what one poll claimed with proctor's statistics on the window just sent.
+    fn score_statistics(&mut self, poll: &Result<Poll, String>) {
+        let (Some(tally), Some(spec)) = (self.tally.as_mut(), self.spec.statistics.as_ref()) else {
+            return;
+        };
+        tally.polls += 1;
+        for (i, f) in self.data.schema.features.iter().enumerate() {
+            let t = &mut tally.features[i];
+            t.polls += 1;
+            let verdict = match poll {
+                Err(e) => Err(format!("the drift endpoint could not be read: {e}")),
+                Ok(p) => {
+                    let claim = p.claims.get(&f.name).cloned().unwrap_or_default();
+                    if let Some(m) = &claim.method {
+                        if !t.reported_methods.contains(m) {
+                            t.reported_methods.push(m.clone());
+                        }
+                    }
+                    if t.expected_method.is_some() && claim.method != t.expected_method {
+                        t.method_wrong = true;
+                    }
+                    let ours = recompute(self.reference, self.data, &self.recent, i, None);
+                    agreement::judge(spec, self.reference, i, f, &ours, &claim)
+                }
+            };
+            match verdict {
+                Ok(()) => t.agreed += 1,
+                Err(why) => {
+                    t.first_disagreement
+                        .get_or_insert_with(|| format!("poll {}: {why}", tally.polls));
+                }
+            }
+        }
     }
 
     async fn poll(&self) -> Result<Poll, String> {
@@ -155,12 +203,10 @@ impl Stream<'_> {
             let flag = body.pointer(&flag_ptr).and_then(Value::as_bool);
             // Statistic and p-value, when the service reports them next to the flag.
             let parent = flag_ptr.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-            let stat = body
-                .pointer(&format!("{parent}/statistic"))
-                .and_then(Value::as_f64);
-            let p = body
-                .pointer(&format!("{parent}/p_value"))
-                .and_then(Value::as_f64);
+            let number = |key: &str| {
+                body.pointer(&format!("{parent}/{key}"))
+                    .and_then(Value::as_f64)
+            };
             if flag == Some(true) {
                 poll.flagged.insert(f.name.clone());
             }
@@ -168,8 +214,14 @@ impl Stream<'_> {
                 f.name.clone(),
                 Claim {
                     flagged: flag,
-                    statistic: stat,
-                    p_value: p,
+                    method: body
+                        .pointer(&format!("{parent}/method"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    statistic: number("statistic"),
+                    p_value: number("p_value"),
+                    missing_share: number("missing_share"),
+                    missing_p_value: number("missing_p_value"),
                 },
             );
         }
@@ -177,76 +229,382 @@ impl Stream<'_> {
     }
 }
 
-/// The harness's own statistics for one feature: the window just sent against the dataset.
+/// The data the service compares its window with, one column per feature, prepared once.
+pub(crate) struct Reference {
+    rows: usize,
+    columns: Vec<Column>,
+}
+
+struct Column {
+    nulls: usize,
+    /// Non-null values of a numeric feature.
+    values: Vec<f64>,
+    /// Category counts of a categorical or boolean feature.
+    counts: BTreeMap<String, f64>,
+    sd: f64,
+}
+
+impl Reference {
+    fn of(data: &Dataset) -> Reference {
+        let columns = data
+            .schema
+            .features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let nulls = data.rows.iter().filter(|r| r[i].is_null()).count();
+                if f.kind.is_numeric() {
+                    let mut values = data.numeric_column(i);
+                    values.sort_by(f64::total_cmp);
+                    Column {
+                        nulls,
+                        values,
+                        counts: BTreeMap::new(),
+                        sd: data.mean_sd(i).1,
+                    }
+                } else {
+                    Column {
+                        nulls,
+                        values: Vec::new(),
+                        counts: category_counts(data.rows.iter(), i),
+                        sd: 0.0,
+                    }
+                }
+            })
+            .collect();
+        Reference {
+            rows: data.rows.len(),
+            columns,
+        }
+    }
+}
+
+/// Counts of a categorical or boolean column's non-null values (booleans as `true`/`false`).
+fn category_counts<'a>(
+    rows: impl Iterator<Item = &'a Vec<Value>>,
+    feature: usize,
+) -> BTreeMap<String, f64> {
+    let mut m: BTreeMap<String, f64> = BTreeMap::new();
+    for r in rows {
+        let key = match &r[feature] {
+            Value::Null => continue,
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        *m.entry(key).or_default() += 1.0;
+    }
+    m
+}
+
+/// proctor's statistics of one feature on one window, with the sizes they came from.
+struct Recomputed {
+    drift: FeatureDrift,
+    /// Instances in the window.
+    window: usize,
+    /// Non-null values of the feature in the window.
+    values: usize,
+    /// Degrees of freedom of the chi-square test (bins left − 1).
+    dof: usize,
+}
+
+/// The harness's own statistics for one feature: the window just sent against the reference,
+/// as the contract defines them.
 fn recompute(
+    reference: &Reference,
     data: &Dataset,
     window: &VecDeque<Vec<Value>>,
     feature: usize,
     claim: Option<&Claim>,
-) -> FeatureDrift {
+) -> Recomputed {
     let f = &data.schema.features[feature];
-    let missing =
-        window.iter().filter(|r| r[feature].is_null()).count() as f64 / window.len().max(1) as f64;
+    let col = &reference.columns[feature];
+    let nulls = window.iter().filter(|r| r[feature].is_null()).count();
+    let missing = nulls as f64 / window.len().max(1) as f64;
+    let mut dof = 0;
     let mut out = FeatureDrift {
         feature: f.name.clone(),
         missing_share: (missing * 10_000.0).round() / 10_000.0,
+        missing_p_value: f.nullable.then(|| {
+            stats::two_proportion_p_value(
+                col.nulls as f64,
+                reference.rows as f64,
+                nulls as f64,
+                window.len() as f64,
+            )
+        }),
         service_flagged: claim.and_then(|c| c.flagged),
         service_statistic: claim.and_then(|c| c.statistic),
         service_p_value: claim.and_then(|c| c.p_value),
+        service_method: claim.and_then(|c| c.method.clone()),
+        service_missing_share: claim.and_then(|c| c.missing_share),
+        service_missing_p_value: claim.and_then(|c| c.missing_p_value),
         ..Default::default()
     };
     if f.kind.is_numeric() {
-        let reference = data.numeric_column(feature);
         let current: Vec<f64> = window.iter().filter_map(|r| r[feature].as_f64()).collect();
         out.method = "ks".into();
-        if let Some((d, p)) = stats::ks(&reference, &current) {
+        if let Some((d, p)) = stats::ks(&col.values, &current) {
             out.statistic = Some(d);
             out.p_value = Some(p);
         }
-        out.psi = stats::psi_numeric(&reference, &current);
-        let (_, sd) = data.mean_sd(feature);
+        out.psi = stats::psi_numeric(&col.values, &current);
+        let sd = col.sd;
         out.distance =
-            stats::wasserstein(&reference, &current).map(|w| if sd > 0.0 { w / sd } else { w });
+            stats::wasserstein(&col.values, &current).map(|w| if sd > 0.0 { w / sd } else { w });
     } else {
-        let count = |rows: &mut dyn Iterator<Item = &Vec<Value>>| {
-            let mut m: BTreeMap<String, f64> = BTreeMap::new();
-            for r in rows {
-                if !r[feature].is_null() {
-                    let key = match &r[feature] {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    *m.entry(key).or_default() += 1.0;
-                }
-            }
-            m
-        };
-        let reference = count(&mut data.rows.iter());
-        let current = count(&mut window.iter());
+        let current = category_counts(window.iter(), feature);
         out.method = "chi2".into();
-        if let Some((s, p)) = stats::chi_square(&reference, &current) {
+        dof = stats::chi_square_table(&col.counts, &current)
+            .0
+            .len()
+            .saturating_sub(1);
+        if let Some((s, p)) = stats::chi_square(&col.counts, &current) {
             out.statistic = Some(s);
             out.p_value = Some(p);
         }
-        out.psi = stats::psi_categorical(&reference, &current);
-        out.distance = stats::jensen_shannon(&reference, &current);
+        out.psi = stats::psi_categorical(&col.counts, &current);
+        out.distance = stats::jensen_shannon(&col.counts, &current);
         debug_assert!(matches!(
             f.kind,
             FeatureKind::Categorical | FeatureKind::Boolean
         ));
     }
-    out
+    Recomputed {
+        drift: out,
+        window: window.len(),
+        values: window.len() - nulls,
+        dof,
+    }
 }
 
+/// The schema's name of a feature type, as `[drift.statistics] methods` keys it.
+fn kind_name(kind: FeatureKind) -> &'static str {
+    match kind {
+        FeatureKind::Number => "number",
+        FeatureKind::Integer => "integer",
+        FeatureKind::Categorical => "categorical",
+        FeatureKind::Boolean => "boolean",
+    }
+}
+
+/// Per feature, what the polls' statistics agreed on so far.
+struct Tally {
+    polls: u64,
+    features: Vec<FeatureTally>,
+}
+
+struct FeatureTally {
+    expected_method: Option<String>,
+    reported_methods: Vec<String>,
+    method_wrong: bool,
+    polls: u64,
+    agreed: u64,
+    first_disagreement: Option<String>,
+}
+
+/// Whether a service's statistics for one feature agree with proctor's on the same window.
+mod agreement {
+    use super::{stats, Claim, Recomputed, Reference};
+    use crate::data::Feature;
+    use crate::grader::DriftStatisticsSpec;
+
+    /// How far, in decades, `p` lies outside the span of `candidates` (0 inside), both
+    /// sides floored at `floor`.
+    fn decades_outside(p: f64, candidates: &[f64], floor: f64) -> f64 {
+        let lg = |x: f64| x.max(floor).log10();
+        let lo = candidates
+            .iter()
+            .copied()
+            .map(lg)
+            .fold(f64::INFINITY, f64::min);
+        let hi = candidates
+            .iter()
+            .copied()
+            .map(lg)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let x = lg(p);
+        if x < lo {
+            lo - x
+        } else if x > hi {
+            x - hi
+        } else {
+            0.0
+        }
+    }
+
+    fn show(x: f64) -> String {
+        if x != 0.0 && (x.abs() < 1e-3 || x.abs() >= 1e5) {
+            format!("{x:.3e}")
+        } else {
+            format!("{x:.4}")
+        }
+    }
+
+    /// `Ok` when statistic, p-value and (nullable features) missing share and its p-value all
+    /// agree; else what differs, with the service's value and proctor's.
+    pub(super) fn judge(
+        spec: &DriftStatisticsSpec,
+        reference: &Reference,
+        feature: usize,
+        f: &Feature,
+        recomputed: &Recomputed,
+        claim: &Claim,
+    ) -> Result<(), String> {
+        let ours = &recomputed.drift;
+        let col = &reference.columns[feature];
+        // The smallest reference the contract allows, in non-null values of this feature.
+        let nonnull_share = col_nonnull(reference, feature) as f64 / reference.rows.max(1) as f64;
+        let sample_rows = spec.min_reference_sample.min(reference.rows);
+        let m_full = col_nonnull(reference, feature);
+        let m_min = ((sample_rows as f64 * nonnull_share).floor() as usize).clamp(1, m_full.max(1));
+        let tol_p = spec.p_value_tolerance;
+        match (ours.statistic, ours.p_value) {
+            (Some(stat), Some(p)) => {
+                let (Some(s_stat), Some(s_p)) = (claim.statistic, claim.p_value) else {
+                    return Err(format!(
+                        "{}: statistic {} and p_value {} missing (proctor: {} and {})",
+                        f.name,
+                        claim.statistic.map_or("null".into(), show),
+                        claim.p_value.map_or("null".into(), show),
+                        show(stat),
+                        show(p)
+                    ));
+                };
+                let (stat_ok, from_stat) = if f.kind.is_numeric() {
+                    let n = recomputed.values;
+                    let mut c = vec![
+                        stats::ks_p_value(s_stat, n, m_full),
+                        stats::ks_p_value(s_stat, n, m_min),
+                    ];
+                    if (s_stat - stat).abs() <= 1e-9 {
+                        c.push(p);
+                    }
+                    ((s_stat - stat).abs() <= spec.statistic_tolerance, c)
+                } else {
+                    let mut c = vec![stats::chi_square_p_value(s_stat, recomputed.dof)];
+                    if (s_stat - stat).abs() <= 1e-9 * stat.max(1.0) {
+                        c.push(p);
+                    }
+                    let allowed = spec.chi2_tolerance + spec.chi2_relative_tolerance * stat;
+                    ((s_stat - stat).abs() <= allowed, c)
+                };
+                if !stat_ok {
+                    return Err(format!(
+                        "{}: statistic {} where proctor computes {}",
+                        f.name,
+                        show(s_stat),
+                        show(stat)
+                    ));
+                }
+                let off = decades_outside(s_p, &from_stat, spec.p_value_floor);
+                if off > tol_p {
+                    return Err(format!(
+                        "{}: p_value {} is {off:.2} decades from what its statistic {} gives ({}; allowed {tol_p})",
+                        f.name,
+                        show(s_p),
+                        show(s_stat),
+                        show(from_stat[0])
+                    ));
+                }
+            }
+            _ => {
+                if claim.statistic.is_some() || claim.p_value.is_some() {
+                    return Err(format!(
+                        "{}: the window holds no value to test, yet statistic {} and p_value {} were reported",
+                        f.name,
+                        claim.statistic.map_or("null".into(), show),
+                        claim.p_value.map_or("null".into(), show)
+                    ));
+                }
+            }
+        }
+        if let Some(our_mp) = ours.missing_p_value {
+            let (Some(share), Some(mp)) = (claim.missing_share, claim.missing_p_value) else {
+                return Err(format!(
+                    "{}: a nullable feature without missing_share and missing_p_value",
+                    f.name
+                ));
+            };
+            let our_share =
+                (recomputed.window - recomputed.values) as f64 / recomputed.window.max(1) as f64;
+            if (share - our_share).abs() > spec.statistic_tolerance {
+                return Err(format!(
+                    "{}: missing_share {} where the window holds {}",
+                    f.name,
+                    show(share),
+                    show(our_share)
+                ));
+            }
+            // The reference's share of nulls, as far as a sample of `sample_rows` may move it
+            // (2.6 standard errors, finite population), at either reference size.
+            let q = col.nulls as f64 / reference.rows.max(1) as f64;
+            let fpc = (1.0 - sample_rows as f64 / reference.rows.max(1) as f64).max(0.0);
+            let se = (q * (1.0 - q) / sample_rows.max(1) as f64 * fpc).sqrt();
+            let window = recomputed.window as f64;
+            let mut c = vec![our_mp];
+            for k in 0..=10 {
+                let qk = (q - 2.6 * se + 5.2 * se * k as f64 / 10.0).clamp(0.0, 1.0);
+                for n1 in [sample_rows as f64, reference.rows as f64] {
+                    c.push(stats::two_proportion_p_value(
+                        qk * n1,
+                        n1,
+                        share * window,
+                        window,
+                    ));
+                }
+            }
+            let off = decades_outside(mp, &c, spec.p_value_floor);
+            if off > tol_p {
+                return Err(format!(
+                    "{}: missing_p_value {} is {off:.2} decades from the z-test's {} (allowed {tol_p})",
+                    f.name,
+                    show(mp),
+                    show(our_mp)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn col_nonnull(reference: &Reference, feature: usize) -> usize {
+        let col = &reference.columns[feature];
+        if col.values.is_empty() {
+            col.counts.values().sum::<f64>() as usize
+        } else {
+            col.values.len()
+        }
+    }
+}
+
+/// Runs the drift phase: `data` is the traffic's source, `reference` what the service compares
+/// its window with (`reference_dataset`, else `data`).
 pub async fn run(
     target: &Target,
     api: &PredictionApi,
     spec: &DriftSpec,
     data: &Dataset,
+    reference: &Dataset,
     seed: u64,
     default_vis: Visibility,
 ) -> (Vec<CheckResult>, DriftReport) {
     let vis = spec.visibility.unwrap_or(default_vis);
+    let prepared = Reference::of(reference);
+    let tally = spec.statistics.as_ref().map(|st| Tally {
+        polls: 0,
+        features: data
+            .schema
+            .features
+            .iter()
+            .map(|f| FeatureTally {
+                expected_method: st.methods.get(kind_name(f.kind)).cloned(),
+                reported_methods: Vec::new(),
+                method_wrong: false,
+                polls: 0,
+                agreed: 0,
+                first_disagreement: None,
+            })
+            .collect(),
+    });
     let mut stream = Stream {
         predictor: Predictor { target, api },
         spec,
@@ -254,6 +612,8 @@ pub async fn run(
         rng: crate::data::rng(seed, "drift"),
         recent: VecDeque::new(),
         failed_requests: 0,
+        reference: &prepared,
+        tally,
     };
     let mut report = DriftReport {
         window: spec.window as u64,
@@ -377,11 +737,13 @@ pub async fn run(
             .iter()
             .map(|(i, _)| {
                 recompute(
+                    &prepared,
                     data,
                     &stream.recent,
                     *i,
                     last.claims.get(&data.schema.features[*i].name),
                 )
+                .drift
             })
             .collect();
         let message = match (first_hit, polls.iter().find_map(|(_, p)| p.as_ref().err())) {
@@ -452,6 +814,18 @@ pub async fn run(
             ),
         ));
     }
+    if spec.false_alarm_points_scaled_by_detection {
+        scale_false_alarms_by_detection(&mut checks, spec);
+    }
+    if let (Some(st), Some(tally)) = (&spec.statistics, stream.tally.take()) {
+        let (agreement, stat_checks) = statistics_checks(st, data, tally);
+        report.statistics = agreement;
+        checks.extend(
+            stat_checks
+                .into_iter()
+                .map(|(name, points, max, message)| mk(name, points, max, message)),
+        );
+    }
     if stream.failed_requests > 0 {
         if let Some(c) = checks.first_mut() {
             c.message.push_str(&format!(
@@ -461,6 +835,150 @@ pub async fn run(
         }
     }
     (checks, report)
+}
+
+/// The false-alarm check keeps only the share of its points that the detections earned: a
+/// detector that never fires never false-alarms, and quiet is worth nothing by itself.
+fn scale_false_alarms_by_detection(checks: &mut [CheckResult], spec: &DriftSpec) {
+    let detection_max = spec.detection_points.0;
+    let earned: f64 = checks
+        .iter()
+        .filter(|c| c.name.starts_with(&detection_check_name("")))
+        .map(|c| c.points)
+        .sum();
+    let share = if detection_max > 0.0 {
+        (earned / detection_max).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    if let Some(fa) = checks.iter_mut().find(|c| c.name == FALSE_ALARMS_CHECK) {
+        let before = fa.points;
+        fa.points = crate::score::round2(before * share);
+        fa.passed = fa.points >= fa.max_points;
+        fa.message.push_str(&format!(
+            "; scaled by the share of detection points earned ({} of {}): {} of {} points kept, \
+             since quiet on in-distribution traffic is worth only as much as the detection beside it",
+            crate::score::round2(earned),
+            detection_max,
+            fa.points,
+            crate::score::round2(before)
+        ));
+    }
+}
+
+/// The check names of `[drift.statistics]`.
+pub const METHODS_CHECK: &str = "reports the contract's drift test per feature";
+pub const STATISTICS_CHECK: &str = "drift statistics agree with proctor's recomputation";
+
+/// One check before it becomes a `CheckResult`: name, points, max points, message.
+type Scored = (String, f64, f64, String);
+
+/// The methods check and the statistics check, (name, points, max, message), and the report's
+/// per-feature agreement.
+fn statistics_checks(
+    st: &DriftStatisticsSpec,
+    data: &Dataset,
+    tally: Tally,
+) -> (Vec<FeatureAgreement>, Vec<Scored>) {
+    let features = &data.schema.features;
+    let mut agreement = Vec::new();
+    let (mut declared, mut right) = (0usize, 0usize);
+    let mut wrong_methods = Vec::new();
+    let (mut pairs, mut agreed) = (0u64, 0u64);
+    let mut disagreements = Vec::new();
+    for (f, t) in features.iter().zip(tally.features) {
+        if let Some(expected) = &t.expected_method {
+            declared += 1;
+            if t.method_wrong || t.polls == 0 {
+                wrong_methods.push(format!(
+                    "{} reported {} (expected {expected:?})",
+                    f.name,
+                    if t.reported_methods.is_empty() {
+                        "no method".to_string()
+                    } else {
+                        format!("{:?}", t.reported_methods)
+                    }
+                ));
+            } else {
+                right += 1;
+            }
+        }
+        pairs += t.polls;
+        agreed += t.agreed;
+        if t.agreed < t.polls {
+            disagreements.push(format!(
+                "{} {}/{} ({})",
+                f.name,
+                t.agreed,
+                t.polls,
+                t.first_disagreement.as_deref().unwrap_or("")
+            ));
+        }
+        agreement.push(FeatureAgreement {
+            feature: f.name.clone(),
+            expected_method: t.expected_method,
+            reported_methods: t.reported_methods,
+            polls: t.polls,
+            agreed_polls: t.agreed,
+            first_disagreement: t.first_disagreement,
+        });
+    }
+    let method_share = if declared == 0 {
+        0.0
+    } else {
+        right as f64 / declared as f64
+    };
+    let method_points = crate::score::round2(st.method_points.0 * method_share);
+    let method_message = if wrong_methods.is_empty() {
+        format!("all {declared} features with a declared type reported the declared method at every poll")
+    } else {
+        format!(
+            "{right} of {declared} features reported the declared method at every poll; {}",
+            wrong_methods.join("; ")
+        )
+    };
+    let share = if pairs == 0 {
+        0.0
+    } else {
+        agreed as f64 / pairs as f64
+    };
+    let curve = Curve {
+        full_points_at: st.full_agreement,
+        zero_points_at: st.zero_agreement,
+        points: st.statistics_points,
+    };
+    let stat_message = format!(
+        "{agreed} of {pairs} (poll, feature) pairs agree ({:.1}%; {}; KS statistic and missing share within {}, chi-square within {} + {:.0}%, p-values within {} decades of what the reported statistic gives, both floored at {:e}){}",
+        share * 100.0,
+        curve.describe(),
+        st.statistic_tolerance,
+        st.chi2_tolerance,
+        st.chi2_relative_tolerance * 100.0,
+        st.p_value_tolerance,
+        st.p_value_floor,
+        if disagreements.is_empty() {
+            String::new()
+        } else {
+            format!("; disagreeing: {}", disagreements.join("; "))
+        }
+    );
+    (
+        agreement,
+        vec![
+            (
+                METHODS_CHECK.to_string(),
+                method_points,
+                st.method_points.0,
+                method_message,
+            ),
+            (
+                STATISTICS_CHECK.to_string(),
+                curve.points_for(share),
+                st.statistics_points.0,
+                stat_message,
+            ),
+        ],
+    )
 }
 
 /// Drift detection: false alarms on in-distribution traffic, then the declared shifts.
@@ -508,6 +1026,20 @@ impl super::Phase for Drift {
                 v,
             ));
         }
+        if let Some(st) = &d.statistics {
+            out.push(DeclaredCheck::new(
+                METHODS_CHECK,
+                Category::Drift,
+                st.method_points.0,
+                v,
+            ));
+            out.push(DeclaredCheck::new(
+                STATISTICS_CHECK,
+                Category::Drift,
+                st.statistics_points.0,
+                v,
+            ));
+        }
         out
     }
 
@@ -545,11 +1077,14 @@ impl super::Phase for Drift {
                 return;
             };
             let data = &cx.grader.datasets[&spec.dataset];
+            let reference =
+                &cx.grader.datasets[spec.reference_dataset.as_ref().unwrap_or(&spec.dataset)];
             let (checks, report) = run(
                 cx.target,
                 api,
                 spec,
                 data,
+                reference,
                 cx.plan.seed,
                 g.grader.visibility,
             )

@@ -382,6 +382,25 @@ pub struct DriftReport {
     pub precision: f64,
     pub recall: f64,
     pub f1: f64,
+    /// Per feature, how often the service's statistics agreed with proctor's recomputation
+    /// (with `[drift.statistics]` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statistics: Vec<FeatureAgreement>,
+}
+
+/// How one feature's reported statistics compared with proctor's, over every poll read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FeatureAgreement {
+    pub feature: String,
+    /// The method the grader expects for this feature's type (None: not declared).
+    pub expected_method: Option<String>,
+    /// The methods the service reported, each once.
+    pub reported_methods: Vec<String>,
+    pub polls: u64,
+    /// Polls whose statistic, p-value, missing share and missing p-value all agreed.
+    pub agreed_polls: u64,
+    /// The first disagreement: poll, what the service said, what proctor computed.
+    pub first_disagreement: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -423,6 +442,15 @@ pub struct FeatureDrift {
     pub service_flagged: Option<bool>,
     pub service_statistic: Option<f64>,
     pub service_p_value: Option<f64>,
+    /// Nullable features: the two-proportion z-test of the missing share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_p_value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_missing_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_missing_p_value: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -433,6 +461,15 @@ pub struct MonitoringReport {
     pub counter_delta: Option<f64>,
     /// How much the latency histogram's count rose (None: not found).
     pub histogram_count_delta: Option<f64>,
+    /// Requests the contract says must be rejected, sent between the accepted ones.
+    #[serde(default)]
+    pub rejected_sent: u64,
+    /// Of those, how many the service answered 2xx anyway.
+    #[serde(default)]
+    pub rejected_answered_2xx: u64,
+    /// How much the drift window's `instances_seen` rose (None: not declared or not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances_seen_delta: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -11,7 +11,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use proctor::check::{Category, CheckResult};
-use proctor::phases::drift::{detection_check_name, run, ATTRIBUTION_CHECK, FALSE_ALARMS_CHECK};
+use proctor::phases::drift::{
+    detection_check_name, run, ATTRIBUTION_CHECK, FALSE_ALARMS_CHECK, METHODS_CHECK,
+    STATISTICS_CHECK,
+};
 use proctor::report::{DriftBaseline, DriftReport};
 use serde_json::{json, Value};
 
@@ -49,6 +52,11 @@ instances = 200
 
 fn stream() -> Vec<Row> {
     rows(400, 5)
+}
+
+/// What the statistics-reporting fakes compare their window with (`reference_dataset`).
+fn train() -> Vec<Row> {
+    rows(300, 8)
 }
 
 /// The `[drift]` section; `fields` go into its table (and may override nothing set here).
@@ -91,6 +99,9 @@ enum Mode {
     NotBoolean,
     /// Correct, except that these polls (0-based) also say n drifted.
     AlsoFlagsN(&'static [usize]),
+    /// Correct flags, with the contract's statistics against `train()`, every p-value
+    /// multiplied by this factor (1: as the contract says).
+    Statistics(f64),
 }
 
 /// What the service's window test says about each feature.
@@ -146,9 +157,11 @@ impl Detector {
         self.polls.push(self.window.iter().cloned().collect());
         let now = self.verdict();
         let mut v = match self.mode {
-            Mode::Correct | Mode::OverallOnly | Mode::NotBoolean | Mode::AlsoFlagsN(_) => {
-                now.clone()
-            }
+            Mode::Correct
+            | Mode::OverallOnly
+            | Mode::NotBoolean
+            | Mode::AlsoFlagsN(_)
+            | Mode::Statistics(_) => now.clone(),
             Mode::Always => Verdict {
                 x: true,
                 c: true,
@@ -168,6 +181,10 @@ impl Detector {
         let overall = v.x || v.c || v.n;
         let feature = |flag: bool, statistic: f64| json!({"drift_detected": flag, "statistic": statistic, "p_value": if flag { 0.001 } else { 0.5 }});
         let body = match self.mode {
+            Mode::Statistics(scale) => json!({
+                "drift_detected": overall,
+                "features": contract_statistics(&self.window, scale, [v.x, v.n, v.c]),
+            }),
             Mode::OverallOnly => json!({ "drift_detected": overall }),
             Mode::NotBoolean => json!({ "drift_detected": if overall { "yes" } else { "no" } }),
             _ => json!({
@@ -182,6 +199,40 @@ impl Detector {
         Reply::json(200, &body)
     }
 }
+
+/// The contract's per-feature statistics of `window` against `train()`, p-values times `scale`.
+fn contract_statistics(window: &VecDeque<Value>, scale: f64, flags: [bool; 3]) -> Value {
+    use proctor::data::stats;
+    let train = train();
+    let tx: Vec<f64> = train.iter().map(|r| r.x).collect();
+    let wx: Vec<f64> = window.iter().map(|i| i["x"].as_f64().unwrap()).collect();
+    let (dx, px) = stats::ks(&tx, &wx).unwrap();
+    let tn: Vec<f64> = train.iter().filter_map(|r| r.n.map(|n| n as f64)).collect();
+    let wn: Vec<f64> = window.iter().filter_map(|i| i["n"].as_f64()).collect();
+    let (dn, pn) = stats::ks(&tn, &wn).unwrap();
+    let nulls = (window.len() - wn.len()) as f64;
+    let train_nulls = (train.len() - tn.len()) as f64;
+    let mp =
+        stats::two_proportion_p_value(train_nulls, train.len() as f64, nulls, window.len() as f64);
+    let (sc, pc) = stats::chi_square(
+        &counts(train.iter().map(|r| r.c)),
+        &counts(window.iter().map(|i| i["c"].as_str().unwrap())),
+    )
+    .unwrap();
+    json!({
+        "x": {"drift_detected": flags[0], "method": "ks", "statistic": dx, "p_value": px * scale},
+        "n": {"drift_detected": flags[1], "method": "ks", "statistic": dn, "p_value": pn * scale,
+              "missing_share": nulls / window.len() as f64, "missing_p_value": mp * scale},
+        "c": {"drift_detected": flags[2], "method": "chi2", "statistic": sc, "p_value": pc * scale},
+    })
+}
+
+const STATISTICS: &str = r#"reference_dataset = "train"
+[drift.statistics]
+methods = { number = "ks", integer = "ks", categorical = "chi2" }
+method_points = 1
+statistics_points = 3
+"#;
 
 /// Mean and sample standard deviation of x over the dataset, as proctor's shifts use them.
 fn mean_sd(rows: &[Row]) -> (f64, f64) {
@@ -201,12 +252,21 @@ struct Graded {
 
 async fn grade_url(url: &str, toml: &str) -> (Vec<CheckResult>, DriftReport) {
     let data = stream();
-    let g = load(toml, &[("stream", &data)]);
+    let train = train();
+    let g = load(toml, &[("stream", &data), ("train", &train)]);
     let (checks, report) = run(
         &fixture::target(url, &g),
         g.grader.prediction.as_ref().unwrap(),
         g.grader.drift.as_ref().unwrap(),
         &g.datasets["stream"],
+        &g.datasets[g
+            .grader
+            .drift
+            .as_ref()
+            .unwrap()
+            .reference_dataset
+            .as_deref()
+            .unwrap_or("stream")],
         11,
         g.grader.grader.visibility,
     )
@@ -684,4 +744,124 @@ fn a_false_alarm_zero_rate_not_above_the_allowed_rate_is_refused_where_declared(
             other => panic!("unexpected {other}"),
         }
     }
+}
+
+#[tokio::test]
+async fn statistics_as_the_contract_defines_them_agree_on_every_poll() {
+    let toml = drift_toml(
+        "max_false_alarm_rate = 0.1",
+        &format!("{STATISTICS}{SCENARIOS}"),
+    );
+    let g = grade_toml(Mode::Statistics(1.0), &toml).await;
+    assert_eq!(g.checks.len(), 6);
+    let m = find(&g.checks, METHODS_CHECK);
+    assert_points(m, 1.0, 1.0);
+    let s = find(&g.checks, STATISTICS_CHECK);
+    assert_points(s, 3.0, 3.0);
+    let pairs = 3 * (BASELINE_POLLS + 2 * SCENARIO_POLLS);
+    assert_has(
+        &s.message,
+        &[&format!("{pairs} of {pairs} (poll, feature) pairs agree")],
+    );
+    let per_feature = &g.report.statistics;
+    assert_eq!(per_feature.len(), 3);
+    for f in per_feature {
+        assert_eq!(
+            f.polls,
+            (BASELINE_POLLS + 2 * SCENARIO_POLLS) as u64,
+            "{f:?}"
+        );
+        assert_eq!(f.agreed_polls, f.polls, "{f:?}");
+        assert_eq!(f.first_disagreement, None);
+    }
+    assert_eq!(per_feature[2].reported_methods, vec!["chi2".to_string()]);
+    // The recomputation is against the declared reference, `train`, not the traffic's source.
+    let x = &g.report.scenarios[0].recomputed[0];
+    let window = &g.polls[BASELINE_POLLS + SCENARIO_POLLS - 1];
+    let current: Vec<f64> = window.iter().map(|i| i["x"].as_f64().unwrap()).collect();
+    let reference: Vec<f64> = train().iter().map(|r| r.x).collect();
+    assert!((x.statistic.unwrap() - ks_statistic(&reference, &current)).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn p_values_off_by_a_factor_of_ten_lose_the_statistics_points_and_keep_detection() {
+    let toml = drift_toml(
+        "max_false_alarm_rate = 0.1",
+        &format!("{STATISTICS}{SCENARIOS}"),
+    );
+    let g = grade_toml(Mode::Statistics(0.1), &toml).await;
+    let s = find(&g.checks, STATISTICS_CHECK);
+    assert_points(s, 0.0, 3.0);
+    assert_has(
+        &s.message,
+        &["decades from what its statistic", "disagreeing: x "],
+    );
+    // Names and detection are untouched.
+    assert_points(find(&g.checks, METHODS_CHECK), 1.0, 1.0);
+    assert_points(find(&g.checks, FALSE_ALARMS_CHECK), 4.0, 4.0);
+    for name in [X_UP, NEW_CATEGORY] {
+        assert_points(find(&g.checks, &detection_check_name(name)), 3.0, 3.0);
+    }
+    assert_points(find(&g.checks, ATTRIBUTION_CHECK), 4.0, 4.0);
+}
+
+#[tokio::test]
+async fn methods_other_than_the_contract_lose_the_method_points() {
+    // The plain fake reports no method at all (and statistics that are not the contract's).
+    let toml = drift_toml(
+        "max_false_alarm_rate = 0.1",
+        &format!("{STATISTICS}{SCENARIOS}"),
+    );
+    let g = grade_toml(Mode::Correct, &toml).await;
+    let m = find(&g.checks, METHODS_CHECK);
+    assert_points(m, 0.0, 1.0);
+    assert_has(
+        &m.message,
+        &["0 of 3 features", "x reported no method (expected \"ks\")"],
+    );
+    assert_points(find(&g.checks, STATISTICS_CHECK), 0.0, 3.0);
+}
+
+#[tokio::test]
+async fn a_never_firing_detector_earns_no_false_alarm_points_when_they_are_scaled() {
+    let toml = drift_toml(
+        "max_false_alarm_rate = 0.1\nfalse_alarm_points_scaled_by_detection = true",
+        SCENARIOS,
+    );
+    let g = grade_toml(Mode::Never, &toml).await;
+    let fa = find(&g.checks, FALSE_ALARMS_CHECK);
+    assert_points(fa, 0.0, 4.0);
+    assert_has(
+        &fa.message,
+        &["scaled by the share of detection points earned (0 of 6): 0 of 4 points kept"],
+    );
+    // A detector that finds both shifts keeps them all.
+    let g = grade_toml(Mode::Correct, &toml).await;
+    assert_points(find(&g.checks, FALSE_ALARMS_CHECK), 4.0, 4.0);
+}
+
+#[test]
+fn statistics_need_the_reference_dataset_and_known_feature_types() {
+    let without = drift_toml(
+        "max_false_alarm_rate = 0.1",
+        &STATISTICS.replace("reference_dataset = \"train\"\n", ""),
+    );
+    let err = try_load("", &without, &[("stream", &stream())])
+        .unwrap_err()
+        .to_string();
+    assert_has(
+        &err,
+        &["drift.reference_dataset", "reference_dataset = \"train\""],
+    );
+    let typo = drift_toml(
+        "max_false_alarm_rate = 0.1",
+        &STATISTICS.replace("integer =", "int ="),
+    );
+    let err = try_load("", &typo, &[("stream", &stream()), ("train", &train())])
+        .unwrap_err()
+        .to_string();
+    assert_has(
+        &err,
+        &["drift.statistics.methods", "\"int\" is not a feature type"],
+    );
 }

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex};
 
 use proctor::check::{Category, CheckResult};
-use proctor::phases::monitoring::{counter_check_name, histogram_check_name, run};
+use proctor::phases::monitoring::{
+    counter_check_name, histogram_check_name, run, window_check_name,
+};
 use proctor::report::MonitoringReport;
 use serde_json::json;
 
@@ -52,6 +54,33 @@ enum Mode {
     LabelsAndBucketsOnly,
     /// Every predict request fails; the metrics stay honest.
     PredictFails,
+    /// Exact, but the histogram also observes requests it rejected as invalid.
+    HistogramCountsInvalid,
+    /// Exact metrics, but the drift window also takes the instances of rejected batches.
+    WindowTakesInvalid,
+    /// Accepts the invalid requests it can read (lax validation) and counts them everywhere.
+    AcceptsInvalid,
+}
+
+/// The instances of a predict request when it is valid for the test schema (x a number, n a
+/// number or null, c a string, every key present, at least one instance); else None.
+fn valid_instances(r: &Req) -> Option<Vec<serde_json::Value>> {
+    let body: serde_json::Value = serde_json::from_str(&r.body).ok()?;
+    let instances = body.get("instances")?.as_array()?.clone();
+    let ok = |i: &serde_json::Value| {
+        i["x"].is_number()
+            && (i["n"].is_number() || i.get("n") == Some(&serde_json::Value::Null))
+            && i["c"].is_string()
+    };
+    (!instances.is_empty() && instances.iter().all(ok)).then_some(instances)
+}
+
+/// A predict answer for valid requests, and a 422 for invalid ones, as the contract says.
+fn predict_or_reject(r: &Req) -> Reply {
+    match valid_instances(r) {
+        Some(_) => fixture::predictions(r, fixture::model),
+        None => Reply::json(422, &json!({"error": "invalid"})),
+    }
 }
 
 struct Metrics {
@@ -60,6 +89,8 @@ struct Metrics {
     /// Counter values by label; starts above zero, as after earlier traffic.
     instances: [f64; 2],
     requests: f64,
+    /// The drift window's count of instances seen.
+    seen: f64,
 }
 
 impl Metrics {
@@ -69,15 +100,35 @@ impl Metrics {
             predicts: 0,
             instances: [12.0, 5.0],
             requests: 5.0,
+            seen: 40.0,
         }
     }
 
     fn answer(&mut self, r: &Req) -> Reply {
         match r.path.as_str() {
             "/predict" => {
+                let Some(valid) = valid_instances(r) else {
+                    // Readable but invalid instances, as a lax service would take them.
+                    let readable = serde_json::from_str::<serde_json::Value>(&r.body)
+                        .ok()
+                        .and_then(|b| b["instances"].as_array().map(|a| a.len() as f64));
+                    match self.mode {
+                        Mode::HistogramCountsInvalid => self.requests += 1.0,
+                        Mode::WindowTakesInvalid => self.seen += readable.unwrap_or(0.0),
+                        Mode::AcceptsInvalid if readable.is_some() => {
+                            let n = readable.unwrap_or(0.0);
+                            self.instances[0] += n;
+                            self.requests += 1.0;
+                            self.seen += n;
+                            return Reply::json(200, &json!({"predictions": []}));
+                        }
+                        _ => {}
+                    }
+                    return Reply::json(422, &json!({"error": "invalid"}));
+                };
                 let k = self.predicts;
                 self.predicts += 1;
-                let n = fixture::instances(r).len() as f64;
+                let n = valid.len() as f64;
                 let rejected = match self.mode {
                     Mode::Rejects | Mode::CountsRejected => k % 4 == 3,
                     Mode::PredictFails => true,
@@ -91,6 +142,7 @@ impl Metrics {
                     };
                     self.instances[(k % 2) as usize] += counted;
                     self.requests += 1.0;
+                    self.seen += n;
                 }
                 if rejected {
                     Reply::text(503, "overloaded")
@@ -99,6 +151,10 @@ impl Metrics {
                 }
             }
             "/metrics" => Reply::raw(200, "text/plain; version=0.0.4", self.exposition()),
+            "/drift" => Reply::json(
+                200,
+                &json!({"window_size": 500, "instances_seen": self.seen}),
+            ),
             _ => Reply::not_found(),
         }
     }
@@ -190,23 +246,38 @@ async fn exact_counters_earn_both_checks() {
             instances_sent: REQUESTS * PER_REQUEST,
             counter_delta: Some(30.0),
             histogram_count_delta: Some(10.0),
+            rejected_sent: 4,
+            rejected_answered_2xx: 0,
+            instances_seen_delta: None,
         }
     );
     assert_points(&c, 3.0, 3.0);
-    assert_eq!(c.message, "rose by 30 for 30 instances");
+    assert_eq!(c.message, "rose by 30 for 30 accepted instances");
     assert_points(&h, 2.0, 2.0);
-    assert_eq!(h.message, "count rose by 10 for 10 requests");
-    // A scrape before and after, and the requests in between, of complete rows.
+    assert_eq!(h.message, "count rose by 10 for 10 accepted requests");
+    assert_eq!((report.rejected_sent, report.rejected_answered_2xx), (4, 0));
+    // A scrape before and after; between them an accepted request, then a rejected one, while
+    // rejected ones remain, all of complete rows.
     let sent = server.requests();
-    assert_eq!(sent.len() as u64, REQUESTS + 2);
+    assert_eq!(sent.len() as u64, REQUESTS + 4 + 2);
     assert_eq!(
         (sent[0].path.as_str(), sent.last().unwrap().path.as_str()),
         ("/metrics", "/metrics")
     );
-    for r in &sent[1..sent.len() - 1] {
-        let inst = fixture::instances(r);
-        assert_eq!(inst.len() as u64, PER_REQUEST);
-        assert!(inst.iter().all(|i| !i["n"].is_null()));
+    let predicts = &sent[1..sent.len() - 1];
+    for (i, r) in predicts.iter().enumerate() {
+        let valid = valid_instances(r);
+        if i < 8 && i % 2 == 1 {
+            assert!(
+                valid.is_none(),
+                "request {i} should be invalid: {:?}",
+                r.body
+            );
+        } else {
+            let inst = valid.unwrap_or_else(|| panic!("request {i} should be valid"));
+            assert_eq!(inst.len() as u64, PER_REQUEST);
+            assert!(inst.iter().all(|i| !i["n"].is_null()));
+        }
     }
 }
 
@@ -230,12 +301,12 @@ async fn counting_rejected_requests_too_fails_both_checks() {
     assert_points(&c, 0.0, 3.0);
     assert_eq!(
         c.message,
-        "rose by 30 while proctor sent 24 instances in 8 requests (off by a factor of 1.25)"
+        "rose by 30, expected 24 (24 accepted instances); it counted more than was accepted: neither failed requests nor the 4 requests sent to be rejected (a missing feature, a number sent as a string, an empty batch, invalid JSON) may count (off by a factor of 1.25)"
     );
     assert_points(&h, 0.0, 2.0);
     assert_eq!(
         h.message,
-        "count rose by 10 while proctor sent 8 predict requests"
+        "count rose by 10, expected 8 (8 accepted requests); it counted more than was accepted: neither failed requests nor the 4 requests sent to be rejected (a missing feature, a number sent as a string, an empty batch, invalid JSON) may count (off by a factor of 1.25)"
     );
 }
 
@@ -246,7 +317,7 @@ async fn a_counter_of_requests_instead_of_instances_fails_by_its_factor() {
     assert_points(&c, 0.0, 3.0);
     assert_eq!(
         c.message,
-        "rose by 10 while proctor sent 30 instances in 10 requests (off by a factor of 0.33)"
+        "rose by 10, expected 30 (30 accepted instances); it missed accepted traffic (off by a factor of 0.33)"
     );
     assert_points(&h, 2.0, 2.0);
 }
@@ -282,7 +353,7 @@ async fn labelled_counter_series_are_summed_and_the_inf_bucket_counts() {
 async fn metrics_that_are_not_prometheus_text_are_missing() {
     let (c, h, report) = grade_with(|r| match r.path.as_str() {
         "/metrics" => Reply::json(200, &json!({"churn_predictions_total": 3})),
-        _ => fixture::predictions(r, fixture::model),
+        _ => predict_or_reject(r),
     })
     .await;
     assert_eq!(
@@ -307,7 +378,7 @@ async fn metrics_that_are_not_prometheus_text_are_missing() {
 async fn a_metrics_endpoint_answering_500_fails_both_checks() {
     let (c, h, report) = grade_with(|r| match r.path.as_str() {
         "/metrics" => Reply::text(500, "no metrics"),
-        _ => fixture::predictions(r, fixture::model),
+        _ => predict_or_reject(r),
     })
     .await;
     assert_eq!(report.requests_sent, REQUESTS);
@@ -331,7 +402,7 @@ async fn a_refused_connection_fails_both_checks() {
 async fn a_metrics_endpoint_slower_than_the_timeout_fails_both_checks() {
     let (c, h, _) = grade_with(|r| match r.path.as_str() {
         "/metrics" => Reply::text(200, "").after(SLOW),
-        _ => fixture::predictions(r, fixture::model),
+        _ => predict_or_reject(r),
     })
     .await;
     for (r, max) in [(&c, 3.0), (&h, 2.0)] {
@@ -418,4 +489,110 @@ async fn a_dataset_without_complete_rows_is_refused_or_scored_zero() {
     let (c, h, _) = graded.expect("the phase must not panic");
     assert_points(&c, 0.0, 3.0);
     assert_points(&h, 0.0, 2.0);
+}
+
+/// `[metrics]` with mixed batch sizes and the drift window check.
+fn mixed_toml() -> String {
+    metrics_toml().replace(
+        "counter_points = 3",
+        "batch_sizes = [1, 3, 7]\ncounter_points = 3\ndrift_path = \"/drift\"\ninstances_seen = \"/instances_seen\"\nwindow_points = 2",
+    )
+}
+
+async fn grade_mixed(mode: Mode) -> (Vec<CheckResult>, MonitoringReport, Server) {
+    let metrics = Arc::new(Mutex::new(Metrics::new(mode)));
+    let server = Server::start(move |r| metrics.lock().unwrap().answer(r));
+    let data = holdout();
+    let g = load(&mixed_toml(), &[("holdout", &data)]);
+    let (checks, report) = run(
+        &fixture::target(&server.url, &g),
+        g.grader.prediction.as_ref().unwrap(),
+        g.grader.metrics.as_ref().unwrap(),
+        &g.datasets["holdout"],
+        g.grader.grader.visibility,
+    )
+    .await;
+    (checks, report, server)
+}
+
+// 10 accepted requests of 1, 3, 7, 1, 3, 7, ... instances: 1+3+7 three times, and 1.
+const MIXED_INSTANCES: f64 = 34.0;
+
+#[tokio::test]
+async fn mixed_traffic_counted_exactly_earns_all_three_checks() {
+    let (checks, report, server) = grade_mixed(Mode::Exact).await;
+    assert_eq!(checks.len(), 3);
+    for c in &checks {
+        assert!(c.passed, "{}: {}", c.name, c.message);
+    }
+    assert_eq!(checks[2].name, window_check_name("/drift"));
+    assert_eq!(
+        checks[2].message,
+        "instances_seen rose by 34 for 34 accepted instances"
+    );
+    assert_eq!(report.instances_seen_delta, Some(MIXED_INSTANCES));
+    let sizes: Vec<usize> = server
+        .requests_to("/predict")
+        .iter()
+        .filter_map(valid_instances)
+        .map(|i| i.len())
+        .collect();
+    assert_eq!(sizes, vec![1, 3, 7, 1, 3, 7, 1, 3, 7, 1]);
+}
+
+#[tokio::test]
+async fn a_histogram_that_observes_rejected_requests_loses_the_histogram_check_only() {
+    let (checks, report, _s) = grade_mixed(Mode::HistogramCountsInvalid).await;
+    assert_eq!(report.histogram_count_delta, Some(14.0));
+    let [c, h, w] = <[CheckResult; 3]>::try_from(checks).unwrap();
+    assert_points(&c, 3.0, 3.0);
+    assert_points(&w, 2.0, 2.0);
+    assert_points(&h, 0.0, 2.0);
+    assert_has(
+        &h.message,
+        &["count rose by 14, expected 10 (10 accepted requests); it counted more than was accepted: neither failed requests nor the 4 requests sent to be rejected"],
+    );
+}
+
+#[tokio::test]
+async fn a_drift_window_that_takes_rejected_instances_loses_the_window_check_only() {
+    let (checks, report, _s) = grade_mixed(Mode::WindowTakesInvalid).await;
+    // The rejected batches held 2 + 1 + 0 instances readable as an array (invalid JSON none).
+    assert_eq!(report.instances_seen_delta, Some(MIXED_INSTANCES + 3.0));
+    let [c, h, w] = <[CheckResult; 3]>::try_from(checks).unwrap();
+    assert_points(&c, 3.0, 3.0);
+    assert_points(&h, 2.0, 2.0);
+    assert_points(&w, 0.0, 2.0);
+    assert_has(
+        &w.message,
+        &["instances_seen rose by 37, expected 34 (34 accepted instances)"],
+    );
+}
+
+/// Requests answered 2xx although the contract says reject them are the probes' to score:
+/// here the counts may include them or not, and the message says the count was not clean.
+#[tokio::test]
+async fn invalid_requests_answered_2xx_are_reported_and_not_scored_here() {
+    let (checks, report, _s) = grade_mixed(Mode::AcceptsInvalid).await;
+    assert_eq!((report.rejected_sent, report.rejected_answered_2xx), (4, 3));
+    for c in &checks {
+        assert!(c.passed, "{}: {}", c.name, c.message);
+        assert_has(
+            &c.message,
+            &["3 requests the contract says must be rejected were answered 2xx (a missing feature, a number sent as a string, an empty batch), so this count could not be judged cleanly"],
+        );
+    }
+}
+
+#[test]
+fn the_window_check_needs_all_three_fields() {
+    let toml = mixed_toml().replace("window_points = 2", "");
+    let e = try_load("", &toml, &[("holdout", &holdout())]).unwrap_err();
+    assert_has(
+        &e.to_string(),
+        &[
+            "metrics.window_points",
+            "needs drift_path, instances_seen and window_points together",
+        ],
+    );
 }
