@@ -8,7 +8,13 @@ use crate::grader;
 
 /// Checks the grader file at `grader`; returns the exit code.
 pub(super) fn validate(grader: &Path) -> i32 {
-    match grader::load(grader) {
+    // Prerequisites name checks the phases declare: checked as the pipeline does before a run.
+    let loaded = grader::load(grader).and_then(|g| {
+        let plan = crate::plan::RunPlan::new(&g, 0, None, None);
+        grader::check_prerequisites(&g, &crate::phases::declared_checks(&g, &plan))?;
+        Ok(g)
+    });
+    match loaded {
         Ok(g) => {
             let n: usize = g.grader.check_lists().iter().map(|(_, l)| l.len()).sum();
             let gr = &g.grader;
@@ -23,9 +29,12 @@ pub(super) fn validate(grader: &Path) -> i32 {
             .filter_map(|(name, on)| on.then_some(name))
             .collect();
             println!(
-                "{}: valid ({n} scripted checks; {} dataset(s); phases: {})",
+                "{}: valid ({n} scripted checks; {} dataset(s); {} prerequisite(s); {} grade \
+                 band(s); phases: {})",
                 grader.display(),
                 g.datasets.len(),
+                gr.prerequisite.len(),
+                gr.grade.band.len(),
                 if phases.is_empty() {
                     "none".to_string()
                 } else {

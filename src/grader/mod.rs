@@ -11,11 +11,14 @@
 //! - `ml`: datasets, the prediction API and the phases that grade the model itself;
 //! - `load`: reading a file (parsing, body files, datasets);
 //! - `validate`: rules that span several fields;
+//! - `grade`: `[[prerequisite]]` and `[grade]` bands, and checking prerequisites against the
+//!   checks the phases declare;
 //! - `locate`: `GraderError`, and finding a field's line and column in the text.
 
 mod checks;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod grade;
 mod latency;
 mod load;
 mod locate;
@@ -24,6 +27,7 @@ mod model;
 mod validate;
 
 pub use checks::{CheckSpec, Method, Points, UrlPath};
+pub use grade::{check_prerequisites, GradeSpec};
 pub use latency::*;
 pub use load::{load, parse, LoadedGrader};
 pub use locate::GraderError;

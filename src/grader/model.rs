@@ -37,6 +37,12 @@ pub struct Grader {
     pub consistency: Option<ConsistencySpec>,
     pub drift: Option<DriftSpec>,
     pub metrics: Option<MetricsSpec>,
+    /// Points that count only when other points were earned, applied in file order.
+    #[serde(default)]
+    pub prerequisite: Vec<crate::prerequisite::Prerequisite>,
+    /// What the total means: its bands.
+    #[serde(default)]
+    pub grade: super::GradeSpec,
 }
 
 /// The scripted check lists of a grader, in the order they run, with their category, each

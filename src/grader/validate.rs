@@ -76,6 +76,7 @@ pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
     if let Some(l) = &g.latency {
         l.validate()?;
     }
+    super::grade::validate(&g.grade, &g.prerequisite)?;
     Ok(())
 }
 
