@@ -312,10 +312,12 @@ fn apply_one(p: &Prerequisite, checks: &mut [CheckResult]) -> Applied {
                 format!("{:.0}% of {before} earned", applied.factor * 100.0)
             }
         };
-        c.message = format!(
-            "{what}: needs {:?} ({evidence}); measured: {}",
-            p.name, c.message
-        );
+        let measured = if c.message.is_empty() {
+            String::new()
+        } else {
+            format!("; measured: {}", c.message)
+        };
+        c.message = format!("{what}: needs {:?} ({evidence}){measured}", p.name);
         applied.withheld.push(Withheld {
             check: c.name.clone(),
             points_before: before,
@@ -409,6 +411,19 @@ mod tests {
         );
         // Checks it does not gate are untouched.
         assert_eq!(checks[0], constant_service()[0]);
+    }
+
+    #[test]
+    fn a_check_that_passed_without_a_message_gets_only_the_reason() {
+        let mut checks = constant_service();
+        checks[2].message.clear();
+        let r = rule(&["auc on holdout"], 0.01, &["p50"], Mode::AllOrNothing);
+        apply(&[r], &mut checks);
+        assert!(
+            checks[2].message.ends_with("1% needed)"),
+            "{}",
+            checks[2].message
+        );
     }
 
     #[test]
