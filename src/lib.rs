@@ -22,6 +22,7 @@ pub mod load;
 pub mod phases;
 pub mod pipeline;
 pub mod plan;
+pub mod prerequisite;
 pub mod probe;
 pub mod report;
 pub mod sandbox;

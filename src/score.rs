@@ -1,5 +1,5 @@
 //! Turns check results into a score: totals and per-category sums, categories in the order they
-//! were first graded.
+//! were first graded, and the grade band the total falls in.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,23 @@ pub struct Score {
     pub max_points: f64,
     /// points / max_points * 100 (0 when there are no points to earn).
     pub percent: f64,
+}
+
+/// A grade band: a total of at least `min_percent` (and under the next band's) earns `name`.
+/// Hiring teams read a grade as a decision, and a band says which.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Band {
+    pub name: String,
+    pub min_percent: f64,
+}
+
+/// The band of `percent`: the first of `bands` (highest threshold first) it reaches.
+pub fn band_of(percent: f64, bands: &[Band]) -> Option<String> {
+    bands
+        .iter()
+        .find(|b| percent >= b.min_percent)
+        .map(|b| b.name.clone())
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -112,6 +129,26 @@ mod tests {
     fn no_points_means_zero_percent_not_nan() {
         let (s, _) = score(&[]);
         assert_eq!(s.percent, 0.0);
+    }
+
+    #[test]
+    fn a_band_is_the_highest_threshold_reached() {
+        let bands: Vec<Band> = [
+            ("exceptional", 85.0),
+            ("strong", 70.0),
+            ("acceptable", 55.0),
+        ]
+        .map(|(n, m)| Band {
+            name: n.into(),
+            min_percent: m,
+        })
+        .into();
+        assert_eq!(band_of(100.0, &bands).as_deref(), Some("exceptional"));
+        assert_eq!(band_of(85.0, &bands).as_deref(), Some("exceptional"));
+        assert_eq!(band_of(84.99, &bands).as_deref(), Some("strong"));
+        assert_eq!(band_of(55.0, &bands).as_deref(), Some("acceptable"));
+        assert_eq!(band_of(54.99, &bands), None, "under the lowest band");
+        assert_eq!(band_of(90.0, &[]), None);
     }
 
     #[test]

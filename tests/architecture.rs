@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Lowest first. Keep in step with docs/architecture.md.
 const LAYERS: &[&[&str]] = &[
     &["check", "verdict", "digest", "http", "exit"],
-    &["score", "expect", "data", "intake", "load"],
+    &["score", "prerequisite", "expect", "data", "intake", "load"],
     &["report", "probe"],
     &["events", "grader"],
     &["sandbox", "plan", "target"],

@@ -8,7 +8,13 @@ use crate::grader;
 
 /// Checks the grader file at `grader`; returns the exit code.
 pub(super) fn validate(grader: &Path) -> i32 {
-    match grader::load(grader) {
+    // Prerequisites name checks the phases declare: checked as the pipeline does before a run.
+    let loaded = grader::load(grader).and_then(|g| {
+        let plan = crate::plan::RunPlan::new(&g, 0, None, None);
+        grader::check_prerequisites(&g, &crate::phases::declared_checks(&g, &plan))?;
+        Ok(g)
+    });
+    match loaded {
         Ok(g) => {
             let n: usize = g.grader.check_lists().iter().map(|(_, l)| l.len()).sum();
             // Every phase of the registry this grader declares, so the list never goes stale.
@@ -18,9 +24,12 @@ pub(super) fn validate(grader: &Path) -> i32 {
                 .map(|p| p.name())
                 .collect();
             println!(
-                "{}: valid ({n} scripted checks; {} dataset(s); phases: {})",
+                "{}: valid ({n} scripted checks; {} dataset(s); {} prerequisite(s); {} grade \
+                 band(s); phases: {})",
                 grader.display(),
                 g.datasets.len(),
+                g.grader.prerequisite.len(),
+                g.grader.grade.band.len(),
                 if phases.is_empty() {
                     "none".to_string()
                 } else {

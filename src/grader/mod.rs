@@ -13,11 +13,14 @@
 //! - `probes`: the `[probes]` section (contract probes generated from a schema);
 //! - `load`: reading a file (parsing, body files, datasets);
 //! - `validate`: rules that span several fields;
+//! - `grade`: `[[prerequisite]]` and `[grade]` bands, and checking prerequisites against the
+//!   checks the phases declare;
 //! - `locate`: `GraderError`, and finding a field's line and column in the text.
 
 mod checks;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod grade;
 mod invariants;
 mod latency;
 mod load;
@@ -28,6 +31,7 @@ mod probes;
 mod validate;
 
 pub use checks::{CheckSpec, Method, Points, UrlPath};
+pub use grade::{check_prerequisites, GradeSpec};
 pub use invariants::{InvariantKind, InvariantsSpec, RelationSpec};
 pub use latency::*;
 pub use load::{load, parse, LoadedGrader};

@@ -41,6 +41,12 @@ pub struct Grader {
     pub metrics: Option<MetricsSpec>,
     /// Contract probes generated from a dataset's schema (category `robustness`).
     pub probes: Option<ProbesSpec>,
+    /// Points that count only when other points were earned, applied in file order.
+    #[serde(default)]
+    pub prerequisite: Vec<crate::prerequisite::Prerequisite>,
+    /// What the total means: its bands.
+    #[serde(default)]
+    pub grade: super::GradeSpec,
 }
 
 /// The scripted check lists of a grader, in the order they run, with their category, each

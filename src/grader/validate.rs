@@ -88,6 +88,7 @@ pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
     if let Some(s) = g.drift.as_ref().and_then(|d| d.statistics.as_ref()) {
         validate_drift_statistics(s)?;
     }
+    super::grade::validate(&g.grade, &g.prerequisite)?;
     Ok(())
 }
 

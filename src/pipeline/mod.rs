@@ -77,6 +77,9 @@ pub async fn grade(
         opts.ready_timeout,
     );
     plan.probe_all = opts.probe_all;
+    // Prerequisites name the checks the phases declare: checked here, before anything runs.
+    crate::grader::check_prerequisites(&opts.grader, &phases::declared_checks(&opts.grader, &plan))
+        .map_err(|e| UsageError(e.to_string()))?;
     let run = start_run(opts, &events);
     let mut record = Record::new(&run.run_id);
     // A container gets its own cores, the load generator the others.
@@ -172,7 +175,7 @@ fn finish(
 ) -> Report {
     record.harness.proctor_version = env!("CARGO_PKG_VERSION").into();
     let declared = phases::declared_checks(&opts.grader, plan);
-    record.finish(run, ending, &declared)
+    record.finish(run, ending, &declared, &opts.grader.grader)
 }
 
 /// Intake and the Dockerfile check: the submission's build context and its base images, or

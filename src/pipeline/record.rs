@@ -5,6 +5,7 @@
 
 use crate::check::{CheckResult, DeclaredCheck};
 use crate::events::{Event, Events, StageTimer};
+use crate::grader::Grader;
 use crate::intake::SourceKind;
 use crate::phases::Outcome;
 use crate::report::{
@@ -118,8 +119,17 @@ impl Record {
     }
 
     /// The report. `declared` is every check the grader declares; those that did not run are
-    /// listed as zeros with the reason.
-    pub fn finish(mut self, run: RunFacts, ending: Ending, declared: &[DeclaredCheck]) -> Report {
+    /// listed as zeros with the reason. The grader's prerequisites apply to the checks that ran,
+    /// before those zeros are added: a prerequisite whose required checks never ran is not
+    /// judged, so a run the service cut short keeps what it earned before. An infrastructure
+    /// failure is no grade at all, and nothing is withheld from it.
+    pub fn finish(
+        mut self,
+        run: RunFacts,
+        ending: Ending,
+        declared: &[DeclaredCheck],
+        grader: &Grader,
+    ) -> Report {
         self.settle_phases();
         let mut checks = self.outcome.checks;
         let mut warnings = self.warnings;
@@ -141,6 +151,11 @@ impl Record {
                     Some(verdict),
                 ),
             },
+        };
+        let prerequisites = if status == Status::InfrastructureError {
+            Vec::new()
+        } else {
+            crate::prerequisite::apply(&grader.prerequisite, &mut checks)
         };
         if status != Status::Graded {
             let why = format!("not run: {reason}");
@@ -176,12 +191,16 @@ impl Record {
             verdict,
             // A harness failure is never a grade, not even a partial one.
             score: (!infrastructure).then_some(score),
+            band: (!infrastructure)
+                .then(|| crate::score::band_of(score.percent, &grader.grade.band))
+                .flatten(),
             categories: if infrastructure {
                 Vec::new()
             } else {
                 categories
             },
             checks,
+            prerequisites,
             hidden_checks: None,
             latency: self.outcome.latency.map(|mut l| {
                 l.reference = self.reference;

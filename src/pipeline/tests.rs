@@ -228,13 +228,14 @@ points = 3
 path = "/slow"
 "#;
 
-fn options() -> GradeOptions {
+/// The options of these tests, with grader file `text`.
+fn options_with(text: &str) -> GradeOptions {
     GradeOptions {
         source: Source::Submission("submission".into()),
         grader: LoadedGrader {
             path: "g.toml".into(),
             sha256: String::new(),
-            grader: crate::grader::parse(GRADER, std::path::Path::new("g.toml")).unwrap(),
+            grader: crate::grader::parse(text, std::path::Path::new("g.toml")).unwrap(),
             datasets: Default::default(),
         },
         seed: 1,
@@ -262,7 +263,12 @@ fn context() -> intake::BuildContext {
 
 /// Grades `fake` as the pipeline would after intake; `cancel_after` presses Ctrl-C.
 async fn grade_with(fake: Fake, cancel_after: Option<Duration>) -> (Report, bool) {
-    let opts = options();
+    grade_graded_by(fake, GRADER, cancel_after).await
+}
+
+/// [`grade_with`], with grader file `text`.
+async fn grade_graded_by(fake: Fake, text: &str, cancel_after: Option<Duration>) -> (Report, bool) {
+    let opts = options_with(text);
     let plan = RunPlan::new(&opts.grader, 1, None, opts.ready_timeout);
     let events: Events = Arc::new(Silent);
     let run = start_run(&opts, &events);
@@ -409,4 +415,92 @@ fn an_invalid_latency_measurement_is_the_machines_failure() {
     l.invalid_reasons.clear();
     assert!(invalid_latency(Some(&l)).is_none());
     assert!(invalid_latency(None).is_none());
+}
+
+/// [`GRADER`] with a check the test service fails (it answers no `/predictions`), `fast` gated
+/// on `required`, and grade bands.
+fn grader_with_prerequisite(required: &str) -> String {
+    format!(
+        r#"{GRADER}
+[[correctness]]
+name = "predicts"
+points = 1
+path = "/fast"
+[[correctness.json]]
+pointer = "/predictions"
+
+[[prerequisite]]
+name = "predictions carry signal"
+requires = ["{required}"]
+min_share = 0.5
+gates = ["fast"]
+
+[[grade.band]]
+name = "strong"
+min_percent = 70
+[[grade.band]]
+name = "does not meet"
+min_percent = 0
+"#
+    )
+}
+
+#[tokio::test]
+async fn an_unmet_prerequisite_withholds_points_and_the_report_keeps_them() {
+    let fake = Fake::new(service(Duration::ZERO).await);
+    let (r, _) = grade_graded_by(fake, &grader_with_prerequisite("predicts"), None).await;
+    assert_eq!(r.status, Status::Graded, "{}", r.reason);
+    let (fast, why) = points_of(&r, "fast");
+    assert_eq!(fast, 0.0);
+    assert!(
+        why.starts_with("not earned: needs \"predictions carry signal\" ('predicts' earned 0 of 1"),
+        "{why}"
+    );
+    let p = &r.prerequisites[0];
+    assert_eq!(p.judgement, crate::report::Judgement::Unmet);
+    assert_eq!(p.withheld.len(), 1);
+    assert_eq!(
+        (p.withheld[0].check.as_str(), p.withheld[0].points_before),
+        ("fast", 2.0)
+    );
+    // Ready 1 + slow 3 of 7: without the prerequisite it would be 6 of 7, "strong".
+    let s = r.score.unwrap();
+    assert_eq!((s.points, s.max_points), (4.0, 7.0));
+    assert_eq!(r.band.as_deref(), Some("does not meet"));
+    let summary = crate::report::summary_text(&r);
+    assert!(summary.contains("(57.1%, does not meet)"), "{summary}");
+    assert!(
+        summary.contains("\"predictions carry signal\" not met: 2.0 points withheld"),
+        "{summary}"
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        json["prerequisites"][0]["withheld"][0]["points_before"],
+        2.0
+    );
+}
+
+#[tokio::test]
+async fn a_prerequisite_whose_checks_never_ran_keeps_the_points_earned_before_a_crash() {
+    let mut fake = Fake::new(service(Duration::from_secs(10)).await);
+    // `fast` answers; the service dies while `slow`, the required check, is waiting.
+    fake.dies_after = Some(Duration::from_millis(700));
+    let (r, _) = grade_graded_by(fake, &grader_with_prerequisite("slow"), None).await;
+    assert_eq!(r.verdict, Some(Verdict::CrashedDuringGrading));
+    assert_eq!(points_of(&r, "fast").0, 2.0, "earned before the crash");
+    let p = &r.prerequisites[0];
+    assert_eq!(p.judgement, crate::report::Judgement::NotJudged);
+    assert!(p.withheld.is_empty());
+}
+
+#[tokio::test]
+async fn a_prerequisite_naming_no_check_stops_the_run_before_anything_is_built() {
+    let opts = options_with(&grader_with_prerequisite("holdout AUC"));
+    let err = grade(&opts, Arc::new(Silent), CancellationToken::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("g.toml:"), "{err}");
+    assert!(err.contains("prerequisite[0].requires"), "{err}");
+    assert!(err.contains("\"holdout AUC\" is neither a check"), "{err}");
 }

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use crate::check::{Category, CheckResult, Visibility};
+pub use crate::prerequisite::{Applied as AppliedPrerequisite, Judgement, Withheld};
 pub use crate::score::{CategoryScore, Score};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
@@ -25,8 +26,17 @@ pub struct Report {
     pub verdict: Option<crate::verdict::Verdict>,
     /// Absent for `infrastructure_error`: a harness failure is never a grade.
     pub score: Option<Score>,
+    /// The grader's band (`[[grade.band]]`) the score's percent falls in, e.g. `strong`.
+    /// Absent without a score, when the grader declares no bands, or under the lowest band.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<String>,
     pub categories: Vec<CategoryScore>,
     pub checks: Vec<CheckResult>,
+    /// What each `[[prerequisite]]` of the grader did, in the order they applied: whether it
+    /// held, and the points of every gated check before it lowered them. `checks` holds the
+    /// points after.
+    #[serde(default)]
+    pub prerequisites: Vec<AppliedPrerequisite>,
     /// In a candidate's view: the hidden checks, counted (their details are left out). Absent
     /// in the grader's view, where `checks` holds them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]

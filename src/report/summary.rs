@@ -1,4 +1,5 @@
-//! The human summary printed when a run ends: status, score per category, failed checks.
+//! The human summary printed when a run ends: status, score and its band, score per category,
+//! prerequisites not met, failed checks.
 
 use std::fmt::Write;
 
@@ -28,9 +29,10 @@ fn summary_of(r: &Report) -> String {
     }
     match &r.score {
         Some(score) => {
+            let band = r.band.as_ref().map_or(String::new(), |b| format!(", {b}"));
             let _ = writeln!(
                 s,
-                "score:  {:.1} / {:.1} ({:.1}%)",
+                "score:  {:.1} / {:.1} ({:.1}%{band})",
                 score.points, score.max_points, score.percent
             );
         }
@@ -44,6 +46,15 @@ fn summary_of(r: &Report) -> String {
             s,
             "  {:<14} {:>6.1} / {:<6.1}",
             c.name, c.points, c.max_points
+        );
+    }
+    for p in r.prerequisites.iter().filter(|p| !p.withheld.is_empty()) {
+        let _ = writeln!(
+            s,
+            "prerequisite {:?} not met: {:.1} points withheld from {} check(s)",
+            p.name,
+            p.withheld_points(),
+            p.withheld.len()
         );
     }
     let hidden = r.hidden_checks.map_or(0, |h| h.count);

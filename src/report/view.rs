@@ -80,6 +80,10 @@ impl Report {
             r.monitoring = None;
         }
         r.checks.retain(|c| c.visibility == Visibility::Visible);
+        // A prerequisite that requires or gates a hidden check would name it and its points.
+        // (The score's band is left in: it is derived from the total the candidate sees.)
+        r.prerequisites
+            .retain(|p| p.visibility == Visibility::Visible);
         r.hidden_checks = Some(HiddenChecks {
             count: hidden.len() as u64,
             passed: hidden.iter().filter(|c| c.passed).count() as u64,
@@ -226,5 +230,36 @@ mod tests {
         // Visible invariants keep their section, also beside other hidden checks.
         let visible = with_invariants(Visibility::Visible);
         assert!(visible.for_view(View::Candidate).invariants.is_some());
+    }
+
+    #[test]
+    fn a_candidate_sees_no_prerequisite_that_names_a_hidden_check() {
+        let mut r = report();
+        let applied = |name: &str, visibility| crate::prerequisite::Applied {
+            name: name.into(),
+            mode: Default::default(),
+            judgement: crate::prerequisite::Judgement::Unmet,
+            required_points: 0.0,
+            required_max_points: 2.0,
+            min_share: 0.5,
+            factor: 0.0,
+            reason: String::new(),
+            withheld: vec![crate::prerequisite::Withheld {
+                check: "hidden probe".into(),
+                points_before: 2.0,
+                points: 0.0,
+            }],
+            visibility,
+        };
+        r.prerequisites = vec![
+            applied("on hidden auc", Visibility::Hidden),
+            applied("on visible one", Visibility::Visible),
+        ];
+        r.band = Some("strong".into());
+        assert_eq!(r.for_view(View::Grader).prerequisites.len(), 2);
+        let c = r.for_view(View::Candidate);
+        let names: Vec<_> = c.prerequisites.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["on visible one"]);
+        assert_eq!(c.band.as_deref(), Some("strong"), "derived from the total");
     }
 }
