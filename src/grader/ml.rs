@@ -216,10 +216,6 @@ pub struct DriftSpec {
     /// recomputes the statistics against it. Default: `dataset`, which is right only when the
     /// traffic is drawn from the training data itself.
     pub reference_dataset: Option<String>,
-    /// Multiply the false-alarm points by the share of detection points earned: a detector
-    /// that never fires never false-alarms, and must not earn those points for it.
-    #[serde(default)]
-    pub false_alarm_points_scaled_by_detection: bool,
     /// Scored agreement of the service's statistics with proctor's recomputation.
     pub statistics: Option<DriftStatisticsSpec>,
     pub visibility: Option<Visibility>,

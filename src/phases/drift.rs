@@ -814,9 +814,6 @@ pub async fn run(
             ),
         ));
     }
-    if spec.false_alarm_points_scaled_by_detection {
-        scale_false_alarms_by_detection(&mut checks, spec);
-    }
     if let (Some(st), Some(tally)) = (&spec.statistics, stream.tally.take()) {
         let (agreement, stat_checks) = statistics_checks(st, data, tally);
         report.statistics = agreement;
@@ -835,35 +832,6 @@ pub async fn run(
         }
     }
     (checks, report)
-}
-
-/// The false-alarm check keeps only the share of its points that the detections earned: a
-/// detector that never fires never false-alarms, and quiet is worth nothing by itself.
-fn scale_false_alarms_by_detection(checks: &mut [CheckResult], spec: &DriftSpec) {
-    let detection_max = spec.detection_points.0;
-    let earned: f64 = checks
-        .iter()
-        .filter(|c| c.name.starts_with(&detection_check_name("")))
-        .map(|c| c.points)
-        .sum();
-    let share = if detection_max > 0.0 {
-        (earned / detection_max).clamp(0.0, 1.0)
-    } else {
-        1.0
-    };
-    if let Some(fa) = checks.iter_mut().find(|c| c.name == FALSE_ALARMS_CHECK) {
-        let before = fa.points;
-        fa.points = crate::score::round2(before * share);
-        fa.passed = fa.points >= fa.max_points;
-        fa.message.push_str(&format!(
-            "; scaled by the share of detection points earned ({} of {}): {} of {} points kept, \
-             since quiet on in-distribution traffic is worth only as much as the detection beside it",
-            crate::score::round2(earned),
-            detection_max,
-            fa.points,
-            crate::score::round2(before)
-        ));
-    }
 }
 
 /// The check names of `[drift.statistics]`.

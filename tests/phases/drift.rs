@@ -822,24 +822,6 @@ async fn methods_other_than_the_contract_lose_the_method_points() {
     assert_points(find(&g.checks, STATISTICS_CHECK), 0.0, 3.0);
 }
 
-#[tokio::test]
-async fn a_never_firing_detector_earns_no_false_alarm_points_when_they_are_scaled() {
-    let toml = drift_toml(
-        "max_false_alarm_rate = 0.1\nfalse_alarm_points_scaled_by_detection = true",
-        SCENARIOS,
-    );
-    let g = grade_toml(Mode::Never, &toml).await;
-    let fa = find(&g.checks, FALSE_ALARMS_CHECK);
-    assert_points(fa, 0.0, 4.0);
-    assert_has(
-        &fa.message,
-        &["scaled by the share of detection points earned (0 of 6): 0 of 4 points kept"],
-    );
-    // A detector that finds both shifts keeps them all.
-    let g = grade_toml(Mode::Correct, &toml).await;
-    assert_points(find(&g.checks, FALSE_ALARMS_CHECK), 4.0, 4.0);
-}
-
 #[test]
 fn statistics_need_the_reference_dataset_and_known_feature_types() {
     let without = drift_toml(
