@@ -112,7 +112,7 @@ pub fn generate(schema: &Schema, base: &[Vec<Value>], env: &Envelope<'_>) -> Vec
                 .collect();
             instances.insert(n % batch, encode(&inst));
             out.push(g.raw_case(
-                Class::BadInstanceInValidBatch,
+                class,
                 feature.as_deref(),
                 g.body(&array(&instances)),
                 Expected::Rejected,
