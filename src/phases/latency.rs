@@ -150,7 +150,9 @@ pub async fn run(
             step_duration: Duration::from_secs_f64(s.step_secs),
             step_warmup: Duration::from_secs_f64(s.warmup_secs),
             arrivals: spec.arrivals,
-            cooldown: Duration::from_millis(500),
+            cooldown: SEARCH_COOLDOWN,
+            repeats: s.repeats,
+            clear_margin: search::DEFAULT_CLEAR_MARGIN,
         };
         let base = Plan {
             min_requests: 1,
@@ -209,14 +211,19 @@ pub async fn run(
             };
             checks.push(check);
         }
-        report.search = r.ok().map(Into::into);
+        report.search = r
+            .ok()
+            .map(|r| crate::report::ThroughputSearch::of(r, s.repeats));
     }
     (checks, report)
 }
 
+/// The pause between two measurements of the search.
+const SEARCH_COOLDOWN: Duration = Duration::from_millis(500);
+
 fn search_message(r: &SearchResult, full: f64) -> String {
     let steps = r.steps.len();
-    match r.capacity_rate {
+    let found = match r.capacity_rate {
         Some(c) => format!(
             "sustains {c} req/s within p{} <= {} ms ({}; {steps} steps; full points at >= {} req/s)",
             trim(r.percentile),
@@ -233,6 +240,18 @@ fn search_message(r: &SearchResult, full: f64) -> String {
             trim(r.slo_ms),
             r.steps.iter().map(|s| s.rate).fold(f64::INFINITY, f64::min)
         ),
+    };
+    // Where repeated measurements disagreed the service is on the edge: say so, and where.
+    let split = r.split_rates();
+    if split.is_empty() {
+        found
+    } else {
+        let rates: Vec<String> = split.iter().map(|&x| trim(x)).collect();
+        format!(
+            "{found}; measurements disagreed at {} req/s ({} measurements in all)",
+            rates.join(", "),
+            r.measurements()
+        )
     }
 }
 
@@ -456,11 +475,13 @@ impl super::Phase for Latency {
         };
         let timeout = g.http.request_timeout();
         // Two attempts of the load (the second when the first is invalid), each ending at most
-        // one request timeout after its schedule; then every search step the same way.
+        // one request timeout after its schedule; then every measurement a search step may
+        // take (its repeats, and one to replace an invalid one) the same way, with its cooldown.
         let load = Duration::from_secs_f64(l.warmup_secs + l.duration_secs) + timeout;
         let search = l.search.as_ref().map_or(Duration::ZERO, |s| {
-            let step = Duration::from_secs_f64(s.step_secs + s.warmup_secs + 0.5) + timeout;
-            step * (2 * s.max_steps) as u32
+            let one =
+                Duration::from_secs_f64(s.step_secs + s.warmup_secs) + SEARCH_COOLDOWN + timeout;
+            one * (s.max_steps * (s.repeats + 1)) as u32
         });
         super::budget_for(2 * load + search, 0, 0, timeout)
     }
@@ -531,13 +552,16 @@ impl From<load::Window> for crate::report::LoadWindow {
     }
 }
 
-impl From<SearchResult> for crate::report::ThroughputSearch {
-    fn from(r: SearchResult) -> Self {
+impl crate::report::ThroughputSearch {
+    fn of(r: SearchResult, repeats: usize) -> Self {
         crate::report::ThroughputSearch {
             percentile: r.percentile,
             slo_ms: r.slo_ms,
             capacity_rate: r.capacity_rate,
             failed_rate: r.failed_rate,
+            repeats: repeats as u32,
+            measurements: r.measurements(),
+            split_rates: r.split_rates(),
             ended_by: r.ended_by,
             steps: r
                 .steps
@@ -551,6 +575,18 @@ impl From<SearchResult> for crate::report::ThroughputSearch {
                     achieved_rate: st.achieved_rate,
                     reason: st.reason,
                     attempts: st.attempts,
+                    measurements: st
+                        .measurements
+                        .into_iter()
+                        .map(|m| crate::report::SearchMeasurement {
+                            valid: m.valid,
+                            passed: m.passed,
+                            latency_ms: m.latency_ms,
+                            error_rate: m.error_rate,
+                            achieved_rate: m.achieved_rate,
+                            reason: m.reason,
+                        })
+                        .collect(),
                 })
                 .collect(),
         }
@@ -597,6 +633,7 @@ mod tests {
             achieved_rate: rate,
             reason: String::new(),
             attempts: 1,
+            measurements: Vec::new(),
         };
         let found = SearchResult {
             percentile: 99.0,

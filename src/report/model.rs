@@ -131,6 +131,13 @@ pub struct ThroughputSearch {
     pub failed_rate: Option<f64>,
     /// What ended the search: `converged`, `max_rate`, `max_steps`, `no_passing_rate`.
     pub ended_by: String,
+    /// Valid measurements that decide a step by majority (`[latency.search] repeats`).
+    pub repeats: u32,
+    /// Measurements taken by all steps.
+    pub measurements: u32,
+    /// Rates whose measurements disagreed (some passed, some failed): where the service sits
+    /// on the edge of the objective, and how noisy the answer is there.
+    pub split_rates: Vec<f64>,
     pub steps: Vec<SearchStep>,
 }
 
@@ -139,15 +146,30 @@ pub struct ThroughputSearch {
 pub struct SearchStep {
     pub rate: f64,
     pub passed: bool,
-    /// Whether the generator kept its schedule; an invalid step counts as failed.
+    /// Whether any measurement of the step was valid; a step with none counts as failed.
     pub valid: bool,
     pub latency_ms: f64,
     pub error_rate: f64,
     pub achieved_rate: f64,
     /// Why it failed, empty when it passed.
     pub reason: String,
-    /// 2 when the first measurement of the step was invalid.
+    /// Measurements the step took.
     pub attempts: u32,
+    /// Each measurement, in order; the step's latency, error rate and achieved rate are the
+    /// median of those that decided it.
+    pub measurements: Vec<SearchMeasurement>,
+}
+
+/// One measurement of a search step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SearchMeasurement {
+    /// Whether the generator kept its schedule; an invalid measurement casts no vote.
+    pub valid: bool,
+    pub passed: bool,
+    pub latency_ms: f64,
+    pub error_rate: f64,
+    pub achieved_rate: f64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
