@@ -283,6 +283,7 @@ pub async fn run(args: LoadArgs) -> i32 {
         min_requests: args.min_requests,
         realtime: !args.no_realtime,
         spin: Duration::from_micros(args.spin_us),
+        curves: Vec::new(),
     };
 
     if let Some(slo_ms) = args.search_slo_ms {

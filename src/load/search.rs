@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::lateness::Curve;
 use super::{percentile_ms, run, Arrivals, LoadError, Mode, Plan, RequestSpec, Stage};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -170,6 +171,13 @@ pub async fn search(
             },
             warmup: s.step_warmup,
             seed: base.seed.wrapping_add(n),
+            // The generator's lateness matters only if it could flip the step's verdict.
+            curves: vec![Curve {
+                name: format!("the step's p{}", s.percentile),
+                percentile: s.percentile,
+                full_ms: s.slo_ms,
+                zero_ms: s.slo_ms,
+            }],
             ..base.clone()
         };
         async move {

@@ -63,7 +63,26 @@ pub fn plan_of(spec: &LatencySpec, seed: u64, cpus: Option<Vec<usize>>) -> Plan 
         min_requests: spec.required_requests(),
         realtime: true,
         spin: load::DEFAULT_SPIN,
+        curves: Vec::new(),
     }
+}
+
+/// The objectives' curves, as this run grades them (widened by the latency reference): the
+/// generator's lateness is judged by whether it could move their points.
+pub fn curves_of(spec: &LatencySpec, run_plan: &RunPlan) -> Vec<load::lateness::Curve> {
+    spec.objective
+        .iter()
+        .map(|o| {
+            let name = spec.objective_name(o);
+            let factor = run_plan.latency_factor(&name);
+            load::lateness::Curve {
+                name,
+                percentile: o.percentile,
+                full_ms: o.full_points_ms * factor,
+                zero_ms: o.zero_points_ms * factor,
+            }
+        })
+        .collect()
 }
 
 /// Runs the load (again once if the first measurement is invalid), grades it, and runs the
@@ -78,7 +97,10 @@ pub async fn run(
     events: &Events,
 ) -> (Vec<CheckResult>, LatencyReport) {
     let request = request_of(target, spec);
-    let plan = plan_of(spec, run_plan.seed, run_plan.load_cpus.clone());
+    let plan = Plan {
+        curves: curves_of(spec, run_plan),
+        ..plan_of(spec, run_plan.seed, run_plan.load_cpus.clone())
+    };
     let mut attempts = 0;
     let result = loop {
         attempts += 1;
@@ -373,7 +395,38 @@ fn report_of(spec: &LatencySpec, o: &Outcome) -> LatencyReport {
         valid: o.validity.valid,
         invalid_reasons: o.validity.reasons.clone(),
         client_cpu_us_per_request: (o.cpu_us_per_request() * 100.0).round() / 100.0,
+        lateness: judgement_of(o),
         ..empty_report(spec)
+    }
+}
+
+/// How the generator's lateness was judged: against the objectives when there are any.
+fn judgement_of(o: &Outcome) -> crate::report::LatenessJudgement {
+    let r4 = |x: f64| (x * 1e4).round() / 1e4;
+    let r3 = |x: f64| (x * 1e3).round() / 1e3;
+    crate::report::LatenessJudgement {
+        rule: if o.lateness_effects.is_empty() {
+            "absolute"
+        } else {
+            "objectives"
+        }
+        .into(),
+        late_over_1ms_share: r4(o.late_share),
+        max_moved_share: load::lateness::MAX_MOVED_SHARE,
+        objectives: o
+            .lateness_effects
+            .iter()
+            .map(|e| crate::report::LatenessEffect {
+                name: e.name.clone(),
+                percentile: e.percentile,
+                measured_ms: r3(e.measured_ms),
+                lowest_ms: r3(e.lowest_ms),
+                bound_ms: r3(e.bound_ms),
+                late_share: r4(e.late_share),
+                moved_share: r4(e.moved_share),
+                harmless: e.harmless,
+            })
+            .collect(),
     }
 }
 
@@ -402,6 +455,7 @@ pub(crate) fn empty_report(spec: &LatencySpec) -> LatencyReport {
         valid: false,
         invalid_reasons: Vec::new(),
         attempts: 1,
+        lateness: Default::default(),
         client_cpu_us_per_request: 0.0,
         search: None,
         reference: None,
