@@ -14,7 +14,7 @@
 //! and the measured `p`-th (lateness never makes a request faster). The measurement is harmless
 //! for a curve when the points at those two ends differ by at most `MAX_MOVED_SHARE` of the
 //! curve's points; `L` is chosen among the lateness percentiles as the one that gives the
-//! tightest bound.
+//! tightest bound (on a tie, the one fewest sends exceed).
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -98,7 +98,12 @@ pub fn effect(corrected: &Histogram<u64>, dispatch: &Histogram<u64>, curve: &Cur
             moved_share,
             harmless: moved_share <= MAX_MOVED_SHARE,
         };
-        if best.as_ref().is_none_or(|b| e.moved_share < b.moved_share) {
+        // Among equal bounds the one that leaves the fewest sends beyond it says the most.
+        let better = best.as_ref().is_none_or(|b| {
+            e.moved_share < b.moved_share
+                || (e.moved_share == b.moved_share && e.late_share < b.late_share)
+        });
+        if better {
             best = Some(e);
         }
     }
@@ -167,6 +172,8 @@ mod tests {
         let e = effect(&c, &d, &curve(50.0, 25.0, 250.0));
         assert!(e.harmless && e.moved_share == 0.0, "{e:?}");
         assert!((e.measured_ms - 13.0).abs() < 0.05, "{e:?}");
+        // The report shows the largest lateness that is still harmless: every send within it.
+        assert!(e.late_share == 0.0 && e.bound_ms >= 1.5, "{e:?}");
         // A p99 far beyond its zero-points threshold cannot earn points either way.
         let (c, d) = measured(|i| 2000.0 + i as f64, busy);
         assert!(effect(&c, &d, &curve(99.0, 100.0, 1000.0)).harmless);
