@@ -290,6 +290,8 @@ async fn throughput_search_finds_a_known_capacity() {
         step_warmup: Duration::from_millis(500),
         arrivals: Arrivals::Constant,
         cooldown: Duration::from_millis(300),
+        repeats: 1,
+        clear_margin: 0.5,
     };
     let base = Plan::constant(1.0, Duration::ZERO, Duration::from_secs(1), 64, 3);
     let r = search(&request(&server), &base, &s, |step| eprintln!("{step:?}"))

@@ -228,6 +228,8 @@ async fn a_search_against_a_hung_service_is_bounded_by_its_steps() {
         step_warmup: Duration::from_millis(100),
         arrivals: Arrivals::Constant,
         cooldown: Duration::from_millis(100),
+        repeats: 3,
+        clear_margin: 0.5,
     };
     let base = Plan::constant(1.0, Duration::ZERO, Duration::from_secs(1), 4, 5);
     let began = Instant::now();

@@ -83,6 +83,11 @@ pub struct SearchSpec {
     /// Stop when the highest passing and lowest failing rates are this close (relative).
     #[serde(default = "default_search_precision")]
     pub precision: f64,
+    /// Valid measurements that decide a step by majority: near the capacity one short
+    /// measurement is a coin toss. A first measurement clearly within the objective decides
+    /// alone, so only steps near the capacity cost more time. 1 decides on one measurement.
+    #[serde(default = "default_search_repeats")]
+    pub repeats: usize,
     /// Points for the capacity found: all at or above `full_points_rate`, none at or below
     /// `zero_points_rate` (default 0), linear between. No points: reported only.
     pub points: Option<Points>,
@@ -106,6 +111,9 @@ fn default_search_warmup() -> f64 {
 }
 fn default_search_precision() -> f64 {
     0.05
+}
+fn default_search_repeats() -> usize {
+    crate::load::search::DEFAULT_REPEATS
 }
 
 fn default_warmup() -> f64 {
@@ -332,6 +340,9 @@ impl SearchSpec {
         if !(self.precision > 0.0 && self.precision < 1.0) {
             return err("precision", "must be in (0, 1)");
         }
+        if !(1..=5).contains(&self.repeats) {
+            return err("repeats", "must be between 1 and 5");
+        }
         // The lowest step must still measure enough requests to read its percentile.
         let need = samples_for(self.percentile) as f64;
         if start * self.step_secs < need {
@@ -436,6 +447,9 @@ mod tests {
         let l = spec(ok).unwrap();
         let s = l.search.unwrap();
         assert_eq!((s.max_steps, s.step_secs, s.precision), (8, 3.0, 0.05));
+        assert_eq!(s.repeats, 3);
+        let e = spec(&format!("{ok}repeats = 0\n")).unwrap_err();
+        assert!(e.starts_with("latency.search.repeats"), "{e}");
         let e = spec(&ok.replace("full_points_rate = 400\n", "")).unwrap_err();
         assert!(e.starts_with("latency.search.full_points_rate"), "{e}");
         let e = spec(&ok.replace("max_rate = 1000", "max_rate = 100")).unwrap_err();

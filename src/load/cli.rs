@@ -109,6 +109,9 @@ pub struct LoadArgs {
     /// Stop when the passing and failing rates are this close (relative).
     #[arg(long, default_value_t = 0.05)]
     pub search_precision: f64,
+    /// Valid measurements that decide a step by majority (a clear pass decides alone).
+    #[arg(long, default_value_t = super::search::DEFAULT_REPEATS)]
+    pub search_repeats: usize,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +283,7 @@ pub async fn run(args: LoadArgs) -> i32 {
         min_requests: args.min_requests,
         realtime: !args.no_realtime,
         spin: Duration::from_micros(args.spin_us),
+        curves: Vec::new(),
     };
 
     if let Some(slo_ms) = args.search_slo_ms {
@@ -300,6 +304,8 @@ pub async fn run(args: LoadArgs) -> i32 {
             step_warmup: plan.warmup,
             arrivals,
             cooldown: Duration::from_millis(500),
+            repeats: args.search_repeats.max(1),
+            clear_margin: super::search::DEFAULT_CLEAR_MARGIN,
         };
         let sane = positive(s.slo_ms)
             && positive(s.start_rate)

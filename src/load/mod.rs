@@ -14,6 +14,7 @@ pub mod cli;
 mod conn;
 mod engine;
 pub mod exclusive;
+pub mod lateness;
 pub mod schedule;
 pub mod search;
 mod stats;
@@ -82,6 +83,9 @@ pub struct Plan {
     pub realtime: bool,
     /// Sleep until this long before a send, then poll the event loop until it.
     pub spin: Duration,
+    /// The graded percentiles the generator's lateness is judged against (see `lateness`);
+    /// without any, over 1% of sends more than 1 ms late make the run invalid.
+    pub curves: Vec<lateness::Curve>,
 }
 
 /// Default of `Plan::spin`: waking a halted virtual CPU takes tens of microseconds.
@@ -112,6 +116,7 @@ impl Plan {
             min_requests: 1,
             realtime: true,
             spin: DEFAULT_SPIN,
+            curves: Vec::new(),
         }
     }
 
@@ -201,6 +206,10 @@ pub struct Outcome {
     /// 10% (or 0.1 ms); `None` when windows hold too few responses to tell.
     pub stable: Option<bool>,
     pub validity: Validity,
+    /// Share of measured sends dispatched more than 1 ms late (open loop).
+    pub late_share: f64,
+    /// What the lateness could have done to each of the plan's curves.
+    pub lateness_effects: Vec<lateness::Effect>,
     pub threads: usize,
     /// The load threads ran at real-time priority.
     pub realtime: bool,
@@ -428,8 +437,27 @@ fn summarize(s: stats::Stats, plan: &Plan, measure_start: Instant, threads: usiz
     let stable = stability(&s);
 
     let mut reasons = Vec::new();
-    if open && s.dispatched > 0 {
-        let late = s.dispatched_late as f64 / s.dispatched as f64;
+    let late_share = if s.dispatched > 0 {
+        s.dispatched_late as f64 / s.dispatched as f64
+    } else {
+        0.0
+    };
+    let lateness_effects: Vec<lateness::Effect> = if open && s.dispatched > 0 {
+        plan.curves
+            .iter()
+            .map(|c| lateness::effect(&s.corrected, &s.dispatch_lateness, c))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    reasons.extend(
+        lateness_effects
+            .iter()
+            .filter(|e| !e.harmless)
+            .map(lateness::Effect::reason),
+    );
+    if open && s.dispatched > 0 && plan.curves.is_empty() {
+        let late = late_share;
         if late > MAX_LATE_SHARE {
             reasons.push(format!(
                 "the load generator sent {:.1}% of requests more than 1 ms late (at most {}% \
@@ -474,6 +502,8 @@ fn summarize(s: stats::Stats, plan: &Plan, measure_start: Instant, threads: usiz
             valid: reasons.is_empty(),
             reasons,
         },
+        late_share,
+        lateness_effects,
         threads,
         realtime: s.realtime,
         cpu_secs: s.cpu.as_secs_f64(),
@@ -623,6 +653,51 @@ mod tests {
         s.last_sent = Some(t0 + Duration::from_millis(9990) + lag);
         s.last_done = s.last_sent;
         summarize(s, &plan, t0, 1).validity
+    }
+
+    #[test]
+    fn lateness_is_judged_against_the_curves_when_the_plan_has_them() {
+        // 5% of 1000 sends 1.5 ms late (invalid by the absolute rule), latencies 8..18 ms.
+        let judge = |curve: lateness::Curve| {
+            let plan = Plan {
+                curves: vec![curve],
+                ..Plan::constant(100.0, Duration::ZERO, Duration::from_secs(10), 8, 1)
+            };
+            let t0 = Instant::now();
+            let mut s = stats::Stats::new(Duration::from_secs(1), 10, 200);
+            for i in 0..1000u64 {
+                let late = Duration::from_micros(if i % 20 == 0 { 1500 } else { 50 });
+                s.record_dispatch(t0, late, t0);
+                s.corrected.record(8000 + i * 10).unwrap();
+            }
+            s.requests = 1000;
+            s.last_intended = Some(t0 + Duration::from_millis(9990));
+            s.last_sent = s.last_intended;
+            s.last_done = s.last_sent;
+            summarize(s, &plan, t0, 1)
+        };
+        let far = judge(lateness::Curve {
+            name: "p50 latency at 100 req/s".into(),
+            percentile: 50.0,
+            full_ms: 25.0,
+            zero_ms: 250.0,
+        });
+        assert!(far.validity.valid, "{:?}", far.validity);
+        assert!((far.late_share - 0.05).abs() < 1e-9);
+        assert_eq!(far.lateness_effects.len(), 1);
+        // A curve whose points the lateness could move: invalid, and it says which.
+        let near = judge(lateness::Curve {
+            name: "p50 latency at 100 req/s".into(),
+            percentile: 50.0,
+            full_ms: 10.0,
+            zero_ms: 20.0,
+        });
+        assert!(!near.validity.valid);
+        assert!(
+            near.validity.reasons[0].contains("could have moved p50 latency at 100 req/s"),
+            "{:?}",
+            near.validity
+        );
     }
 
     #[test]

@@ -63,7 +63,26 @@ pub fn plan_of(spec: &LatencySpec, seed: u64, cpus: Option<Vec<usize>>) -> Plan 
         min_requests: spec.required_requests(),
         realtime: true,
         spin: load::DEFAULT_SPIN,
+        curves: Vec::new(),
     }
+}
+
+/// The objectives' curves, as this run grades them (widened by the latency reference): the
+/// generator's lateness is judged by whether it could move their points.
+pub fn curves_of(spec: &LatencySpec, run_plan: &RunPlan) -> Vec<load::lateness::Curve> {
+    spec.objective
+        .iter()
+        .map(|o| {
+            let name = spec.objective_name(o);
+            let factor = run_plan.latency_factor(&name);
+            load::lateness::Curve {
+                name,
+                percentile: o.percentile,
+                full_ms: o.full_points_ms * factor,
+                zero_ms: o.zero_points_ms * factor,
+            }
+        })
+        .collect()
 }
 
 /// Runs the load (again once if the first measurement is invalid), grades it, and runs the
@@ -78,7 +97,10 @@ pub async fn run(
     events: &Events,
 ) -> (Vec<CheckResult>, LatencyReport) {
     let request = request_of(target, spec);
-    let plan = plan_of(spec, run_plan.seed, run_plan.load_cpus.clone());
+    let plan = Plan {
+        curves: curves_of(spec, run_plan),
+        ..plan_of(spec, run_plan.seed, run_plan.load_cpus.clone())
+    };
     let mut attempts = 0;
     let result = loop {
         attempts += 1;
@@ -150,7 +172,9 @@ pub async fn run(
             step_duration: Duration::from_secs_f64(s.step_secs),
             step_warmup: Duration::from_secs_f64(s.warmup_secs),
             arrivals: spec.arrivals,
-            cooldown: Duration::from_millis(500),
+            cooldown: SEARCH_COOLDOWN,
+            repeats: s.repeats,
+            clear_margin: search::DEFAULT_CLEAR_MARGIN,
         };
         let base = Plan {
             min_requests: 1,
@@ -209,14 +233,19 @@ pub async fn run(
             };
             checks.push(check);
         }
-        report.search = r.ok().map(Into::into);
+        report.search = r
+            .ok()
+            .map(|r| crate::report::ThroughputSearch::of(r, s.repeats));
     }
     (checks, report)
 }
 
+/// The pause between two measurements of the search.
+const SEARCH_COOLDOWN: Duration = Duration::from_millis(500);
+
 fn search_message(r: &SearchResult, full: f64) -> String {
     let steps = r.steps.len();
-    match r.capacity_rate {
+    let found = match r.capacity_rate {
         Some(c) => format!(
             "sustains {c} req/s within p{} <= {} ms ({}; {steps} steps; full points at >= {} req/s)",
             trim(r.percentile),
@@ -233,6 +262,18 @@ fn search_message(r: &SearchResult, full: f64) -> String {
             trim(r.slo_ms),
             r.steps.iter().map(|s| s.rate).fold(f64::INFINITY, f64::min)
         ),
+    };
+    // Where repeated measurements disagreed the service is on the edge: say so, and where.
+    let split = r.split_rates();
+    if split.is_empty() {
+        found
+    } else {
+        let rates: Vec<String> = split.iter().map(|&x| trim(x)).collect();
+        format!(
+            "{found}; measurements disagreed at {} req/s ({} measurements in all)",
+            rates.join(", "),
+            r.measurements()
+        )
     }
 }
 
@@ -354,7 +395,38 @@ fn report_of(spec: &LatencySpec, o: &Outcome) -> LatencyReport {
         valid: o.validity.valid,
         invalid_reasons: o.validity.reasons.clone(),
         client_cpu_us_per_request: (o.cpu_us_per_request() * 100.0).round() / 100.0,
+        lateness: judgement_of(o),
         ..empty_report(spec)
+    }
+}
+
+/// How the generator's lateness was judged: against the objectives when there are any.
+fn judgement_of(o: &Outcome) -> crate::report::LatenessJudgement {
+    let r4 = |x: f64| (x * 1e4).round() / 1e4;
+    let r3 = |x: f64| (x * 1e3).round() / 1e3;
+    crate::report::LatenessJudgement {
+        rule: if o.lateness_effects.is_empty() {
+            "absolute"
+        } else {
+            "objectives"
+        }
+        .into(),
+        late_over_1ms_share: r4(o.late_share),
+        max_moved_share: load::lateness::MAX_MOVED_SHARE,
+        objectives: o
+            .lateness_effects
+            .iter()
+            .map(|e| crate::report::LatenessEffect {
+                name: e.name.clone(),
+                percentile: e.percentile,
+                measured_ms: r3(e.measured_ms),
+                lowest_ms: r3(e.lowest_ms),
+                bound_ms: r3(e.bound_ms),
+                late_share: r4(e.late_share),
+                moved_share: r4(e.moved_share),
+                harmless: e.harmless,
+            })
+            .collect(),
     }
 }
 
@@ -383,6 +455,7 @@ pub(crate) fn empty_report(spec: &LatencySpec) -> LatencyReport {
         valid: false,
         invalid_reasons: Vec::new(),
         attempts: 1,
+        lateness: Default::default(),
         client_cpu_us_per_request: 0.0,
         search: None,
         reference: None,
@@ -456,11 +529,13 @@ impl super::Phase for Latency {
         };
         let timeout = g.http.request_timeout();
         // Two attempts of the load (the second when the first is invalid), each ending at most
-        // one request timeout after its schedule; then every search step the same way.
+        // one request timeout after its schedule; then every measurement a search step may
+        // take (its repeats, and one to replace an invalid one) the same way, with its cooldown.
         let load = Duration::from_secs_f64(l.warmup_secs + l.duration_secs) + timeout;
         let search = l.search.as_ref().map_or(Duration::ZERO, |s| {
-            let step = Duration::from_secs_f64(s.step_secs + s.warmup_secs + 0.5) + timeout;
-            step * (2 * s.max_steps) as u32
+            let one =
+                Duration::from_secs_f64(s.step_secs + s.warmup_secs) + SEARCH_COOLDOWN + timeout;
+            one * (s.max_steps * (s.repeats + 1)) as u32
         });
         super::budget_for(2 * load + search, 0, 0, timeout)
     }
@@ -531,13 +606,16 @@ impl From<load::Window> for crate::report::LoadWindow {
     }
 }
 
-impl From<SearchResult> for crate::report::ThroughputSearch {
-    fn from(r: SearchResult) -> Self {
+impl crate::report::ThroughputSearch {
+    fn of(r: SearchResult, repeats: usize) -> Self {
         crate::report::ThroughputSearch {
             percentile: r.percentile,
             slo_ms: r.slo_ms,
             capacity_rate: r.capacity_rate,
             failed_rate: r.failed_rate,
+            repeats: repeats as u32,
+            measurements: r.measurements(),
+            split_rates: r.split_rates(),
             ended_by: r.ended_by,
             steps: r
                 .steps
@@ -551,6 +629,18 @@ impl From<SearchResult> for crate::report::ThroughputSearch {
                     achieved_rate: st.achieved_rate,
                     reason: st.reason,
                     attempts: st.attempts,
+                    measurements: st
+                        .measurements
+                        .into_iter()
+                        .map(|m| crate::report::SearchMeasurement {
+                            valid: m.valid,
+                            passed: m.passed,
+                            latency_ms: m.latency_ms,
+                            error_rate: m.error_rate,
+                            achieved_rate: m.achieved_rate,
+                            reason: m.reason,
+                        })
+                        .collect(),
                 })
                 .collect(),
         }
@@ -597,6 +687,7 @@ mod tests {
             achieved_rate: rate,
             reason: String::new(),
             attempts: 1,
+            measurements: Vec::new(),
         };
         let found = SearchResult {
             percentile: 99.0,

@@ -148,6 +148,13 @@ pub struct ThroughputSearch {
     pub failed_rate: Option<f64>,
     /// What ended the search: `converged`, `max_rate`, `max_steps`, `no_passing_rate`.
     pub ended_by: String,
+    /// Valid measurements that decide a step by majority (`[latency.search] repeats`).
+    pub repeats: u32,
+    /// Measurements taken by all steps.
+    pub measurements: u32,
+    /// Rates whose measurements disagreed (some passed, some failed): where the service sits
+    /// on the edge of the objective, and how noisy the answer is there.
+    pub split_rates: Vec<f64>,
     pub steps: Vec<SearchStep>,
 }
 
@@ -156,15 +163,30 @@ pub struct ThroughputSearch {
 pub struct SearchStep {
     pub rate: f64,
     pub passed: bool,
-    /// Whether the generator kept its schedule; an invalid step counts as failed.
+    /// Whether any measurement of the step was valid; a step with none counts as failed.
     pub valid: bool,
     pub latency_ms: f64,
     pub error_rate: f64,
     pub achieved_rate: f64,
     /// Why it failed, empty when it passed.
     pub reason: String,
-    /// 2 when the first measurement of the step was invalid.
+    /// Measurements the step took.
     pub attempts: u32,
+    /// Each measurement, in order; the step's latency, error rate and achieved rate are the
+    /// median of those that decided it.
+    pub measurements: Vec<SearchMeasurement>,
+}
+
+/// One measurement of a search step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SearchMeasurement {
+    /// Whether the generator kept its schedule; an invalid measurement casts no vote.
+    pub valid: bool,
+    pub passed: bool,
+    pub latency_ms: f64,
+    pub error_rate: f64,
+    pub achieved_rate: f64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -212,6 +234,8 @@ pub struct LatencyReport {
     pub invalid_reasons: Vec<String>,
     /// 1, or 2 when the first measurement was invalid and the load ran again.
     pub attempts: u32,
+    /// How the load generator's own lateness was judged, and what it measured.
+    pub lateness: LatenessJudgement,
     /// CPU time the load generator spent per request, in microseconds.
     pub client_cpu_us_per_request: f64,
     /// The throughput search (`[latency.search]`), when the grader declares one.
@@ -219,6 +243,39 @@ pub struct LatencyReport {
     /// The reference submission measured in the same run (`--latency-reference`), and how far
     /// it widened each objective's curve.
     pub reference: Option<ReferenceLatency>,
+}
+
+/// Whether the generator's lateness could have changed the points. docs/load.md, "Validity".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LatenessJudgement {
+    /// `objectives`: lateness makes the measurement invalid only when it could move an
+    /// objective's points by more than `max_moved_share` of them; `absolute` (no objective
+    /// declared): when over 1% of sends were dispatched more than 1 ms late.
+    pub rule: String,
+    /// Share of measured sends dispatched more than 1 ms late.
+    pub late_over_1ms_share: f64,
+    pub max_moved_share: f64,
+    /// One entry per objective, under the `objectives` rule.
+    pub objectives: Vec<LatenessEffect>,
+}
+
+/// What the generator's lateness could have done to one objective.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LatenessEffect {
+    /// The objective's check.
+    pub name: String,
+    pub percentile: f64,
+    /// The percentile as measured and graded.
+    pub measured_ms: f64,
+    /// The least it could have been without the generator's lateness.
+    pub lowest_ms: f64,
+    /// The lateness bound applied: all sends but `late_share` were dispatched within it; each
+    /// sample was charged twice this (its own delay, and queueing behind delayed sends).
+    pub bound_ms: f64,
+    pub late_share: f64,
+    /// The share of the objective's points between `lowest_ms` and `measured_ms`.
+    pub moved_share: f64,
+    pub harmless: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
