@@ -54,12 +54,14 @@ fn failed_checks(run: &Run) -> String {
         .unwrap_or_default()
 }
 
-/// Grades `submission` with the public and the hidden grader and returns the combined percent.
-fn combined(name: &str, submission: &Path) -> f64 {
+/// Grades `submission` with the public and the hidden grader and returns the combined percent
+/// and the band each grader's report names.
+fn combined(name: &str, submission: &Path) -> (f64, Vec<String>) {
     require_docker();
     let mut earned = 0.0;
     let mut total = 0.0;
     let mut lines = Vec::new();
+    let mut bands = Vec::new();
     for file in ["public.toml", "hidden.toml"] {
         let run = grade(submission, &grader(file), &["--seed", "7", "--quiet"]);
         assert_eq!(run.code, 0, "{name} with {file}: {}", run.explain());
@@ -73,32 +75,37 @@ fn combined(name: &str, submission: &Path) -> f64 {
         let (p, m) = totals(&run);
         earned += p;
         total += m;
+        let band = run.report()["band"]
+            .as_str()
+            .unwrap_or("no band")
+            .to_string();
         lines.push(format!(
-            "{file} {p:.1}/{m:.0} ({}){}",
-            run.report()["score"]["band"].as_str().unwrap_or("no band"),
+            "{file} {p:.1}/{m:.0} ({band}){}",
             failed_checks(&run)
         ));
+        bands.push(band);
     }
     let percent = 100.0 * earned / total;
     println!(
         "ladder: {name}: {percent:.1}% ({earned:.1}/{total:.0})\n{}",
         lines.join("\n")
     );
-    percent
+    (percent, bands)
 }
 
 #[test]
 fn reference_is_exceptional() {
-    let pct = combined("reference", &fixture("submissions/reference"));
+    let (pct, bands) = combined("reference", &fixture("submissions/reference"));
     assert!(pct >= 95.0, "reference: {pct:.1}% < 95%");
+    assert_eq!(bands, ["exceptional", "exceptional"]);
 }
 
 #[test]
 fn happy_path_is_at_most_80_percent() {
-    let pct = combined("happy-path", &fixture("submissions/happy-path"));
+    let (pct, _) = combined("happy-path", &fixture("submissions/happy-path"));
     assert!(pct <= 80.0, "happy-path: {pct:.1}% > 80%");
-    // It is a working service with a real model: it must not fall to the bottom either.
-    assert!(pct > 50.0, "happy-path: {pct:.1}% <= 50%");
+    // It is a working service with a real model: acceptable, not at the bottom.
+    assert!(pct >= 55.0, "happy-path: {pct:.1}% < 55%");
 }
 
 #[test]
@@ -112,13 +119,14 @@ fn random_model_is_at_most_50_percent() {
         .status()
         .expect("make-variant.sh runs");
     assert!(status.success(), "make-variant.sh random-model failed");
-    let pct = combined("random-model", &dest);
+    let (pct, _) = combined("random-model", &dest);
     assert!(pct <= 50.0, "random-model: {pct:.1}% > 50%");
     assert!(pct > 25.0, "random-model: {pct:.1}% <= 25%");
 }
 
 #[test]
 fn constant_is_at_most_25_percent() {
-    let pct = combined("constant", &fixture("submissions/constant"));
+    let (pct, bands) = combined("constant", &fixture("submissions/constant"));
     assert!(pct <= 25.0, "constant: {pct:.1}% > 25%");
+    assert_eq!(bands, ["does not meet", "does not meet"]);
 }
