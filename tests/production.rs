@@ -45,8 +45,8 @@ fn variant(name: &str, dir: &Path) -> std::path::PathBuf {
     dest
 }
 
-/// Grades the variant and asserts that exactly `losing` categories lost points.
-fn assert_loses_only(name: &str, losing: &[&str]) {
+/// Grades the variant and asserts that exactly `losing` categories lost points; returns the run.
+fn assert_loses_only(name: &str, losing: &[&str]) -> Run {
     require_docker();
     let tmp = tempfile::tempdir().unwrap();
     let sub = variant(name, tmp.path());
@@ -72,6 +72,27 @@ fn assert_loses_only(name: &str, losing: &[&str]) {
         );
     }
     assert_no_leftovers(&run.run_id());
+    run
+}
+
+/// The checks that lost points.
+fn losing_checks(run: &Run) -> Vec<String> {
+    run.report()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["points"].as_f64() < c["max_points"].as_f64())
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn check<'a>(run: &'a Run, name: &str) -> &'a Value {
+    run.report()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?}: {}", failed_checks(run)))
 }
 
 fn failed_checks(run: &Run) -> String {
@@ -138,22 +159,62 @@ fn wrong_feature_loses_drift_points_only() {
     assert_loses_only("wrong-feature", &["drift"]);
 }
 
+/// NaN for a null: the missing-data checks, and wherever else the hidden grader sends a null on
+/// purpose (its five-instance correctness batch holds one; the probes' "every nullable feature
+/// null" case): NaN is not JSON, so those answers are not predictions.
 #[test]
-fn nan_on_null_loses_missing_data_points_only() {
-    assert_loses_only("nan-on-null", &["missing_data"]);
+fn nan_on_null_loses_points_where_nulls_are_sent_only() {
+    assert_loses_only(
+        "nan-on-null",
+        &["missing_data", "correctness", "robustness"],
+    );
 }
 
-/// A 500 on nulls also breaks drift monitoring: the drift traffic is real traffic, about a fifth
-/// of its rows have a null, so nearly every batch fails and the service's window goes stale.
-/// (Quality is scored on complete rows precisely so that it does not also lose points.)
+/// A 500 on nulls: as NaN, plus drift monitoring (the drift traffic is real traffic, about a
+/// fifth of its rows have a null, so nearly every batch fails and the service's window goes
+/// stale) and latency (some hidden load bodies hold a null). Quality and the invariants are
+/// scored on complete rows precisely so that they do not also lose points.
 #[test]
-fn crash_on_null_loses_missing_data_and_drift_points_only() {
-    assert_loses_only("crash-on-null", &["missing_data", "drift"]);
+fn crash_on_null_loses_points_where_nulls_are_sent_only() {
+    assert_loses_only(
+        "crash-on-null",
+        &[
+            "missing_data",
+            "correctness",
+            "robustness",
+            "drift",
+            "latency",
+        ],
+    );
 }
 
+/// No signal: quality, and every check the signal prerequisite gates (predictions, valid edge
+/// cases, missing values, invariants, latency), each saying why.
 #[test]
-fn random_model_loses_quality_points_only() {
-    assert_loses_only("random-model", &["quality"]);
+fn random_model_loses_quality_and_the_points_that_need_signal() {
+    let run = assert_loses_only(
+        "random-model",
+        &[
+            "quality",
+            "correctness",
+            "robustness",
+            "missing_data",
+            "consistency",
+            "latency",
+        ],
+    );
+    for name in losing_checks(&run) {
+        let c = check(&run, &name);
+        let gated = c["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs \"predictions carry signal\"");
+        assert!(
+            c["category"] == "quality" || gated,
+            "{name} lost points for another reason than the missing signal: {}",
+            c["message"]
+        );
+    }
 }
 
 #[test]
@@ -169,4 +230,44 @@ fn lying_metrics_loses_monitoring_points_only() {
 #[test]
 fn cache_under_load_loses_consistency_points_only() {
     assert_loses_only("cache-under-load", &["consistency"]);
+}
+
+/// `"5"` accepted for an integer feature: exactly the probe class "number as string".
+#[test]
+fn lax_integers_loses_the_number_as_string_probes_only() {
+    let run = assert_loses_only("lax-integers", &["robustness"]);
+    assert_eq!(
+        losing_checks(&run),
+        ["rejects invalid input: number as string"],
+        "{}",
+        failed_checks(&run)
+    );
+}
+
+/// Rejected requests observed by the latency histogram: the histogram check under mixed
+/// traffic, nothing else (the counter and the drift window count accepted traffic only).
+#[test]
+fn counts_rejected_loses_the_histogram_check_only() {
+    let run = assert_loses_only("counts-rejected", &["monitoring"]);
+    assert_eq!(
+        losing_checks(&run),
+        ["churn_request_duration_seconds observes each successful predict request, and only those"],
+        "{}",
+        failed_checks(&run)
+    );
+}
+
+/// p-values off by a factor of 10: the drift-statistics check loses, detection keeps its points
+/// (the decisions are made on the true p-values).
+#[test]
+fn drift_pvalues_off_loses_statistics_points_and_keeps_detection() {
+    let run = assert_loses_only("drift-pvalues-off", &["drift"]);
+    assert_eq!(
+        losing_checks(&run),
+        ["drift statistics agree with proctor's recomputation"],
+        "{}",
+        failed_checks(&run)
+    );
+    let stats = check(&run, "drift statistics agree with proctor's recomputation");
+    assert_eq!(stats["points"].as_f64(), Some(0.0), "{stats}");
 }

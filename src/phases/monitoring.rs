@@ -16,11 +16,11 @@ use crate::target::Target;
 use serde_json::{Map, Value};
 
 pub fn counter_check_name(counter: &str) -> String {
-    format!("{counter} counts every instance predicted")
+    format!("{counter} counts each instance of a successful predict request, and only those")
 }
 
 pub fn histogram_check_name(histogram: &str) -> String {
-    format!("{histogram} observes every predict request")
+    format!("{histogram} observes each successful predict request, and only those")
 }
 
 /// What one scrape said about the two metrics; `Err` when the endpoint could not be read.
