@@ -22,8 +22,10 @@ cargo build --release --quiet
 for i in $(seq 1 "$RUNS"); do
   for g in public hidden; do
     printf '%s seed %d/%d, %s grader\n' "$(date -u +%H:%M:%S)" "$i" "$RUNS" "$g" >&2
+    t0=$(date +%s%N)
     ./target/release/proctor grade "$SUBMISSION" --grader "graders/churn/$g.toml" --seed "$i" \
       --quiet --out "$OUT/$g-$i.json" >/dev/null || true
+    echo "$(( ($(date +%s%N) - t0) / 1000000 ))" > "$OUT/$g-$i.ms"
   done
 done
 
@@ -33,6 +35,7 @@ out, runs = sys.argv[1], int(sys.argv[2])
 totals, infra, rows = [], 0, []
 for i in range(1, runs + 1):
     earned = total = 0.0
+    seconds = 0.0
     statuses = []
     complete = True
     for g in ("public", "hidden"):
@@ -40,6 +43,7 @@ for i in range(1, runs + 1):
         if not os.path.exists(path):
             statuses.append(f"{g}: no report"); complete = False; continue
         r = json.load(open(path))
+        seconds += float(open(f"{out}/{g}-{i}.ms").read()) / 1000
         if r["status"] == "infrastructure_error":
             infra += 1; complete = False
         elif r["status"] != "graded":
@@ -49,11 +53,11 @@ for i in range(1, runs + 1):
     pct = 100 * earned / total if total else 0.0
     if complete:
         totals.append(pct)
-    rows.append((i, pct, "; ".join(statuses)))
-print("| seed | combined % | runs |")
-print("| ---: | ---: | --- |")
-for i, pct, st in rows:
-    print(f"| {i} | {pct:.2f} | {st} |")
+    rows.append((i, pct, seconds, "; ".join(statuses)))
+print("| seed | combined % | seconds (both graders, build included) | runs |")
+print("| ---: | ---: | ---: | --- |")
+for i, pct, sec, st in rows:
+    print(f"| {i} | {pct:.2f} | {sec:.0f} | {st} |")
 spread = max(totals) - min(totals) if totals else float("nan")
 print(f"\n{len(totals)} complete regrades; spread {spread:.2f} points per 100; "
       f"{infra} infrastructure error(s) in {2 * runs} grades")

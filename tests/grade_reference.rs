@@ -113,9 +113,13 @@ fn renamed_service_is_graded_by_a_grader_that_says_so() {
     require_docker();
     let tmp = tempfile::tempdir().unwrap();
     let sub = tmp.path().join("submission");
-    let graders = tmp.path().join("graders");
+    // The grader and the assignment it reads (schema and public data, by relative paths) keep
+    // their layout.
+    let graders = tmp.path().join("graders/churn");
+    let assignment = tmp.path().join("assignments/churn");
     copy_tree(&fixture("submissions/reference"), &sub);
     copy_tree(&repo().join("graders/churn"), &graders);
+    copy_tree(&repo().join("assignments/churn"), &assignment);
     // Routes, a response field and a request feature all get new names, in the service (code,
     // schema and training data) and in the grader alike.
     let pairs = [
@@ -125,6 +129,7 @@ fn renamed_service_is_graded_by_a_grader_that_says_so() {
     ];
     rename_everywhere(&sub, &pairs);
     rename_everywhere(&graders, &pairs);
+    rename_everywhere(&assignment, &pairs);
     let renamed_grader = graders.join("public.toml");
     let text = std::fs::read_to_string(&renamed_grader).unwrap();
     assert!(!text.contains("tenure_months") && text.contains("months_active"));
