@@ -36,7 +36,29 @@ fn failing_build_is_a_submission_error_naming_the_step() {
     );
     // Nothing was graded: every declared check is there, with zero points, out of the full total.
     assert_eq!(r["score"]["points"], 0.0);
-    assert_eq!(r["score"]["max_points"], 60.0);
+    let checks = r["checks"].as_array().unwrap();
+    let total: f64 = checks
+        .iter()
+        .map(|c| c["max_points"].as_f64().unwrap())
+        .sum();
+    assert!(
+        (total - r["score"]["max_points"].as_f64().unwrap()).abs() < 1e-6 && total > 0.0,
+        "the score is out of every declared check's points: {total} vs {}",
+        r["score"]["max_points"]
+    );
+    assert!(checks.iter().all(|c| c["points"] == 0.0));
+    // The phases' checks are declared too (the probes' classes, the latency objectives), not
+    // only the scripted ones.
+    for name in [
+        "rejects invalid input: number as string",
+        "p99 latency at 50 req/s",
+    ] {
+        assert!(
+            checks.iter().any(|c| c["name"] == name),
+            "{name} is not listed: {}",
+            run.explain()
+        );
+    }
     assert_no_leftovers(&run.run_id());
 }
 
