@@ -47,7 +47,18 @@ fn reference_directory_and_tar_gz_grade_the_same() {
         .collect();
     assert_eq!(
         stages,
-        ["intake", "build", "start", "ready", "checks", "latency", "cleanup"],
+        [
+            "intake",
+            "build",
+            "start",
+            "ready",
+            "checks",
+            "probes",
+            "quality",
+            "invariants",
+            "latency",
+            "cleanup"
+        ],
         "{stages:?}"
     );
     let categories: Vec<&str> = r["categories"]
@@ -58,7 +69,14 @@ fn reference_directory_and_tar_gz_grade_the_same() {
         .collect();
     assert_eq!(
         categories,
-        ["readiness", "correctness", "robustness", "latency"]
+        [
+            "readiness",
+            "correctness",
+            "robustness",
+            "quality",
+            "consistency",
+            "latency"
+        ]
     );
     assert!(
         r["container"]["log_tail"]
