@@ -293,6 +293,18 @@ fn load_datasets(
                 ),
             ));
         }
+        if !(1..=10).contains(&d.replicates) {
+            return Err(invalid_at(
+                text,
+                path,
+                find_field_span(text, "drift.replicates"),
+                "drift.replicates".into(),
+                format!(
+                    "must be between 1 and 10 (runs of every scenario), got {}",
+                    d.replicates
+                ),
+            ));
+        }
         if d.attribution_full_f1 <= d.attribution_zero_f1 || d.attribution_full_f1.is_nan() {
             return Err(invalid(
                 "drift.attribution_zero_f1".into(),

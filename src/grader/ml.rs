@@ -201,6 +201,12 @@ pub struct DriftSpec {
     pub false_alarm_points: Points,
     /// Split evenly over the scenarios: a hit within `max_delay` earns a scenario's share.
     pub detection_points: Points,
+    /// Runs of every scenario, each on fresh rows after its own window flush. A scenario earns
+    /// its detection share in proportion to the runs that detected it, and attribution counts
+    /// every run: a detector near its threshold on one scenario detects it in some runs and
+    /// not in others, and one run would make its points a coin toss that the seed decides.
+    #[serde(default = "default_replicates")]
+    pub replicates: usize,
     /// Earned by F1 over (scenario, feature) pairs: which feature was flagged.
     pub attribution_points: Points,
     /// F1 that earns full attribution points. Below 1 by default: a correct detector at the
@@ -297,6 +303,9 @@ fn default_full_f1() -> f64 {
 }
 fn default_zero_f1() -> f64 {
     0.3
+}
+fn default_replicates() -> usize {
+    1
 }
 fn default_drift_batch() -> usize {
     50

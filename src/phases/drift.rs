@@ -26,7 +26,8 @@ use crate::grader::{
 use crate::http;
 use crate::phases::predict::Predictor;
 use crate::report::{
-    CheckResult, DriftBaseline, DriftReport, DriftScenarioReport, FeatureAgreement, FeatureDrift,
+    CheckResult, DriftBaseline, DriftReport, DriftScenarioReport, DriftScenarioRun,
+    FeatureAgreement, FeatureDrift,
 };
 use crate::target::Target;
 
@@ -707,6 +708,7 @@ pub async fn run(
         spec.detection_points.0 / spec.scenario.len() as f64
     };
     let (mut tp, mut fp, mut fneg) = (0u64, 0u64, 0u64);
+    let runs = spec.replicates.max(1);
     for sc in &spec.scenario {
         let feats: Vec<(usize, FeatureStats)> = sc
             .features
@@ -716,65 +718,62 @@ pub async fn run(
                 (i, FeatureStats::of(data, i))
             })
             .collect();
-        stream.segment(spec.window, None, false).await;
-        let polls = stream.segment(sc.instances, Some((sc, &feats)), true).await;
-        let first_hit = polls
-            .iter()
-            .find(|(_, p)| p.as_ref().is_ok_and(|p| p.overall))
-            .map(|(at, _)| *at);
-        let detected = first_hit.is_some_and(|at| at <= spec.max_delay);
-        let last = polls
-            .iter()
-            .rev()
-            .find_map(|(_, p)| p.as_ref().ok())
-            .cloned()
-            .unwrap_or_default();
         let expected: BTreeSet<String> = sc.features.iter().cloned().collect();
-        tp += last.flagged.intersection(&expected).count() as u64;
-        fp += last.flagged.difference(&expected).count() as u64;
-        fneg += expected.difference(&last.flagged).count() as u64;
-        let recomputed = feats
-            .iter()
-            .map(|(i, _)| {
-                recompute(
-                    &prepared,
-                    data,
-                    &stream.recent,
-                    *i,
-                    last.claims.get(&data.schema.features[*i].name),
-                )
-                .drift
-            })
-            .collect();
-        let message = match (first_hit, polls.iter().find_map(|(_, p)| p.as_ref().err())) {
-            (_, Some(e)) => format!("the drift endpoint could not be read: {e}"),
-            (Some(at), _) if detected => format!(
-                "drift reported {at} instances after the shift began (allowed: {})",
-                spec.max_delay
-            ),
-            (Some(at), _) => format!(
-                "drift reported only {at} instances after the shift began (allowed: {})",
-                spec.max_delay
-            ),
-            (None, _) => format!(
-                "no poll in {} shifted instances reported drift",
-                sc.instances
-            ),
-        };
-        checks.push(mk(
-            detection_check_name(&sc.name),
-            if detected { share } else { 0.0 },
-            share,
-            message,
-        ));
-        report.scenarios.push(DriftScenarioReport {
+        let mut scenario = DriftScenarioReport {
             name: sc.name.clone(),
             features: sc.features.clone(),
-            detected,
-            delay_instances: first_hit.map(|a| a as u64),
-            flagged_features: last.flagged.iter().cloned().collect(),
-            recomputed,
-        });
+            ..Default::default()
+        };
+        let mut read_error = None;
+        for _ in 0..runs {
+            stream.segment(spec.window, None, false).await;
+            let polls = stream.segment(sc.instances, Some((sc, &feats)), true).await;
+            let first_hit = polls
+                .iter()
+                .find(|(_, p)| p.as_ref().is_ok_and(|p| p.overall))
+                .map(|(at, _)| *at);
+            let detected = first_hit.is_some_and(|at| at <= spec.max_delay);
+            if read_error.is_none() {
+                read_error = polls.iter().find_map(|(_, p)| p.as_ref().err()).cloned();
+            }
+            let last = polls
+                .iter()
+                .rev()
+                .find_map(|(_, p)| p.as_ref().ok())
+                .cloned()
+                .unwrap_or_default();
+            tp += last.flagged.intersection(&expected).count() as u64;
+            fp += last.flagged.difference(&expected).count() as u64;
+            fneg += expected.difference(&last.flagged).count() as u64;
+            let recomputed = feats
+                .iter()
+                .map(|(i, _)| {
+                    recompute(
+                        &prepared,
+                        data,
+                        &stream.recent,
+                        *i,
+                        last.claims.get(&data.schema.features[*i].name),
+                    )
+                    .drift
+                })
+                .collect();
+            scenario.detected_runs += detected as u32;
+            scenario.runs.push(DriftScenarioRun {
+                detected,
+                delay_instances: first_hit.map(|a| a as u64),
+                flagged_features: last.flagged.iter().cloned().collect(),
+                recomputed,
+            });
+        }
+        let points = share * scenario.detected_runs as f64 / runs as f64;
+        checks.push(mk(
+            detection_check_name(&sc.name),
+            points,
+            share,
+            detection_message(spec, sc.instances, &scenario.runs, read_error.as_deref()),
+        ));
+        report.scenarios.push(scenario);
     }
     let precision = if tp + fp == 0 {
         0.0
@@ -832,6 +831,45 @@ pub async fn run(
         }
     }
     (checks, report)
+}
+
+/// What a scenario's runs saw: with one run, when drift was first reported (or that it was
+/// not); with several, how many runs detected it and each run's delay.
+fn detection_message(
+    spec: &DriftSpec,
+    instances: usize,
+    runs: &[DriftScenarioRun],
+    read_error: Option<&str>,
+) -> String {
+    if let Some(e) = read_error {
+        return format!("the drift endpoint could not be read: {e}");
+    }
+    let allowed = spec.max_delay;
+    if let [run] = runs {
+        return match run.delay_instances {
+            Some(at) if run.detected => {
+                format!("drift reported {at} instances after the shift began (allowed: {allowed})")
+            }
+            Some(at) => format!(
+                "drift reported only {at} instances after the shift began (allowed: {allowed})"
+            ),
+            None => format!("no poll in {instances} shifted instances reported drift"),
+        };
+    }
+    let delays: Vec<String> = runs
+        .iter()
+        .map(|r| match r.delay_instances {
+            Some(at) => at.to_string(),
+            None => "never".into(),
+        })
+        .collect();
+    format!(
+        "detected in {} of {} runs of {instances} shifted instances (allowed delay: {allowed}); \
+         drift first reported after: {}",
+        runs.iter().filter(|r| r.detected).count(),
+        runs.len(),
+        delays.join(", ")
+    )
 }
 
 /// The check names of `[drift.statistics]`.
@@ -1016,14 +1054,15 @@ impl super::Phase for Drift {
         let Some(d) = &g.drift else {
             return Duration::ZERO;
         };
-        // A window's flush before the baseline and before each scenario, then their instances,
-        // in batches, with a poll every `poll_every` instances.
+        // A window's flush before the baseline and before each run of each scenario, then
+        // their instances, in batches, with a poll every `poll_every` instances.
         let instances = d.window
             + d.baseline_instances
-            + d.scenario
-                .iter()
-                .map(|s| s.instances + d.window)
-                .sum::<usize>();
+            + d.replicates.max(1)
+                * d.scenario
+                    .iter()
+                    .map(|s| s.instances + d.window)
+                    .sum::<usize>();
         let requests =
             instances.div_ceil(d.batch_size.max(1)) + instances.div_ceil(d.poll_every.max(1));
         super::budget_for(

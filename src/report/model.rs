@@ -485,6 +485,15 @@ pub struct DriftBaseline {
 pub struct DriftScenarioReport {
     pub name: String,
     pub features: Vec<String>,
+    /// Runs that detected the shift within `max_delay`, of `runs.len()` (`[drift] replicates`).
+    pub detected_runs: u32,
+    /// Each run of the scenario, in order.
+    pub runs: Vec<DriftScenarioRun>,
+}
+
+/// One run of a scenario: a window flush, then the shifted segment on fresh rows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftScenarioRun {
     pub detected: bool,
     /// Instances from the start of the shift to the first poll that said drift.
     pub delay_instances: Option<u64>,

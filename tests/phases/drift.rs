@@ -102,6 +102,10 @@ enum Mode {
     /// Correct flags, with the contract's statistics against `train()`, every p-value
     /// multiplied by this factor (1: as the contract says).
     Statistics(f64),
+    /// Correct, but silent through every second episode of drift (an episode begins when its
+    /// window test starts saying drift after a clean window): a detector that catches a shift
+    /// in half of its runs.
+    EveryOtherEpisode,
 }
 
 /// What the service's window test says about each feature.
@@ -120,6 +124,9 @@ struct Detector {
     ref_sd: f64,
     window: VecDeque<Value>,
     previous: Verdict,
+    /// Episodes of drift its window test has seen, and whether one is going on.
+    episodes: usize,
+    in_episode: bool,
     /// The window at each poll, for ground truth.
     polls: Vec<Vec<Value>>,
 }
@@ -151,6 +158,10 @@ impl Detector {
                 }
                 self.window.push_back(i);
             }
+            let v = self.verdict();
+            let drifting = v.x || v.c || v.n;
+            self.episodes += (drifting && !self.in_episode) as usize;
+            self.in_episode = drifting;
             return fixture::predictions(r, fixture::model);
         }
         let poll = self.polls.len();
@@ -173,6 +184,11 @@ impl Detector {
                 ..Verdict::default()
             },
             Mode::OnePollLate => self.previous.clone(),
+            Mode::EveryOtherEpisode if self.episodes % 2 == 0 => Verdict {
+                x_shift: now.x_shift,
+                ..Verdict::default()
+            },
+            Mode::EveryOtherEpisode => now.clone(),
         };
         self.previous = now;
         if let Mode::AlsoFlagsN(polls) = self.mode {
@@ -283,6 +299,8 @@ async fn grade_toml(mode: Mode, toml: &str) -> Graded {
         ref_sd,
         window: VecDeque::new(),
         previous: Verdict::default(),
+        episodes: 0,
+        in_episode: false,
         polls: Vec::new(),
     }));
     let d = detector.clone();
@@ -402,10 +420,15 @@ async fn a_correct_detector_earns_every_point_and_the_report_matches_the_window(
 
     // Recomputed on the window of each scenario's last poll: the same window the service had.
     let data = stream();
-    let x_up = &r.scenarios[0];
+    let x_up = &r.scenarios[0].runs[0];
     assert_eq!(
-        (x_up.name.as_str(), x_up.detected, x_up.delay_instances),
-        (X_UP, true, Some(50))
+        (
+            r.scenarios[0].name.as_str(),
+            r.scenarios[0].detected_runs,
+            x_up.detected,
+            x_up.delay_instances
+        ),
+        (X_UP, 1, true, Some(50))
     );
     assert_eq!(x_up.flagged_features, vec!["x".to_string()]);
     let window = &g.polls[BASELINE_POLLS + SCENARIO_POLLS - 1];
@@ -435,7 +458,7 @@ async fn a_correct_detector_earns_every_point_and_the_report_matches_the_window(
     );
     assert_eq!(x.service_p_value, Some(0.001));
 
-    let new_cat = &r.scenarios[1];
+    let new_cat = &r.scenarios[1].runs[0];
     assert_eq!(
         (new_cat.detected, new_cat.delay_instances),
         (true, Some(50))
@@ -501,10 +524,11 @@ async fn a_detector_that_never_says_drift_loses_the_detections() {
         );
         assert_eq!(
             (
-                g.report.scenarios[i].detected,
-                g.report.scenarios[i].delay_instances
+                g.report.scenarios[i].detected_runs,
+                g.report.scenarios[i].runs[0].detected,
+                g.report.scenarios[i].runs[0].delay_instances
             ),
-            (false, None)
+            (0, false, None)
         );
     }
     let at = find(&g.checks, ATTRIBUTION_CHECK);
@@ -542,6 +566,58 @@ async fn a_few_false_alarms_cost_part_of_the_points() {
 }
 
 #[tokio::test]
+async fn replicated_scenarios_earn_detection_in_proportion_to_the_runs_that_detected() {
+    let toml = drift_toml("max_false_alarm_rate = 0.1\nreplicates = 2", SCENARIOS);
+    let g = grade_toml(Mode::EveryOtherEpisode, &toml).await;
+    // Every run flushes the window first, so each one is an episode of its own: the first run
+    // of each scenario is reported, the second is not.
+    for (i, name) in [X_UP, NEW_CATEGORY].into_iter().enumerate() {
+        let c = find(&g.checks, &detection_check_name(name));
+        assert_points(c, 1.5, 3.0);
+        assert_has(
+            &c.message,
+            &[
+                "detected in 1 of 2 runs of 200 shifted instances (allowed delay: 50)",
+                "drift first reported after: 50, never",
+            ],
+        );
+        let sc = &g.report.scenarios[i];
+        assert_eq!(sc.detected_runs, 1);
+        let runs: Vec<(bool, Option<u64>)> = sc
+            .runs
+            .iter()
+            .map(|r| (r.detected, r.delay_instances))
+            .collect();
+        assert_eq!(runs, vec![(true, Some(50)), (false, None)]);
+    }
+    // Attribution counts every run: 2 right, 0 wrong, 2 missed; F1 2/3 earns
+    // (2/3 - 0.3) / (0.8 - 0.3) of the 4 points.
+    assert_eq!(
+        (g.report.precision, g.report.recall, g.report.f1),
+        (1.0, 0.5, 0.667)
+    );
+    assert_points(find(&g.checks, ATTRIBUTION_CHECK), 2.93, 4.0);
+    // Each run sent its own flush and shifted segment.
+    let sent: usize = g
+        .server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| fixture::instances(r).len())
+        .sum();
+    assert_eq!(sent, WINDOW + BASELINE + 2 * 2 * (WINDOW + SHIFTED));
+    // The same detector with one run each: all or nothing, decided by which episode a
+    // scenario happened to fall on.
+    let g = grade(Mode::EveryOtherEpisode).await;
+    assert_points(find(&g.checks, &detection_check_name(X_UP)), 3.0, 3.0);
+    assert_points(
+        find(&g.checks, &detection_check_name(NEW_CATEGORY)),
+        0.0,
+        3.0,
+    );
+}
+
+#[tokio::test]
 async fn a_detection_after_max_delay_is_not_a_hit() {
     // One scenario, so that a late verdict cannot leak into the next one.
     let one = &SCENARIOS[..SCENARIOS.rfind("[[drift.scenario]]").unwrap()];
@@ -559,10 +635,11 @@ async fn a_detection_after_max_delay_is_not_a_hit() {
     );
     assert_eq!(
         (
-            g.report.scenarios[0].detected,
-            g.report.scenarios[0].delay_instances
+            g.report.scenarios[0].detected_runs,
+            g.report.scenarios[0].runs[0].detected,
+            g.report.scenarios[0].runs[0].delay_instances
         ),
-        (false, Some(100))
+        (0, false, Some(100))
     );
     // It did name the right feature in the end.
     assert_points(find(&g.checks, ATTRIBUTION_CHECK), 4.0, 4.0);
@@ -578,7 +655,7 @@ async fn an_overall_verdict_without_feature_flags_loses_only_the_attribution() {
     let at = find(&g.checks, ATTRIBUTION_CHECK);
     assert_points(at, 0.0, 4.0);
     assert_has(&at.message, &["2 shifted but not flagged"]);
-    let x = &g.report.scenarios[0].recomputed[0];
+    let x = &g.report.scenarios[0].runs[0].recomputed[0];
     assert_eq!((x.service_flagged, x.service_statistic), (None, None));
 }
 
@@ -670,7 +747,7 @@ async fn a_drift_endpoint_slower_than_the_timeout_gets_no_points() {
     );
     assert_has(&find(&checks, FALSE_ALARMS_CHECK).message, &[&why]);
     assert_has(&find(&checks, &detection_check_name(X_UP)).message, &[&why]);
-    assert_eq!(report.scenarios[0].delay_instances, None);
+    assert_eq!(report.scenarios[0].runs[0].delay_instances, None);
 }
 
 /// docs/grader-format.md: full false-alarm points "while at most `max_false_alarm_rate` of
@@ -746,6 +823,33 @@ fn a_false_alarm_zero_rate_not_above_the_allowed_rate_is_refused_where_declared(
     }
 }
 
+#[test]
+fn replicates_out_of_range_are_refused_where_declared() {
+    for n in [0, 11] {
+        let toml = drift_toml(
+            &format!("max_false_alarm_rate = 0.1\nreplicates = {n}"),
+            SCENARIOS,
+        );
+        match try_load("", &toml, &[("stream", &stream())]).unwrap_err() {
+            proctor::grader::GraderError::Invalid {
+                field,
+                message,
+                line,
+                ..
+            } => {
+                assert_eq!(field, "drift.replicates");
+                assert_has(&message, &["between 1 and 10", &format!("got {n}")]);
+                let text = fixture::head("") + &toml;
+                assert_eq!(
+                    text.lines().nth(line - 1),
+                    Some(format!("replicates = {n}").as_str())
+                );
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn statistics_as_the_contract_defines_them_agree_on_every_poll() {
     let toml = drift_toml(
@@ -776,7 +880,7 @@ async fn statistics_as_the_contract_defines_them_agree_on_every_poll() {
     }
     assert_eq!(per_feature[2].reported_methods, vec!["chi2".to_string()]);
     // The recomputation is against the declared reference, `train`, not the traffic's source.
-    let x = &g.report.scenarios[0].recomputed[0];
+    let x = &g.report.scenarios[0].runs[0].recomputed[0];
     let window = &g.polls[BASELINE_POLLS + SCENARIO_POLLS - 1];
     let current: Vec<f64> = window.iter().map(|i| i["x"].as_f64().unwrap()).collect();
     let reference: Vec<f64> = train().iter().map(|r| r.x).collect();
