@@ -85,6 +85,8 @@ pub struct LineReporter {
     quiet: bool,
     out: Mutex<Box<dyn Write + Send>>,
     last_progress: Mutex<u64>,
+    /// Every warning shown so far, so that the summary at the end does not repeat them.
+    shown: Mutex<Vec<String>>,
 }
 
 impl LineReporter {
@@ -94,7 +96,13 @@ impl LineReporter {
             quiet,
             out: Mutex::new(Box::new(std::io::stderr())),
             last_progress: Mutex::new(0),
+            shown: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The warnings shown so far, in order.
+    pub fn shown_warnings(&self) -> Vec<String> {
+        self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn line(&self, text: &str) {
@@ -114,7 +122,16 @@ impl Reporter for LineReporter {
                 submission,
                 grader,
             } => self.line(&format!("run {run_id}: grading {submission} with {grader}")),
-            Event::Warning(w) => self.line(&format!("warning: {w}")),
+            Event::Warning(w) => {
+                let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+                // The same warning twice (e.g. from the latency reference's run and the
+                // candidate's) says nothing new.
+                if !shown.contains(w) {
+                    shown.push(w.clone());
+                    drop(shown);
+                    self.line(&format!("warning: {w}"));
+                }
+            }
             Event::OutOfBudget { stage, budget } => self.line(&format!(
                 "warning: {} ran out of its time budget of {:.0}s and was stopped; its remaining \
                  checks score zero",
@@ -192,5 +209,39 @@ impl StageTimer {
             budget_seconds: None,
             out_of_budget: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_warning_prints_once_and_is_remembered() {
+        let buf = Buffer::default();
+        let r = LineReporter {
+            out: Mutex::new(Box::new(buf.clone())),
+            ..LineReporter::stderr(true)
+        };
+        for w in ["runc is old", "memory near its limit", "runc is old"] {
+            r.event(&Event::Warning(w.into()));
+        }
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("warning: runc is old").count(), 1, "{text}");
+        assert_eq!(text.matches("warning: memory near its limit").count(), 1);
+        assert_eq!(r.shown_warnings(), ["runc is old", "memory near its limit"]);
     }
 }

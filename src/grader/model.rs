@@ -89,6 +89,10 @@ pub struct GraderMeta {
     /// Default visibility of every check in this file.
     #[serde(default)]
     pub visibility: Visibility,
+    /// One line the summary shows under the score, e.g. that a hidden grader tests what this one
+    /// does not.
+    #[serde(default)]
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

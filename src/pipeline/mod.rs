@@ -159,6 +159,7 @@ fn start_run(opts: &GradeOptions, events: &Events) -> RunFacts {
             assignment: g.grader.assignment.clone(),
             path: opts.grader.path.display().to_string(),
             sha256: opts.grader.sha256.clone(),
+            note: g.grader.note.clone(),
         },
         seed: opts.seed,
         memory_limit_bytes: g.sandbox.memory_mb * 1024 * 1024,

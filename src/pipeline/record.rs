@@ -102,7 +102,9 @@ impl Record {
     /// Records a warning for the report and shows it at once.
     pub fn warn(&mut self, events: &Events, warning: String) {
         events.event(&Event::Warning(warning.clone()));
-        self.warnings.push(warning);
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
     }
 
     pub fn engine(&mut self, info: &EngineInfo) {

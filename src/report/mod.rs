@@ -7,7 +7,7 @@ mod view;
 mod write;
 
 pub use model::*;
-pub use summary::{summary_text, Summary};
+pub use summary::{summary_text, summary_text_except, Summary};
 pub use view::{Render, View};
 pub use write::write_json_atomic;
 

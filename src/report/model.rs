@@ -348,6 +348,9 @@ pub struct GraderInfo {
     pub assignment: String,
     pub path: String,
     pub sha256: String,
+    /// The grader's `[grader] note`, shown under the score (e.g. that a hidden grader tests more).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

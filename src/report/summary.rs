@@ -11,7 +11,7 @@ pub struct Summary;
 
 impl Render for Summary {
     fn render(&self, report: &Report, view: View) -> String {
-        summary_of(&report.for_view(view))
+        summary_of(&report.for_view(view), &[])
     }
 }
 
@@ -21,7 +21,13 @@ pub fn summary_text(r: &Report) -> String {
     Summary.render(r, View::Candidate)
 }
 
-fn summary_of(r: &Report) -> String {
+/// [`summary_text`] without the warnings in `shown`: those were printed as they happened, and
+/// each warning prints once.
+pub fn summary_text_except(r: &Report, shown: &[String]) -> String {
+    summary_of(&r.for_view(View::Candidate), shown)
+}
+
+fn summary_of(r: &Report, shown: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "status: {}", r.status.as_str());
     if !r.reason.is_empty() {
@@ -48,6 +54,18 @@ fn summary_of(r: &Report) -> String {
             c.name, c.points, c.max_points
         );
     }
+    // A candidate self-testing with a public grader must not read its score as the whole grade.
+    let untested: Vec<&str> = crate::check::Category::ALL
+        .iter()
+        .filter(|cat| !r.categories.iter().any(|c| c.name == **cat))
+        .map(|cat| cat.as_str())
+        .collect();
+    if r.score.is_some() && !untested.is_empty() && r.hidden_checks.is_none_or(|h| h.count == 0) {
+        let _ = writeln!(s, "not tested by this grader: {}", untested.join(", "));
+    }
+    if !r.grader.note.is_empty() {
+        let _ = writeln!(s, "note: {}", r.grader.note);
+    }
     for p in r.prerequisites.iter().filter(|p| !p.withheld.is_empty()) {
         let _ = writeln!(
             s,
@@ -57,8 +75,20 @@ fn summary_of(r: &Report) -> String {
             p.withheld.len()
         );
     }
+    if let Some(tail) = service_log(r) {
+        let _ = writeln!(s, "the service's last log lines:");
+        for line in tail {
+            let _ = writeln!(s, "  | {line}");
+        }
+    }
     let hidden = r.hidden_checks.map_or(0, |h| h.count);
-    let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
+    // A run that stopped lists what it could not run once per category, not once per check.
+    let not_run = format!("not run: {}", r.reason);
+    let (skipped, failed): (Vec<_>, Vec<_>) = r
+        .checks
+        .iter()
+        .filter(|c| !c.passed)
+        .partition(|c| !r.reason.is_empty() && c.message == not_run);
     if !failed.is_empty() {
         let _ = writeln!(s, "checks that lost points:");
         for c in failed {
@@ -67,6 +97,23 @@ fn summary_of(r: &Report) -> String {
                 "  - [{}] {} ({:.1}/{:.1}): {}",
                 c.category, c.name, c.points, c.max_points, c.message
             );
+        }
+    }
+    if !skipped.is_empty() {
+        let _ = writeln!(s, "not run, because the run stopped:");
+        let mut by_category: Vec<(crate::check::Category, usize, f64)> = Vec::new();
+        for c in skipped {
+            match by_category.iter_mut().find(|(cat, ..)| *cat == c.category) {
+                Some((_, n, points)) => {
+                    *n += 1;
+                    *points += c.max_points;
+                }
+                None => by_category.push((c.category, 1, c.max_points)),
+            }
+        }
+        for (category, n, points) in by_category {
+            let checks = if n == 1 { "check" } else { "checks" };
+            let _ = writeln!(s, "  - [{category}] {n} {checks} ({points:.1} points)");
         }
     }
     if hidden > 0 {
@@ -117,8 +164,155 @@ fn summary_of(r: &Report) -> String {
             };
         }
     }
-    for w in &r.warnings {
+    for w in r.warnings.iter().filter(|w| !shown.contains(w)) {
         let _ = writeln!(s, "warning: {w}");
     }
     s
+}
+
+/// How many of the service's last log lines a stopped run shows.
+const LOG_LINES: usize = 15;
+
+/// The service's last log lines, when the run stopped because of the service itself (it never
+/// became ready, exited, was killed for memory or crashed): the cause is usually there.
+fn service_log(r: &Report) -> Option<Vec<&str>> {
+    use crate::verdict::Verdict as V;
+    let stopped_by_service = matches!(
+        r.verdict,
+        Some(V::NeverReady | V::Exited | V::OomKilled | V::CrashedDuringGrading)
+    );
+    let tail = r.container.as_ref().map(|c| c.log_tail.trim_end())?;
+    if !stopped_by_service || tail.is_empty() {
+        return None;
+    }
+    let lines: Vec<&str> = tail.lines().collect();
+    Some(lines[lines.len().saturating_sub(LOG_LINES)..].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::{Category, CheckResult, Visibility};
+    use crate::verdict::Verdict;
+
+    fn check(name: &str, category: Category, points: f64, message: &str) -> CheckResult {
+        CheckResult {
+            name: name.into(),
+            category,
+            points,
+            max_points: 2.0,
+            passed: points >= 2.0,
+            message: message.into(),
+            visibility: Visibility::Visible,
+        }
+    }
+
+    fn report(checks: Vec<CheckResult>) -> Report {
+        let mut r: Report = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "run_id": "r", "status": "graded", "reason": "", "verdict": null,
+            "score": null, "categories": [], "checks": [], "latency": null, "quality": null,
+            "consistency": null, "drift": null, "monitoring": null, "timings": [],
+            "harness": {"proctor_version": "0"},
+            "submission": {"source": "s", "kind": "directory"},
+            "image": null, "grader": {"name": "g", "assignment": "a", "path": "p", "sha256": ""},
+            "seed": 1, "container": null, "build_log_tail": null, "warnings": [],
+            "started_at": "", "finished_at": ""
+        }))
+        .unwrap();
+        let (score, categories) = crate::score::score(&checks);
+        r.score = Some(score);
+        r.categories = categories;
+        r.checks = checks;
+        r
+    }
+
+    /// A service that exited before it was ready: the checks it never reached.
+    fn exited() -> Report {
+        let reason = "the service exited with code 127 before it became ready";
+        let not_run = format!("not run: {reason}");
+        let mut r = report(vec![
+            check("ready", Category::Readiness, 0.0, reason),
+            check("predicts one", Category::Correctness, 0.0, &not_run),
+            check("predicts a batch", Category::Correctness, 0.0, &not_run),
+            check("p99", Category::Latency, 0.0, &not_run),
+        ]);
+        r.status = Status::SubmissionError;
+        r.verdict = Some(Verdict::Exited);
+        r.reason = reason.into();
+        r.container = Some(crate::report::ContainerInfo {
+            exit_code: Some(127),
+            log_tail: (1..=20)
+                .map(|i| format!("line {i}"))
+                .chain(["exec uvicorn failed: No such file or directory".to_string()])
+                .collect::<Vec<_>>()
+                .join("\n"),
+            ..Default::default()
+        });
+        r
+    }
+
+    #[test]
+    fn a_service_that_died_shows_its_last_log_lines_and_what_did_not_run_per_category() {
+        let s = summary_text(&exited());
+        assert!(
+            s.contains("  | exec uvicorn failed: No such file or directory"),
+            "{s}"
+        );
+        // The last 15 lines, not the whole log.
+        assert!(
+            s.contains("  | line 7\n") && !s.contains("  | line 6\n"),
+            "{s}"
+        );
+        assert!(s.contains("  - [correctness] 2 checks (4.0 points)"), "{s}");
+        assert!(s.contains("  - [latency] 1 check (2.0 points)"), "{s}");
+        assert!(!s.contains("predicts one"), "{s}");
+        // The check that failed for its own reason is still listed by name.
+        assert!(s.contains("[readiness] ready (0.0/2.0)"), "{s}");
+    }
+
+    #[test]
+    fn a_graded_run_shows_no_log_and_lists_each_failed_check() {
+        let mut r = exited();
+        r.status = Status::Graded;
+        r.verdict = None;
+        r.reason.clear();
+        let s = summary_text(&r);
+        assert!(!s.contains("exec uvicorn"), "{s}");
+        assert!(!s.contains("not run, because"), "{s}");
+        assert!(s.contains("[correctness] predicts one (0.0/2.0)"), "{s}");
+    }
+
+    #[test]
+    fn the_summary_names_the_categories_a_grader_did_not_test_and_its_note() {
+        let mut r = report(vec![check("ready", Category::Readiness, 2.0, "ok")]);
+        r.grader.note = "the final grade also holds hidden checks".into();
+        let s = summary_text(&r);
+        assert!(
+            s.contains(
+                "not tested by this grader: correctness, robustness, missing_data, quality, \
+                 consistency, latency, drift, monitoring\n"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("note: the final grade also holds hidden checks"),
+            "{s}"
+        );
+        // Every category tested: nothing to say.
+        let all: Vec<CheckResult> = Category::ALL
+            .iter()
+            .map(|c| check("c", *c, 2.0, "ok"))
+            .collect();
+        assert!(!summary_text(&report(all)).contains("not tested"));
+    }
+
+    #[test]
+    fn warnings_already_shown_are_not_repeated() {
+        let mut r = report(vec![check("ready", Category::Readiness, 2.0, "ok")]);
+        r.warnings = vec!["runc is old".into(), "memory near its limit".into()];
+        let s = summary_text_except(&r, &["runc is old".to_string()]);
+        assert!(!s.contains("runc is old"), "{s}");
+        assert!(s.contains("warning: memory near its limit"), "{s}");
+        assert!(summary_text(&r).contains("warning: runc is old"));
+    }
 }
