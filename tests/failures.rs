@@ -104,6 +104,18 @@ fn service_that_exits_at_once_says_how() {
         "{}",
         run.explain()
     );
+    // The summary shows the cause, from the service's own log, and what did not run per
+    // category rather than check by check.
+    assert!(
+        run.stdout.contains("  | config file missing"),
+        "{}",
+        run.explain()
+    );
+    assert!(
+        run.stdout.contains("not run, because the run stopped:"),
+        "{}",
+        run.explain()
+    );
     assert_no_leftovers(&run.run_id());
 }
 

@@ -106,6 +106,83 @@ fn reference_directory_and_tar_gz_grade_the_same() {
         dir_run.report()["submission"]["context_sha256"],
         "the same files must give the same build context"
     );
+
+    // A candidate self-testing: the service started by hand, outside proctor, graded through
+    // its URL with the public grader, gets what its directory got, check by check.
+    let started = StartedByHand::run(&fixture("submissions/reference"));
+    let url_run = grade_url(&started.url, &public_grader(), &["--seed", "7"]);
+    assert_eq!(url_run.code, 0, "{}", url_run.explain());
+    let u = url_run.report();
+    assert_eq!(u["submission"]["kind"], "url");
+    assert!(u["container"].is_null(), "{}", u["container"]);
+    let points = |r: &serde_json::Value| -> Vec<(String, f64)> {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["points"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(points(u), points(r), "{}", url_run.explain());
+    assert_eq!(u["score"]["points"], r["score"]["points"]);
+}
+
+/// The reference built and started with the docker CLI, as a candidate would, on a loopback
+/// port; removed (container and image) when dropped.
+struct StartedByHand {
+    image: String,
+    container: String,
+    url: String,
+}
+
+impl StartedByHand {
+    fn run(dir: &Path) -> StartedByHand {
+        let image = format!("proctor-test/self-test:{}", std::process::id());
+        let label = "io.proctor.test=self-test";
+        docker(&[
+            "build",
+            "--quiet",
+            "--label",
+            label,
+            "-t",
+            &image,
+            dir.to_str().unwrap(),
+        ]);
+        let container = docker(&[
+            "run",
+            "-d",
+            "--label",
+            label,
+            "-p",
+            "127.0.0.1::8080",
+            &image,
+        ]);
+        let mut s = StartedByHand {
+            image,
+            container,
+            url: String::new(),
+        };
+        // "127.0.0.1:49153"
+        let port = docker(&["port", &s.container, "8080/tcp"]);
+        s.url = format!("http://{}", port.lines().next().unwrap());
+        s
+    }
+}
+
+impl Drop for StartedByHand {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &self.container])
+            .output();
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
 }
 
 /// Rewrites every file below `dir`, replacing each (from, to) pair.

@@ -109,6 +109,22 @@ pub fn grade(submission: &Path, grader: &Path, extra: &[&str]) -> Run {
     grade_once(submission, grader, extra)
 }
 
+/// Grades a service that is already running at `url` (`proctor grade --url`).
+pub fn grade_url(url: &str, grader: &Path, extra: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    let mut cmd = proctor();
+    cmd.arg("grade")
+        .arg("--url")
+        .arg(url)
+        .arg("--grader")
+        .arg(grader)
+        .arg("--out")
+        .arg(&out)
+        .args(extra);
+    finish(cmd.output().expect("proctor runs"), &out)
+}
+
 fn grade_once(submission: &Path, grader: &Path, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.json");
