@@ -57,7 +57,7 @@ fn summary_of(r: &Report) -> String {
             p.withheld.len()
         );
     }
-    let hidden = r.hidden_checks.map_or(0, |h| h.count);
+    let hidden = r.hidden_checks.as_ref().map_or(0, |h| h.count);
     let failed: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
     if !failed.is_empty() {
         let _ = writeln!(s, "checks that lost points:");

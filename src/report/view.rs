@@ -2,7 +2,7 @@
 //! view holds. Every renderer draws from `Report::for_view`, never from the raw report, so a new
 //! view cannot leak a hidden check by forgetting to hide it.
 
-use super::{HiddenChecks, Report};
+use super::{HiddenCategory, HiddenChecks, Report};
 use crate::check::Visibility;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,11 +84,25 @@ impl Report {
         // (The score's band is left in: it is derived from the total the candidate sees.)
         r.prerequisites
             .retain(|p| p.visibility == Visibility::Visible);
+        let by_category = C::ALL
+            .into_iter()
+            .filter_map(|cat| {
+                let of: Vec<_> = hidden.iter().filter(|c| c.category == cat).collect();
+                (!of.is_empty()).then(|| HiddenCategory {
+                    category: cat,
+                    count: of.len() as u64,
+                    passed: of.iter().filter(|c| c.passed).count() as u64,
+                    points: crate::score::round2(of.iter().map(|c| c.points).sum()),
+                    max_points: crate::score::round2(of.iter().map(|c| c.max_points).sum()),
+                })
+            })
+            .collect();
         r.hidden_checks = Some(HiddenChecks {
             count: hidden.len() as u64,
             passed: hidden.iter().filter(|c| c.passed).count() as u64,
             points: crate::score::round2(hidden.iter().map(|c| c.points).sum()),
             max_points: crate::score::round2(hidden.iter().map(|c| c.max_points).sum()),
+            by_category,
         });
         r
     }
@@ -155,6 +169,19 @@ mod tests {
         assert_eq!(
             (h.count, h.passed, h.points, h.max_points),
             (2, 1, 2.0, 4.0)
+        );
+        let per: Vec<_> = h
+            .by_category
+            .iter()
+            .map(|k| (k.category, k.count, k.passed, k.points, k.max_points))
+            .collect();
+        assert_eq!(
+            per,
+            [
+                (Category::Robustness, 1, 0, 0.0, 2.0),
+                (Category::Quality, 1, 1, 2.0, 2.0)
+            ],
+            "per category, in category order, where the hidden points were lost"
         );
         assert_eq!(c.checks.len(), 1);
     }
