@@ -2,6 +2,7 @@
 //! the renderers that draw a view (`Render`: JSON, the terminal summary, Markdown, JUnit XML,
 //! Gradescope's results.json), and the file writer.
 
+mod gradescope;
 mod json;
 mod junit;
 mod markdown;
@@ -12,6 +13,7 @@ pub(crate) mod test_support;
 mod view;
 mod write;
 
+pub use gradescope::Gradescope;
 pub use json::Json;
 pub use junit::Junit;
 pub use markdown::Markdown;
