@@ -200,7 +200,7 @@ fn markdown_of(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "<sub>run `{}`, proctor {}, seed {}</sub>",
+        "<sub>run {}, proctor {}, seed {}</sub>",
         cell(&r.run_id),
         cell(&r.harness.proctor_version),
         r.seed
