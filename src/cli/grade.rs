@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::report::{Format, ViewArg};
 use crate::events::{Events, LineReporter};
 use crate::exit;
 use crate::grader::{self, LoadedGrader};
 use crate::intake::Limits;
 use crate::pipeline::{self, GradeOptions, Source};
-use crate::report::{self, Report, Status};
+use crate::report::{self, Report, Status, View};
 
 #[derive(clap::Args, Debug)]
 pub(super) struct GradeArgs {
@@ -38,6 +39,23 @@ pub(super) struct GradeArgs {
     /// Print the JSON report on stdout instead of the human summary.
     #[arg(long)]
     json: bool,
+    /// Also write the report as Markdown to FILE (for a GitHub job summary, e.g.
+    /// "$GITHUB_STEP_SUMMARY", or a merge-request comment). Written atomically after the JSON.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Also write the report as JUnit XML to FILE (one testsuite per category, one testcase per
+    /// check), for CI test tabs. Written atomically after the JSON.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write the report as a Gradescope autograder results.json to FILE (hidden checks
+    /// marked "hidden"; no score for an infrastructure error). Written atomically after the JSON.
+    #[arg(long, value_name = "FILE")]
+    gradescope: Option<PathBuf>,
+    /// Whose view the JSON report (--out, --json) and every --markdown/--junit/--gradescope
+    /// file hold: `grader` (everything) or `candidate` (hidden checks only counted, per
+    /// category, never named). The terminal summary is always the candidate's.
+    #[arg(long, value_enum, default_value = "grader")]
+    view: ViewArg,
     /// Seed for every random choice; the same seed regrades the same. Random when omitted
     /// (the report records it).
     #[arg(long)]
@@ -151,7 +169,39 @@ pub(super) async fn grade(args: GradeArgs) -> i32 {
         }
     }
     let opts = options(&args, source, loaded);
-    run_grade(&opts, &args.out, args.quiet, args.json, args.min_score).await
+    let outputs = outputs(&args);
+    run_grade_to(
+        &opts,
+        &args.out,
+        args.quiet,
+        args.json,
+        args.min_score,
+        &outputs,
+    )
+    .await
+}
+
+/// The view and the view files the flags ask for.
+fn outputs(args: &GradeArgs) -> Outputs {
+    Outputs {
+        view: args.view.into(),
+        views: [
+            (Format::Markdown, &args.markdown),
+            (Format::Junit, &args.junit),
+            (Format::Gradescope, &args.gradescope),
+        ]
+        .into_iter()
+        .filter_map(|(f, p)| p.clone().map(|p| (f, p)))
+        .collect(),
+    }
+}
+
+/// What a run writes besides the terminal summary: whose view, and the formats asked for with
+/// their files (the JSON report's file is `out`).
+#[derive(Debug, Default)]
+pub(super) struct Outputs {
+    pub view: View,
+    pub views: Vec<(Format, PathBuf)>,
 }
 
 /// The pipeline's options for `proctor grade`: what the flags say, and the defaults for what
@@ -170,8 +220,8 @@ fn options(args: &GradeArgs, source: Source, grader: LoadedGrader) -> GradeOptio
     }
 }
 
-/// Runs the pipeline under signal handling, writes the report, prints the summary, and picks
-/// the exit code.
+/// Runs the pipeline under signal handling, writes the grader's JSON report, prints the
+/// summary, and picks the exit code.
 pub(super) async fn run_grade(
     opts: &GradeOptions,
     out: &Path,
@@ -179,7 +229,20 @@ pub(super) async fn run_grade(
     json: bool,
     min_score: Option<f64>,
 ) -> i32 {
-    let events: Events = Arc::new(LineReporter::stderr(quiet));
+    run_grade_to(opts, out, quiet, json, min_score, &Outputs::default()).await
+}
+
+/// `run_grade`, writing the JSON and every view of `outputs` in its view.
+pub(super) async fn run_grade_to(
+    opts: &GradeOptions,
+    out: &Path,
+    quiet: bool,
+    json: bool,
+    min_score: Option<f64>,
+    outputs: &Outputs,
+) -> i32 {
+    let lines = Arc::new(LineReporter::stderr(quiet));
+    let events: Events = lines.clone();
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(cancel_on_signal(cancel.clone(), events.clone()));
     let result = pipeline::grade(opts, events, cancel.clone()).await;
@@ -192,22 +255,26 @@ pub(super) async fn run_grade(
         }
     };
     let mut code = exit_code(&report, min_score);
-    if let Err(e) = report::write_json_atomic(&report, out) {
-        eprintln!(
-            "error: could not write the report to {}: {e}",
-            out.display()
-        );
+    if !write_reports(&report, out, outputs) {
         // The grade exists but is lost: the caller must not take silence for a result.
         code = exit::INFRASTRUCTURE_ERROR;
     }
+    let seen = report.for_view(outputs.view);
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("report serializes")
+            serde_json::to_string_pretty(&seen).expect("report serializes")
         );
     } else {
-        print!("{}", report::summary_text(&report));
+        // The warnings were shown on stderr as they happened: each prints once.
+        print!(
+            "{}",
+            report::summary_text_except(&report, &lines.shown_warnings())
+        );
         println!("report: {}", out.display());
+        for (format, path) in &outputs.views {
+            println!("{}: {}", format.name(), path.display());
+        }
         if let (Some(min), Some(s)) = (min_score, &report.score) {
             if report.status == Status::Graded && s.percent < min {
                 println!("below the minimum score of {min}%");
@@ -215,6 +282,31 @@ pub(super) async fn run_grade(
         }
     }
     code
+}
+
+/// Writes the JSON report to `out`, then every view of `outputs`, all from the same report in
+/// `outputs.view`, each atomically. False when one could not be written (each says why).
+fn write_reports(report: &Report, out: &Path, outputs: &Outputs) -> bool {
+    let mut all = true;
+    if let Err(e) = report::write_json_atomic(&report.for_view(outputs.view), out) {
+        eprintln!(
+            "error: could not write the report to {}: {e}",
+            out.display()
+        );
+        all = false;
+    }
+    for (format, path) in &outputs.views {
+        let text = format.render(report, outputs.view);
+        if let Err(e) = report::write_atomic(path, text.as_bytes()) {
+            eprintln!(
+                "error: could not write the {} report to {}: {e}",
+                format.name(),
+                path.display()
+            );
+            all = false;
+        }
+    }
+    all
 }
 
 fn exit_code(report: &Report, min_score: Option<f64>) -> i32 {
@@ -259,6 +351,82 @@ async fn cancel_on_signal(cancel: CancellationToken, events: Events) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(extra: &[&str]) -> GradeArgs {
+        use clap::Parser;
+        let argv = ["proctor", "grade", "sub", "-g", "g.toml"];
+        match crate::cli::Cli::try_parse_from(argv.iter().chain(extra))
+            .unwrap()
+            .command
+        {
+            crate::cli::Command::Grade(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn view_flags_name_the_files_and_the_view() {
+        let o = outputs(&args(&[]));
+        assert_eq!(o.view, View::Grader);
+        assert!(o.views.is_empty());
+        let o = outputs(&args(&[
+            "--markdown",
+            "s.md",
+            "--gradescope",
+            "results.json",
+            "--junit",
+            "j.xml",
+            "--view",
+            "candidate",
+        ]));
+        assert_eq!(o.view, View::Candidate);
+        assert_eq!(
+            o.views,
+            [
+                (Format::Markdown, PathBuf::from("s.md")),
+                (Format::Junit, PathBuf::from("j.xml")),
+                (Format::Gradescope, PathBuf::from("results.json")),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_view_is_written_from_the_same_report_in_the_asked_view() {
+        let report = crate::report::test_support::report();
+        let dir = tempfile::tempdir().unwrap();
+        let at = |n: &str| dir.path().join(n);
+        let outputs = Outputs {
+            view: View::Candidate,
+            views: vec![
+                (Format::Markdown, at("s.md")),
+                (Format::Junit, at("j.xml")),
+                (Format::Gradescope, at("g.json")),
+            ],
+        };
+        assert!(write_reports(&report, &at("r.json"), &outputs));
+        for (name, format) in [
+            ("r.json", Format::Json),
+            ("s.md", Format::Markdown),
+            ("j.xml", Format::Junit),
+            ("g.json", Format::Gradescope),
+        ] {
+            let text = std::fs::read_to_string(at(name)).unwrap();
+            assert!(!text.contains("secret"), "{name}: {text}");
+            assert_eq!(text, format.render(&report, View::Candidate), "{name}");
+        }
+        // A file that cannot be written is reported, and the others are still written.
+        let outputs = Outputs {
+            view: View::Grader,
+            views: vec![
+                (Format::Junit, at("no/such/dir/j.xml")),
+                (Format::Markdown, at("s2.md")),
+            ],
+        };
+        assert!(!write_reports(&report, &at("r2.json"), &outputs));
+        assert!(std::fs::read_to_string(at("s2.md"))
+            .unwrap()
+            .contains("secret probe"));
+    }
 
     #[test]
     fn percent_bounds() {

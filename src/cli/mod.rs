@@ -3,12 +3,14 @@
 //! messages, and the only place (with the event reporter) that prints.
 //!
 //! Each command that does more than call into another module has a file here: `grade` (with
-//! the run, report and exit code that `demo` shares), `demo`, `validate` and `gc`. `doctor`
+//! the run, report and exit code that `demo` shares), `demo`, `report` (with the formats and
+//! views `grade` shares), `validate` and `gc`. `doctor`
 //! and `load` are modules of their own; exit codes are in `crate::exit`.
 
 mod demo;
 mod gc;
 mod grade;
+mod report;
 mod validate;
 
 use std::path::PathBuf;
@@ -16,7 +18,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::exit;
-use crate::report;
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -78,6 +79,11 @@ enum Command {
     },
     /// Drive any HTTP endpoint with an open-loop load and print latency percentiles as JSON.
     Load(crate::load::cli::LoadArgs),
+    /// Draw an existing report JSON in another format (Markdown, JUnit XML, Gradescope's
+    /// results.json, the summary or JSON) for the grader or a candidate. Exit 0 when written, 2
+    /// when the report cannot be read (missing, not a proctor report, another schema_version)
+    /// or the output cannot be written.
+    Report(report::ReportArgs),
     /// Print the JSON Schema of the report.
     Schema,
 }
@@ -116,10 +122,12 @@ async fn run(cli: Cli) -> i32 {
         Command::Gc { all } => gc::gc(all).await,
         Command::Doctor { grader, json } => crate::doctor::run(&repo_root(), &grader, json).await,
         Command::Load(args) => crate::load::cli::run(args).await,
+        Command::Report(args) => report::run(args),
         Command::Schema => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&report::json_schema()).expect("schema serializes")
+                serde_json::to_string_pretty(&crate::report::json_schema())
+                    .expect("schema serializes")
             );
             exit::GRADED
         }

@@ -91,8 +91,22 @@ impl Status {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct HiddenChecks {
+    pub count: u64,
+    pub passed: u64,
+    pub points: f64,
+    pub max_points: f64,
+    /// The same, per category that has hidden checks (in category order): where hidden points
+    /// were lost, without naming a check.
+    #[serde(default)]
+    pub by_category: Vec<HiddenCategory>,
+}
+
+/// The hidden checks of one category, counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct HiddenCategory {
+    pub category: Category,
     pub count: u64,
     pub passed: u64,
     pub points: f64,

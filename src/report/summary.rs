@@ -60,7 +60,10 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
         .filter(|cat| !r.categories.iter().any(|c| c.name == **cat))
         .map(|cat| cat.as_str())
         .collect();
-    if r.score.is_some() && !untested.is_empty() && r.hidden_checks.is_none_or(|h| h.count == 0) {
+    if r.score.is_some()
+        && !untested.is_empty()
+        && r.hidden_checks.as_ref().is_none_or(|h| h.count == 0)
+    {
         let _ = writeln!(s, "not tested by this grader: {}", untested.join(", "));
     }
     if !r.grader.note.is_empty() {
@@ -81,7 +84,7 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
             let _ = writeln!(s, "  | {line}");
         }
     }
-    let hidden = r.hidden_checks.map_or(0, |h| h.count);
+    let hidden = r.hidden_checks.as_ref().map_or(0, |h| h.count);
     // A run that stopped lists what it could not run once per category, not once per check.
     let not_run = format!("not run: {}", r.reason);
     let (skipped, failed): (Vec<_>, Vec<_>) = r

@@ -2,7 +2,7 @@
 //! view holds. Every renderer draws from `Report::for_view`, never from the raw report, so a new
 //! view cannot leak a hidden check by forgetting to hide it.
 
-use super::{HiddenChecks, Report};
+use super::{HiddenCategory, HiddenChecks, Report};
 use crate::check::Visibility;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,6 +15,10 @@ pub enum View {
     /// all hidden (its numbers would tell what was probed).
     Candidate,
 }
+
+/// What a candidate's view holds instead of the service's log once hidden checks have run.
+pub const HIDDEN_LOG: &str =
+    "(left out of a candidate's view: the service's log may hold what hidden checks sent it)";
 
 /// Draws a report in one format for one reader.
 pub trait Render {
@@ -44,6 +48,16 @@ impl Report {
             .collect();
         if hidden.is_empty() {
             return r;
+        }
+        // The service's log may echo what hidden checks sent it. It is shown only when the
+        // service stopped before any check ran (it never became ready, or exited first).
+        use crate::verdict::Verdict as V;
+        if !matches!(r.verdict, Some(V::NeverReady | V::Exited)) {
+            if let Some(c) = &mut r.container {
+                if !c.log_tail.is_empty() {
+                    c.log_tail = HIDDEN_LOG.into();
+                }
+            }
         }
         let all_hidden = |cat: crate::check::Category| {
             let mut of = self.checks.iter().filter(|c| c.category == cat).peekable();
@@ -84,11 +98,25 @@ impl Report {
         // (The score's band is left in: it is derived from the total the candidate sees.)
         r.prerequisites
             .retain(|p| p.visibility == Visibility::Visible);
+        let by_category = C::ALL
+            .into_iter()
+            .filter_map(|cat| {
+                let of: Vec<_> = hidden.iter().filter(|c| c.category == cat).collect();
+                (!of.is_empty()).then(|| HiddenCategory {
+                    category: cat,
+                    count: of.len() as u64,
+                    passed: of.iter().filter(|c| c.passed).count() as u64,
+                    points: crate::score::round2(of.iter().map(|c| c.points).sum()),
+                    max_points: crate::score::round2(of.iter().map(|c| c.max_points).sum()),
+                })
+            })
+            .collect();
         r.hidden_checks = Some(HiddenChecks {
             count: hidden.len() as u64,
             passed: hidden.iter().filter(|c| c.passed).count() as u64,
             points: crate::score::round2(hidden.iter().map(|c| c.points).sum()),
             max_points: crate::score::round2(hidden.iter().map(|c| c.max_points).sum()),
+            by_category,
         });
         r
     }
@@ -140,6 +168,35 @@ mod tests {
     }
 
     #[test]
+    fn a_candidate_sees_the_services_log_only_when_no_check_ran_yet() {
+        use crate::verdict::Verdict;
+        let mut r = report();
+        r.container = Some(crate::report::ContainerInfo {
+            log_tail: "got SENTINEL-log from a hidden probe".into(),
+            ..Default::default()
+        });
+        for (verdict, shown) in [
+            (None, false),
+            (Some(Verdict::CrashedDuringGrading), false),
+            (Some(Verdict::OomKilled), false),
+            (Some(Verdict::Exited), true),
+            (Some(Verdict::NeverReady), true),
+        ] {
+            r.verdict = verdict;
+            let log = r.for_view(View::Candidate).container.unwrap().log_tail;
+            assert_eq!(log.contains("SENTINEL-log"), shown, "{verdict:?}: {log}");
+            assert!(shown || log == HIDDEN_LOG, "{log}");
+            let grader = r.for_view(View::Grader).container.unwrap().log_tail;
+            assert!(grader.contains("SENTINEL-log"));
+        }
+        // Without hidden checks, the candidate's own log is theirs to see.
+        r.checks.retain(|c| c.visibility == Visibility::Visible);
+        r.verdict = Some(Verdict::CrashedDuringGrading);
+        let log = r.for_view(View::Candidate).container.unwrap().log_tail;
+        assert!(log.contains("SENTINEL-log"), "{log}");
+    }
+
+    #[test]
     fn a_candidate_sees_hidden_checks_only_as_a_count() {
         let r = report();
         assert_eq!(r.for_view(View::Grader).checks.len(), 3);
@@ -155,6 +212,19 @@ mod tests {
         assert_eq!(
             (h.count, h.passed, h.points, h.max_points),
             (2, 1, 2.0, 4.0)
+        );
+        let per: Vec<_> = h
+            .by_category
+            .iter()
+            .map(|k| (k.category, k.count, k.passed, k.points, k.max_points))
+            .collect();
+        assert_eq!(
+            per,
+            [
+                (Category::Robustness, 1, 0, 0.0, 2.0),
+                (Category::Quality, 1, 1, 2.0, 2.0)
+            ],
+            "per category, in category order, where the hidden points were lost"
         );
         assert_eq!(c.checks.len(), 1);
     }

@@ -12,7 +12,8 @@ pub fn write_json_atomic(report: &Report, path: &Path) -> std::io::Result<()> {
     write_atomic(path, &text)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` atomically (any view's text, like the JSON).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
