@@ -51,7 +51,9 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
         let _ = writeln!(
             s,
             "  {:<14} {:>6.1} / {:<6.1}",
-            c.name, c.points, c.max_points
+            c.name.as_str(),
+            c.points,
+            c.max_points
         );
     }
     // A candidate self-testing with a public grader must not read its score as the whole grade.
@@ -301,6 +303,8 @@ mod tests {
             s.contains("note: the final grade also holds hidden checks"),
             "{s}"
         );
+        // Categories line up in a column.
+        assert!(s.contains("\n  readiness         2.0 / 2.0"), "{s}");
         // Every category tested: nothing to say.
         let all: Vec<CheckResult> = Category::ALL
             .iter()
