@@ -39,6 +39,81 @@ pub fn auc(scores: &[f64], labels: &[f64]) -> Option<f64> {
     Some((rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives))
 }
 
+/// The ROC curve as (false positive rate, true positive rate) points, one per distinct score
+/// (highest threshold first) from (0, 0) to (1, 1), thinned to at most `max_points` evenly
+/// spaced along it (the ends always kept). Empty when one class is absent.
+pub fn roc_curve(scores: &[f64], labels: &[f64], max_points: usize) -> Vec<(f64, f64)> {
+    let mut pairs: Vec<(f64, bool)> = scores
+        .iter()
+        .zip(labels)
+        .map(|(s, l)| (*s, *l >= 0.5))
+        .collect();
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let positives = pairs.iter().filter(|p| p.1).count() as f64;
+    let negatives = pairs.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return Vec::new();
+    }
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < pairs.len() {
+        // Tied scores move together: one threshold, one point.
+        let mut j = i;
+        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            if pairs[j].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            j += 1;
+        }
+        points.push((fp / negatives, tp / positives));
+        i = j;
+    }
+    let keep = max_points.max(2);
+    if points.len() <= keep {
+        return points;
+    }
+    let last = points.len() - 1;
+    (0..keep).map(|k| points[k * last / (keep - 1)]).collect()
+}
+
+/// One bin of a reliability diagram: predictions in [lo, hi), how many, their mean, and the
+/// share of positives among them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReliabilityBin {
+    pub lo: f64,
+    pub hi: f64,
+    pub count: usize,
+    pub mean_predicted: f64,
+    pub observed_rate: f64,
+}
+
+/// The reliability diagram over `bins` equal-width bins of predicted probability (the bins
+/// [`calibration_error`] uses); empty bins are left out.
+pub fn reliability(scores: &[f64], labels: &[f64], bins: usize) -> Vec<ReliabilityBin> {
+    let mut sum_p = vec![0.0; bins];
+    let mut sum_y = vec![0.0; bins];
+    let mut count = vec![0usize; bins];
+    for (s, l) in scores.iter().zip(labels) {
+        let b = ((s * bins as f64) as usize).min(bins - 1);
+        sum_p[b] += s;
+        sum_y[b] += l;
+        count[b] += 1;
+    }
+    (0..bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| ReliabilityBin {
+            lo: b as f64 / bins as f64,
+            hi: (b + 1) as f64 / bins as f64,
+            count: count[b],
+            mean_predicted: sum_p[b] / count[b] as f64,
+            observed_rate: sum_y[b] / count[b] as f64,
+        })
+        .collect()
+}
+
 /// Share of predictions on the right side of 0.5.
 pub fn accuracy(scores: &[f64], labels: &[f64]) -> f64 {
     let right = scores
@@ -361,6 +436,53 @@ mod tests {
         assert!((ll - (-(0.9f64.ln()) - 0.8f64.ln()) / 2.0).abs() < 1e-12);
         assert_eq!(accuracy(&[0.9, 0.6, 0.1], &[1.0, 0.0, 0.0]), 2.0 / 3.0);
         assert!(log_loss(&[0.0], &[1.0]).is_finite());
+    }
+
+    #[test]
+    fn roc_curve_runs_from_the_origin_to_one_one_through_each_threshold() {
+        // Scores 0.9 (pos), 0.8 (neg), 0.7 (pos), 0.7 (neg), 0.1 (neg).
+        let scores = [0.9, 0.8, 0.7, 0.7, 0.1];
+        let labels = [1.0, 0.0, 1.0, 0.0, 0.0];
+        let r = roc_curve(&scores, &labels, 100);
+        let third = 1.0 / 3.0;
+        assert_eq!(
+            r,
+            vec![
+                (0.0, 0.0),
+                (0.0, 0.5),
+                (third, 0.5),
+                (2.0 * third, 1.0),
+                (1.0, 1.0)
+            ]
+        );
+        // The trapezoids under it are the AUC.
+        let area: f64 = r
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        assert!((area - auc(&scores, &labels).unwrap()).abs() < 1e-12);
+        // Thinned, the ends stay.
+        let thin = roc_curve(&scores, &labels, 3);
+        assert_eq!(thin.len(), 3);
+        assert_eq!((thin[0], thin[2]), ((0.0, 0.0), (1.0, 1.0)));
+        assert!(roc_curve(&[0.3, 0.4], &[1.0, 1.0], 10).is_empty());
+    }
+
+    #[test]
+    fn reliability_bins_hold_the_mean_prediction_and_the_observed_rate() {
+        let scores = [0.05, 0.15, 0.12, 0.95];
+        let labels = [0.0, 1.0, 0.0, 1.0];
+        let bins = reliability(&scores, &labels, 10);
+        assert_eq!(bins.len(), 3);
+        assert_eq!((bins[1].lo, bins[1].hi, bins[1].count), (0.1, 0.2, 2));
+        assert!((bins[1].mean_predicted - 0.135).abs() < 1e-12);
+        assert_eq!(bins[1].observed_rate, 0.5);
+        // The calibration error is their count-weighted gap.
+        let ece: f64 = bins
+            .iter()
+            .map(|b| b.count as f64 / 4.0 * (b.mean_predicted - b.observed_rate).abs())
+            .sum();
+        assert!((ece - calibration_error(&scores, &labels, 10)).abs() < 1e-12);
     }
 
     #[test]

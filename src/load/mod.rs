@@ -567,6 +567,24 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
     }
 }
 
+/// (percentile, milliseconds) for a percentile plot: 0%, then 50%, 75%, 87.5%, ... (each step
+/// halves what is left) while fewer than one request in that many is left out, then the maximum
+/// at 100%. About log2(requests) + 2 points.
+pub fn percentile_curve(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut points = vec![(0.0, ms(h.min()))];
+    let mut left = 0.5;
+    while left * h.len() as f64 >= 1.0 {
+        let q = 1.0 - left;
+        points.push((q * 100.0, ms(h.value_at_quantile(q))));
+        left /= 2.0;
+    }
+    points.push((100.0, ms(h.max())));
+    points
+}
+
 /// Milliseconds at an arbitrary percentile (0-100].
 pub fn percentile_ms(h: &Histogram<u64>, p: f64) -> f64 {
     h.value_at_quantile(p / 100.0) as f64 / 1000.0
@@ -575,6 +593,23 @@ pub fn percentile_ms(h: &Histogram<u64>, p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentile_curve_halves_what_is_left_as_far_as_the_requests_resolve() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let c = percentile_curve(&h);
+        let ps: Vec<f64> = c.iter().map(|p| p.0).collect();
+        // 0, 50, 75, ... down to 1 request in 512 left out, then the max: 11 points.
+        assert_eq!(ps.len(), 11, "{ps:?}");
+        assert_eq!((ps[0], ps[1], ps[2], ps[10]), (0.0, 50.0, 75.0, 100.0));
+        assert!((ps[9] - 100.0 * (1.0 - 1.0 / 512.0)).abs() < 1e-9);
+        assert!(c[0].1 == 1.0 && (c[10].1 - 1000.0).abs() < 1.0, "{c:?}");
+        assert!(c.windows(2).all(|w| w[0].1 <= w[1].1), "{c:?}");
+        assert!(percentile_curve(&Histogram::<u64>::new(3).unwrap()).is_empty());
+    }
 
     #[test]
     fn percentiles_of_known_values() {

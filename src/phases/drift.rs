@@ -26,7 +26,7 @@ use crate::grader::{
 use crate::http;
 use crate::phases::predict::Predictor;
 use crate::report::{
-    CheckResult, DriftBaseline, DriftReport, DriftScenarioReport, DriftScenarioRun,
+    CheckResult, DriftBaseline, DriftPoll, DriftReport, DriftScenarioReport, DriftScenarioRun,
     FeatureAgreement, FeatureDrift,
 };
 use crate::target::Target;
@@ -758,12 +758,28 @@ pub async fn run(
                     .drift
                 })
                 .collect();
+            let timeline = polls
+                .iter()
+                .map(|(at, p)| DriftPoll {
+                    instances: *at as u64,
+                    drift: p.as_ref().ok().map(|p| p.overall),
+                    p_values: sc
+                        .features
+                        .iter()
+                        .map(|f| {
+                            let claimed = p.as_ref().ok().and_then(|p| p.claims.get(f));
+                            (f.clone(), claimed.and_then(|c| c.p_value))
+                        })
+                        .collect(),
+                })
+                .collect();
             scenario.detected_runs += detected as u32;
             scenario.runs.push(DriftScenarioRun {
                 detected,
                 delay_instances: first_hit.map(|a| a as u64),
                 flagged_features: last.flagged.iter().cloned().collect(),
                 recomputed,
+                polls: timeline,
             });
         }
         let points = share * scenario.detected_runs as f64 / runs as f64;

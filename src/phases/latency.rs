@@ -16,7 +16,7 @@ use crate::grader::{trim, LatencySpec, LoadedGrader, Method, Visibility};
 use crate::load::search::{self, SearchResult};
 use crate::load::{self, Mode, Outcome, Plan, RequestSpec, Stage, Validity};
 use crate::plan::{Purpose, RunPlan};
-use crate::report::{CheckResult, LatencyReport};
+use crate::report::{CheckResult, LatencyReport, PercentilePoint};
 use crate::score::linear_points;
 use crate::target::Target;
 
@@ -385,6 +385,10 @@ fn report_of(spec: &LatencySpec, o: &Outcome) -> LatencyReport {
         ok: o.ok,
         errors: o.errors.clone(),
         corrected: load::percentiles(&o.corrected).into(),
+        corrected_curve: load::percentile_curve(&o.corrected)
+            .into_iter()
+            .map(|(percentile, ms)| PercentilePoint { percentile, ms })
+            .collect(),
         uncorrected: load::percentiles(&o.uncorrected).into(),
         send_lateness: load::percentiles(&o.lateness).into(),
         send_rate: r1(o.send_rate),
@@ -444,6 +448,7 @@ pub(crate) fn empty_report(spec: &LatencySpec) -> LatencyReport {
         ok: 0,
         errors: Default::default(),
         corrected: Default::default(),
+        corrected_curve: Vec::new(),
         uncorrected: Default::default(),
         send_lateness: Default::default(),
         arrivals: spec.arrivals.into(),

@@ -13,8 +13,13 @@ use std::collections::BTreeMap;
 use crate::data::{stats, Dataset};
 use crate::grader::{PredictionApi, QualityMetric, QualitySpec, Visibility};
 use crate::phases::predict::{rows_of, Predictor};
-use crate::report::{CheckResult, QualityReport};
+use crate::report::{CalibrationBin, CheckResult, QualityReport, RocPoint};
 use crate::target::Target;
+
+/// Points of the report's ROC curve, at most, and bins of its reliability diagram (the bins of
+/// the calibration error).
+const ROC_POINTS: usize = 101;
+const CALIBRATION_BINS: usize = 10;
 
 /// Below this share of validly answered instances no quality metric is meaningful.
 const MIN_SCORED_SHARE: f64 = 0.9;
@@ -96,6 +101,25 @@ pub async fn run(
         compare_dataset: spec.compare_dataset.clone(),
         ..Default::default()
     };
+    // The curves behind the metrics, for the report's charts (bounded: 101 ROC points, ten bins).
+    let r4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
+    report.roc = stats::roc_curve(&graded.scores, &graded.labels, ROC_POINTS)
+        .into_iter()
+        .map(|(fpr, tpr)| RocPoint {
+            false_positive_rate: r4(fpr),
+            true_positive_rate: r4(tpr),
+        })
+        .collect();
+    report.calibration = stats::reliability(&graded.scores, &graded.labels, CALIBRATION_BINS)
+        .into_iter()
+        .map(|b| CalibrationBin {
+            lo: b.lo,
+            hi: b.hi,
+            count: b.count as u64,
+            mean_predicted: r4(b.mean_predicted),
+            observed_rate: r4(b.observed_rate),
+        })
+        .collect();
     let mut checks = Vec::new();
     for m in &spec.metric {
         let curve = m.curve();

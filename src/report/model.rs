@@ -113,6 +113,13 @@ pub struct HiddenCategory {
     pub max_points: f64,
 }
 
+/// One point of a percentile plot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PercentilePoint {
+    pub percentile: f64,
+    pub ms: f64,
+}
+
 /// A latency distribution in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Percentiles {
@@ -221,6 +228,11 @@ pub struct LatencyReport {
     /// Latency from when each request should have been sent (corrects coordinated omission).
     /// This is the one graded.
     pub corrected: Percentiles,
+    /// The corrected distribution for a percentile plot (HdrHistogram style): milliseconds at
+    /// 0%, 50%, 75%, 87.5%, ... (each step halving what is left, as far as the requests
+    /// resolve it) and at 100% (the maximum).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrected_curve: Vec<PercentilePoint>,
     /// Latency from when each request was actually sent.
     pub uncorrected: Percentiles,
     /// How late sends were against their schedule, waits for a free connection included.
@@ -400,6 +412,30 @@ pub struct QualityReport {
     pub compare_auc: Option<f64>,
     /// compare AUC minus graded AUC: large and positive hints at overfitting or leakage.
     pub auc_gap: Option<f64>,
+    /// The ROC curve on the graded dataset, at most 101 points from (0, 0) to (1, 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roc: Vec<RocPoint>,
+    /// The reliability diagram on the graded dataset: ten equal-width bins of predicted
+    /// probability, empty bins left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibration: Vec<CalibrationBin>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RocPoint {
+    pub false_positive_rate: f64,
+    pub true_positive_rate: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CalibrationBin {
+    /// The bin's predicted probabilities, [lo, hi).
+    pub lo: f64,
+    pub hi: f64,
+    pub count: u64,
+    pub mean_predicted: f64,
+    /// Share of positives among the bin's instances.
+    pub observed_rate: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -518,6 +554,20 @@ pub struct DriftScenarioRun {
     pub flagged_features: Vec<String>,
     /// The harness's own statistics on the same window, beside the service's claim.
     pub recomputed: Vec<FeatureDrift>,
+    /// Every poll of the shifted segment: what the service said, for a timeline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub polls: Vec<DriftPoll>,
+}
+
+/// One poll of a scenario's run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DriftPoll {
+    /// Shifted instances sent before this poll.
+    pub instances: u64,
+    /// The overall verdict; None when the endpoint could not be read.
+    pub drift: Option<bool>,
+    /// The p-value the service reported for each shifted feature (None: none reported).
+    pub p_values: BTreeMap<String, Option<f64>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

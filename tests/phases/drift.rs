@@ -589,6 +589,16 @@ async fn replicated_scenarios_earn_detection_in_proportion_to_the_runs_that_dete
             .map(|r| (r.detected, r.delay_instances))
             .collect();
         assert_eq!(runs, vec![(true, Some(50)), (false, None)]);
+        // Each run's timeline: a poll every 50 shifted instances, the verdict it gave, and the
+        // p-value the service reported for the shifted feature.
+        let feature = if i == 0 { "x" } else { "c" };
+        for (run, said) in sc.runs.iter().zip([true, false]) {
+            let at: Vec<u64> = run.polls.iter().map(|p| p.instances).collect();
+            assert_eq!(at, [50, 100, 150, 200]);
+            assert!(run.polls.iter().all(|p| p.drift == Some(said)));
+            let p = run.polls[3].p_values[feature];
+            assert_eq!(p, Some(if said { 0.001 } else { 0.5 }), "{:?}", run.polls);
+        }
     }
     // Attribution counts every run: 2 right, 0 wrong, 2 missed; F1 2/3 earns
     // (2/3 - 0.3) / (0.8 - 0.3) of the 4 points.

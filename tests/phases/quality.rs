@@ -216,6 +216,35 @@ async fn a_correct_service_is_scored_against_the_labels() {
         (h.len() as u64, h.len() as u64)
     );
     assert!(report.failures.is_empty(), "{:?}", report.failures);
+    // The report's curves for the charts: the ROC's area is the AUC, and the reliability
+    // bins hold every scored instance and give the calibration error.
+    let roc = &report.roc;
+    assert!(roc.len() >= 3 && roc.len() <= 101, "{}", roc.len());
+    let ends = (roc[0], roc[roc.len() - 1]);
+    assert_eq!(
+        (
+            (ends.0.false_positive_rate, ends.0.true_positive_rate),
+            (ends.1.false_positive_rate, ends.1.true_positive_rate)
+        ),
+        ((0.0, 0.0), (1.0, 1.0))
+    );
+    let area: f64 = roc
+        .windows(2)
+        .map(|w| {
+            (w[1].false_positive_rate - w[0].false_positive_rate)
+                * (w[1].true_positive_rate + w[0].true_positive_rate)
+                / 2.0
+        })
+        .sum();
+    let (s, y) = truth(&h);
+    assert!((area - auc(&s, &y)).abs() < 0.01, "{area}");
+    let bins = &report.calibration;
+    assert_eq!(bins.iter().map(|b| b.count).sum::<u64>(), h.len() as u64);
+    let ece: f64 = bins
+        .iter()
+        .map(|b| b.count as f64 / h.len() as f64 * (b.mean_predicted - b.observed_rate).abs())
+        .sum();
+    assert!((ece - calibration_error(&s, &y)).abs() < 1e-3, "{ece}");
     // Complete rows only, in batches of at most max_batch, each sent once.
     let sizes = batch_sizes(&server);
     assert_eq!(sizes.len(), batches(h.len()));
