@@ -56,8 +56,8 @@ pub(super) struct GradeArgs {
     /// the JSON.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
-    /// Whose view the JSON report (--out, --json) and every --markdown/--junit/--gradescope/
-    /// --html file hold: `grader` (everything) or `candidate` (hidden checks only counted, per
+    /// Whose view the JSON report (--out, --json) and every --markdown, --junit, --gradescope
+    /// and --html file hold: `grader` (everything) or `candidate` (hidden checks only counted, per
     /// category, never named). The terminal summary is always the candidate's.
     #[arg(long, value_enum, default_value = "grader")]
     view: ViewArg,
