@@ -650,6 +650,7 @@ fn bars(rows: &[(String, f64, f64, RGBColor)], axis_max: f64, x_desc: &str) -> O
     svg((900, height), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(10)
+            .margin_right(30)
             .x_label_area_size(36)
             .build_cartesian_2d(0f64..axis_max, 0f64..n as f64)?;
         chart
@@ -966,6 +967,7 @@ fn search_chart(l: &LatencyReport) -> Option<String> {
     svg((900, 340), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
+            .margin_right(30)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..right, 0.0..top)?;
