@@ -9,13 +9,14 @@
 //!   without it) and its counts match the report.
 //! - The Gradescope results.json has the documented fields and types; an infrastructure error
 //!   has no score.
+//! - The HTML page is in the sentinel test too (tests/html_view.rs opens it in Chromium).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use proctor::report::{
-    self, AppliedPrerequisite, Category, CheckResult, Gradescope, Json, Judgement, Junit, Markdown,
-    ProbeFailure, Render, Report, Status, Summary, View, Visibility, Withheld,
+    self, AppliedPrerequisite, Category, CheckResult, Gradescope, Html, Json, Judgement, Junit,
+    Markdown, ProbeFailure, Render, Report, Status, Summary, View, Visibility, Withheld,
 };
 use serde_json::Value;
 
@@ -38,6 +39,7 @@ fn renderers() -> Vec<(&'static str, Box<dyn Render>)> {
         ("markdown", Box::new(Markdown)),
         ("junit", Box::new(Junit)),
         ("gradescope", Box::new(Gradescope)),
+        ("html", Box::new(Html)),
     ]
 }
 
@@ -107,7 +109,7 @@ fn no_byte_of_a_hidden_check_reaches_a_candidate_in_any_format() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sentinel.json");
     report::write_json_atomic(&r, &path).unwrap();
-    for format in ["json", "summary", "markdown", "junit", "gradescope"] {
+    for format in ["json", "summary", "markdown", "junit", "gradescope", "html"] {
         let out = proctor(&[path.to_str().unwrap(), "--format", format]);
         assert!(out.status.success(), "{format}: {out:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains(SENTINEL));

@@ -51,8 +51,13 @@ pub(super) struct GradeArgs {
     /// marked "hidden"; no score for an infrastructure error). Written atomically after the JSON.
     #[arg(long, value_name = "FILE")]
     gradescope: Option<PathBuf>,
-    /// Whose view the JSON report (--out, --json) and every --markdown/--junit/--gradescope
-    /// file hold: `grader` (everything) or `candidate` (hidden checks only counted, per
+    /// Also write the report as one self-contained HTML page to FILE (charts as inline SVG, no
+    /// script, nothing fetched: opens from disk or as a CI artifact). Written atomically after
+    /// the JSON.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Whose view the JSON report (--out, --json) and every --markdown, --junit, --gradescope
+    /// and --html file hold: `grader` (everything) or `candidate` (hidden checks only counted, per
     /// category, never named). The terminal summary is always the candidate's.
     #[arg(long, value_enum, default_value = "grader")]
     view: ViewArg,
@@ -189,6 +194,7 @@ fn outputs(args: &GradeArgs) -> Outputs {
             (Format::Markdown, &args.markdown),
             (Format::Junit, &args.junit),
             (Format::Gradescope, &args.gradescope),
+            (Format::Html, &args.html),
         ]
         .into_iter()
         .filter_map(|(f, p)| p.clone().map(|p| (f, p)))
@@ -376,6 +382,8 @@ mod tests {
             "results.json",
             "--junit",
             "j.xml",
+            "--html",
+            "r.html",
             "--view",
             "candidate",
         ]));
@@ -386,6 +394,7 @@ mod tests {
                 (Format::Markdown, PathBuf::from("s.md")),
                 (Format::Junit, PathBuf::from("j.xml")),
                 (Format::Gradescope, PathBuf::from("results.json")),
+                (Format::Html, PathBuf::from("r.html")),
             ]
         );
     }
@@ -401,6 +410,7 @@ mod tests {
                 (Format::Markdown, at("s.md")),
                 (Format::Junit, at("j.xml")),
                 (Format::Gradescope, at("g.json")),
+                (Format::Html, at("r.html")),
             ],
         };
         assert!(write_reports(&report, &at("r.json"), &outputs));
@@ -409,6 +419,7 @@ mod tests {
             ("s.md", Format::Markdown),
             ("j.xml", Format::Junit),
             ("g.json", Format::Gradescope),
+            ("r.html", Format::Html),
         ] {
             let text = std::fs::read_to_string(at(name)).unwrap();
             assert!(!text.contains("secret"), "{name}: {text}");

@@ -13,7 +13,9 @@ pub(super) struct ReportArgs {
     report: PathBuf,
     /// The format to draw: `json` (the report as the view sees it), `summary` (the terminal
     /// summary), `markdown` (for a GitHub job summary or a merge-request comment), `junit`
-    /// (JUnit XML for CI test tabs) or `gradescope` (a Gradescope autograder's results.json).
+    /// (JUnit XML for CI test tabs), `gradescope` (a Gradescope autograder's results.json) or
+    /// `html` (one self-contained page with charts: no script, nothing fetched; opens from disk
+    /// or as a CI artifact).
     #[arg(long, value_enum)]
     format: Format,
     /// Who reads it: `grader` (everything) or `candidate` (hidden checks only counted, per
@@ -33,6 +35,7 @@ pub(super) enum Format {
     Markdown,
     Junit,
     Gradescope,
+    Html,
 }
 
 impl Format {
@@ -43,6 +46,7 @@ impl Format {
             Format::Markdown => report::Markdown.render(r, view),
             Format::Junit => report::Junit.render(r, view),
             Format::Gradescope => report::Gradescope.render(r, view),
+            Format::Html => report::Html.render(r, view),
         }
     }
 
@@ -53,6 +57,7 @@ impl Format {
             Format::Markdown => "markdown",
             Format::Junit => "junit",
             Format::Gradescope => "gradescope",
+            Format::Html => "html",
         }
     }
 }

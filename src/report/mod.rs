@@ -1,8 +1,9 @@
 //! The report: its model, the views of it (`View`: who may see what, decided in one place),
 //! the renderers that draw a view (`Render`: JSON, the terminal summary, Markdown, JUnit XML,
-//! Gradescope's results.json), and the file writer.
+//! Gradescope's results.json, a self-contained HTML page), and the file writer.
 
 mod gradescope;
+mod html;
 mod json;
 mod junit;
 mod markdown;
@@ -14,6 +15,7 @@ mod view;
 mod write;
 
 pub use gradescope::Gradescope;
+pub use html::Html;
 pub use json::Json;
 pub use junit::Junit;
 pub use markdown::Markdown;
