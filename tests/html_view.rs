@@ -16,9 +16,9 @@ use std::process::{Command, Output};
 
 use proctor::report::{Html, Render, Report, View};
 
-/// The charts of full.json: categories, latency percentiles, windows, throughput search, drift
-/// p-values, container peaks.
-const CHARTS: usize = 6;
+/// The charts of full.json: categories, latency percentiles, windows, throughput search, ROC,
+/// reliability, drift p-values, container peaks.
+const CHARTS: usize = 8;
 
 /// Requests Chromium's own background services make (time, component updates, account and
 /// dictionary downloads), whatever page it opens. A page never asks for these.

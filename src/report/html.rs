@@ -159,6 +159,8 @@ struct Quality {
     compare: String,
     metrics: Vec<(String, String)>,
     failures: Vec<(String, u64)>,
+    roc_svg: Option<String>,
+    calibration_svg: Option<String>,
 }
 
 struct Drift {
@@ -476,7 +478,83 @@ fn quality_of(q: &QualityReport) -> Quality {
             .map(|(k, v)| (k.clone(), format!("{v:.4}")))
             .collect(),
         failures: q.failures.iter().map(|(k, v)| (cut(k), *v)).collect(),
+        roc_svg: roc_chart(q),
+        calibration_svg: calibration_chart(q),
     }
+}
+
+/// The ROC curve of the graded dataset, with the diagonal of a model without signal.
+fn roc_chart(q: &QualityReport) -> Option<String> {
+    if q.roc.len() < 2 {
+        return None;
+    }
+    let points: Vec<(f64, f64)> = q
+        .roc
+        .iter()
+        .take(MAX_CHART_POINTS)
+        .map(|p| (p.false_positive_rate, p.true_positive_rate))
+        .collect();
+    let auc = q.metrics.get("AUC").map(|a| format!(" (AUC {a:.4})")).unwrap_or_default();
+    svg((440, 420), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .margin_right(24)
+            .caption(format!("ROC on {}{auc}", q.dataset), (FONT, 14))
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("false positive rate")
+            .y_desc("true positive rate")
+            .label_style((FONT, 12))
+            .draw()?;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GREY.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
+        Ok(())
+    })
+}
+
+/// The reliability diagram: the observed rate of positives against the mean prediction of
+/// each bin (a calibrated model lies on the diagonal), the bins' sizes as dot areas.
+fn calibration_chart(q: &QualityReport) -> Option<String> {
+    if q.calibration.is_empty() {
+        return None;
+    }
+    let largest = q.calibration.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64;
+    let bins: Vec<(f64, f64, i32)> = q
+        .calibration
+        .iter()
+        .map(|b| {
+            let r = 3.0 + 7.0 * (b.count as f64 / largest).sqrt();
+            (b.mean_predicted, b.observed_rate, r as i32)
+        })
+        .collect();
+    svg((440, 420), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .margin_right(24)
+            .caption(format!("reliability on {}", q.dataset), (FONT, 14))
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+        chart
+            .configure_mesh()
+            .x_desc("mean predicted probability")
+            .y_desc("observed share of positives")
+            .label_style((FONT, 12))
+            .draw()?;
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GREY.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(
+            bins.iter().map(|b| (b.0, b.1)),
+            BLUE.stroke_width(1),
+        ))?;
+        chart.draw_series(
+            bins.iter()
+                .map(|b| Circle::new((b.0, b.1), b.2, BLUE.mix(0.6).filled())),
+        )?;
+        Ok(())
+    })
 }
 
 fn drift_of(d: &DriftReport) -> Drift {
@@ -814,6 +892,7 @@ fn percentile_chart(l: &LatencyReport) -> Option<String> {
         .iter()
         .chain(&uncorrected)
         .map(|p| p.1)
+        .chain(l.corrected_curve.iter().map(|p| p.ms).filter(|v| *v > 0.0))
         .chain(objective.map(|o| o.1));
     let (lo, hi) = values.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let y = decade_below(lo)..decade_above(hi);
@@ -842,11 +921,25 @@ fn percentile_chart(l: &LatencyReport) -> Option<String> {
                 .label("uncorrected (from actual send)")
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], GREY));
         }
+        // The whole distribution when the report has it, else the labelled percentiles.
+        let line: Vec<(f64, f64)> = if l.corrected_curve.len() >= 2 {
+            l.corrected_curve
+                .iter()
+                .filter(|p| p.ms > 0.0)
+                .map(|p| {
+                    let x = if p.percentile >= 100.0 {
+                        max_x
+                    } else {
+                        percentile_x(p.percentile)
+                    };
+                    (x, p.ms)
+                })
+                .collect()
+        } else {
+            corrected.iter().map(|p| (p.0, p.1)).collect()
+        };
         chart
-            .draw_series(LineSeries::new(
-                corrected.iter().map(|p| (p.0, p.1)),
-                BLUE.stroke_width(2),
-            ))?
+            .draw_series(LineSeries::new(line, BLUE.stroke_width(2)))?
             .label("corrected (from intended send; graded)")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], BLUE.stroke_width(2)));
         chart.draw_series(
