@@ -17,8 +17,8 @@ use std::process::{Command, Output};
 use proctor::report::{Html, Render, Report, View};
 
 /// The charts of full.json: categories, latency percentiles, windows, throughput search, ROC,
-/// reliability, drift p-values, container peaks.
-const CHARTS: usize = 8;
+/// reliability, drift p-values, the timeline of each of its two drift scenarios, container peaks.
+const CHARTS: usize = 10;
 
 /// Requests Chromium's own background services make (time, component updates, account and
 /// dictionary downloads), whatever page it opens. A page never asks for these.

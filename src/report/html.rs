@@ -26,8 +26,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{
-    ContainerInfo, DriftReport, LatencyReport, Percentiles, QualityReport, Render, Report, Status,
-    View,
+    ContainerInfo, DriftReport, DriftScenarioReport, LatencyReport, Percentiles, QualityReport,
+    Render, Report, Status, View,
 };
 
 /// The HTML report.
@@ -174,6 +174,7 @@ struct Scenario {
     name: String,
     detected: String,
     rows: Vec<DriftRow>,
+    timeline_svg: Option<String>,
 }
 
 struct DriftRow {
@@ -494,7 +495,11 @@ fn roc_chart(q: &QualityReport) -> Option<String> {
         .take(MAX_CHART_POINTS)
         .map(|p| (p.false_positive_rate, p.true_positive_rate))
         .collect();
-    let auc = q.metrics.get("AUC").map(|a| format!(" (AUC {a:.4})")).unwrap_or_default();
+    let auc = q
+        .metrics
+        .get("AUC")
+        .map(|a| format!(" (AUC {a:.4})"))
+        .unwrap_or_default();
     svg((440, 420), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
@@ -509,7 +514,10 @@ fn roc_chart(q: &QualityReport) -> Option<String> {
             .y_desc("true positive rate")
             .label_style((FONT, 12))
             .draw()?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GREY.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            GREY.stroke_width(1),
+        ))?;
         chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
         Ok(())
     })
@@ -521,7 +529,13 @@ fn calibration_chart(q: &QualityReport) -> Option<String> {
     if q.calibration.is_empty() {
         return None;
     }
-    let largest = q.calibration.iter().map(|b| b.count).max().unwrap_or(1).max(1) as f64;
+    let largest = q
+        .calibration
+        .iter()
+        .map(|b| b.count)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let bins: Vec<(f64, f64, i32)> = q
         .calibration
         .iter()
@@ -544,7 +558,10 @@ fn calibration_chart(q: &QualityReport) -> Option<String> {
             .y_desc("observed share of positives")
             .label_style((FONT, 12))
             .draw()?;
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], GREY.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            GREY.stroke_width(1),
+        ))?;
         chart.draw_series(LineSeries::new(
             bins.iter().map(|b| (b.0, b.1)),
             BLUE.stroke_width(1),
@@ -637,6 +654,7 @@ fn drift_of(d: &DriftReport) -> Drift {
                     s.features.join(", ")
                 ),
                 rows,
+                timeline_svg: timeline_chart(s),
             }
         })
         .collect();
@@ -1107,6 +1125,81 @@ fn search_chart(l: &LatencyReport) -> Option<String> {
 
 /// The p-value of each feature in each scenario's runs (proctor's recomputation, and the
 /// service's own when it said one), on a log axis.
+/// One scenario's runs over time: the p-value the service reported for each shifted feature at
+/// every poll (log scale), and a red cross where a poll first said drift.
+fn timeline_chart(s: &DriftScenarioReport) -> Option<String> {
+    let floor = |p: f64| p.clamp(1e-16, 1.0);
+    let mut lines: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut hits = Vec::new();
+    let mut last = 0.0f64;
+    for (n, run) in s.runs.iter().enumerate() {
+        for f in &s.features {
+            let points: Vec<(f64, f64)> = run
+                .polls
+                .iter()
+                .take(MAX_CHART_POINTS)
+                .filter_map(|p| Some((p.instances as f64, floor((*p.p_values.get(f)?)?))))
+                .collect();
+            if !points.is_empty() {
+                lines.push((format!("run {} {f}", n + 1), points));
+            }
+        }
+        if let Some(p) = run.polls.iter().find(|p| p.drift == Some(true)) {
+            let p_min = s
+                .features
+                .iter()
+                .filter_map(|f| *p.p_values.get(f)?)
+                .fold(1.0, f64::min);
+            hits.push((p.instances as f64, floor(p_min)));
+        }
+        last = last.max(
+            run.polls
+                .iter()
+                .map(|p| p.instances as f64)
+                .fold(0.0, f64::max),
+        );
+    }
+    if lines.is_empty() || last <= 0.0 {
+        return None;
+    }
+    let lo = lines
+        .iter()
+        .flat_map(|(_, l)| l.iter().map(|p| p.1))
+        .fold(1.0, f64::min);
+    let y = decade_below(lo).min(1e-3)..1.0;
+    svg((640, 300), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .margin(12)
+            .margin_right(36)
+            .x_label_area_size(36)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..last, y.clone().log_scale())?;
+        chart
+            .configure_mesh()
+            .x_desc("shifted instances sent")
+            .y_desc("p-value the service reported")
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .label_style((FONT, 12))
+            .draw()?;
+        for (i, (label, points)) in lines.iter().enumerate() {
+            let colour = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))?
+                .label(label.clone())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour));
+        }
+        chart.draw_series(hits.iter().map(|h| Cross::new(*h, 6, RED.stroke_width(2))))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(GREY)
+            .label_font((FONT, 11))
+            .draw()?;
+        Ok(())
+    })
+}
+
 fn pvalue_chart(d: &DriftReport) -> Option<String> {
     let mut names = Vec::new();
     let mut ours = Vec::new();
