@@ -86,7 +86,13 @@ fn service_that_never_listens_is_never_ready() {
 #[test]
 fn service_that_exits_at_once_says_how() {
     require_docker();
-    let run = grade(&fixture("submissions/exits-at-once"), &tiny(), &[]);
+    let views = tempfile::tempdir().unwrap();
+    let html = views.path().join("report.html");
+    let run = grade(
+        &fixture("submissions/exits-at-once"),
+        &tiny(),
+        &["--html", html.to_str().unwrap()],
+    );
     assert_eq!(run.code, 3, "{}", run.explain());
     let r = run.report();
     assert_eq!(r["verdict"], "exited");
@@ -116,6 +122,9 @@ fn service_that_exits_at_once_says_how() {
         "{}",
         run.explain()
     );
+    // So does the HTML view, from the same report.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("config file missing"), "{page}");
     assert_no_leftovers(&run.run_id());
 }
 
