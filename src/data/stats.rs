@@ -10,20 +10,27 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 use statrs::stats_tests::ks_test::{ks_twosample, KSTwoSampleAlternativeMethod};
 use statrs::stats_tests::NaNPolicy;
 
-/// Area under the ROC curve (probability that a random positive outranks a random negative,
-/// ties counting half). None when one class is absent.
-pub fn auc(scores: &[f64], labels: &[f64]) -> Option<f64> {
+/// (score, is positive) by descending score, with the counts of positives and negatives.
+type Ranked = (Vec<(f64, bool)>, f64, f64);
+
+/// The predictions ranked, None when one class is absent.
+fn ranked(scores: &[f64], labels: &[f64]) -> Option<Ranked> {
     let mut pairs: Vec<(f64, bool)> = scores
         .iter()
         .zip(labels)
         .map(|(s, l)| (*s, *l >= 0.5))
         .collect();
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
     let positives = pairs.iter().filter(|p| p.1).count() as f64;
     let negatives = pairs.len() as f64 - positives;
-    if positives == 0.0 || negatives == 0.0 {
-        return None;
-    }
+    (positives > 0.0 && negatives > 0.0).then_some((pairs, positives, negatives))
+}
+
+/// Area under the ROC curve (probability that a random positive outranks a random negative,
+/// ties counting half). None when one class is absent.
+pub fn auc(scores: &[f64], labels: &[f64]) -> Option<f64> {
+    let (mut pairs, positives, negatives) = ranked(scores, labels)?;
+    pairs.reverse();
     // Sum of the positives' ranks, with tied scores sharing their average rank.
     let mut rank_sum = 0.0;
     let mut i = 0;
@@ -43,17 +50,9 @@ pub fn auc(scores: &[f64], labels: &[f64]) -> Option<f64> {
 /// (highest threshold first) from (0, 0) to (1, 1), thinned to at most `max_points` evenly
 /// spaced along it (the ends always kept). Empty when one class is absent.
 pub fn roc_curve(scores: &[f64], labels: &[f64], max_points: usize) -> Vec<(f64, f64)> {
-    let mut pairs: Vec<(f64, bool)> = scores
-        .iter()
-        .zip(labels)
-        .map(|(s, l)| (*s, *l >= 0.5))
-        .collect();
-    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let positives = pairs.iter().filter(|p| p.1).count() as f64;
-    let negatives = pairs.len() as f64 - positives;
-    if positives == 0.0 || negatives == 0.0 {
+    let Some((pairs, positives, negatives)) = ranked(scores, labels) else {
         return Vec::new();
-    }
+    };
     let mut points = vec![(0.0, 0.0)];
     let (mut tp, mut fp) = (0.0, 0.0);
     let mut i = 0;

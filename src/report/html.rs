@@ -500,28 +500,50 @@ fn roc_chart(q: &QualityReport) -> Option<String> {
         .get("AUC")
         .map(|a| format!(" (AUC {a:.4})"))
         .unwrap_or_default();
+    unit_square(
+        format!("ROC on {}{auc}", q.dataset),
+        ("false positive rate", "true positive rate"),
+        |chart| {
+            chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
+            Ok(())
+        },
+    )
+}
+
+/// A chart over [0, 1] x [0, 1] with its diagonal drawn (a model without signal, or a perfectly
+/// calibrated one), for the ROC curve and the reliability diagram.
+fn unit_square(
+    caption: String,
+    (x_desc, y_desc): (&str, &str),
+    draw: impl FnOnce(&mut UnitChart<'_, '_>) -> Result<(), Box<dyn Error>>,
+) -> Option<String> {
     svg((440, 420), |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
             .margin_right(24)
-            .caption(format!("ROC on {}{auc}", q.dataset), (FONT, 14))
+            .caption(caption, (FONT, 14))
             .x_label_area_size(40)
             .y_label_area_size(50)
             .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
         chart
             .configure_mesh()
-            .x_desc("false positive rate")
-            .y_desc("true positive rate")
+            .x_desc(x_desc)
+            .y_desc(y_desc)
             .label_style((FONT, 12))
             .draw()?;
         chart.draw_series(LineSeries::new(
             [(0.0, 0.0), (1.0, 1.0)],
             GREY.stroke_width(1),
         ))?;
-        chart.draw_series(LineSeries::new(points, BLUE.stroke_width(2)))?;
-        Ok(())
+        draw(&mut chart)
     })
 }
+
+type UnitChart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
 /// The reliability diagram: the observed rate of positives against the mean prediction of
 /// each bin (a calibrated model lies on the diagonal), the bins' sizes as dot areas.
@@ -544,34 +566,21 @@ fn calibration_chart(q: &QualityReport) -> Option<String> {
             (b.mean_predicted, b.observed_rate, r as i32)
         })
         .collect();
-    svg((440, 420), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(12)
-            .margin_right(24)
-            .caption(format!("reliability on {}", q.dataset), (FONT, 14))
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-        chart
-            .configure_mesh()
-            .x_desc("mean predicted probability")
-            .y_desc("observed share of positives")
-            .label_style((FONT, 12))
-            .draw()?;
-        chart.draw_series(LineSeries::new(
-            [(0.0, 0.0), (1.0, 1.0)],
-            GREY.stroke_width(1),
-        ))?;
-        chart.draw_series(LineSeries::new(
-            bins.iter().map(|b| (b.0, b.1)),
-            BLUE.stroke_width(1),
-        ))?;
-        chart.draw_series(
-            bins.iter()
-                .map(|b| Circle::new((b.0, b.1), b.2, BLUE.mix(0.6).filled())),
-        )?;
-        Ok(())
-    })
+    unit_square(
+        format!("reliability on {}", q.dataset),
+        ("mean predicted probability", "observed share of positives"),
+        |chart| {
+            chart.draw_series(LineSeries::new(
+                bins.iter().map(|b| (b.0, b.1)),
+                BLUE.stroke_width(1),
+            ))?;
+            chart.draw_series(
+                bins.iter()
+                    .map(|b| Circle::new((b.0, b.1), b.2, BLUE.mix(0.6).filled())),
+            )?;
+            Ok(())
+        },
+    )
 }
 
 fn drift_of(d: &DriftReport) -> Drift {
