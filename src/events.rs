@@ -68,6 +68,11 @@ pub enum Event {
 
 pub trait Reporter: Send + Sync {
     fn event(&self, event: &Event);
+
+    /// The warnings shown so far, in order: the summary at the end does not repeat them.
+    fn shown_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Where the pipeline sends its events.
@@ -98,11 +103,6 @@ impl LineReporter {
             last_progress: Mutex::new(0),
             shown: Mutex::new(Vec::new()),
         }
-    }
-
-    /// The warnings shown so far, in order.
-    pub fn shown_warnings(&self) -> Vec<String> {
-        self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn line(&self, text: &str) {
@@ -178,6 +178,10 @@ impl Reporter for LineReporter {
             }
             Event::Info(s) => self.line(s),
         }
+    }
+
+    fn shown_warnings(&self) -> Vec<String> {
+        self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod prerequisite;
 pub mod probe;
+pub mod progress;
 pub mod report;
 pub mod sandbox;
 pub mod score;

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["score", "prerequisite", "expect", "data", "intake", "load"],
     &["report", "probe"],
     &["events", "grader"],
-    &["sandbox", "plan", "target"],
+    &["sandbox", "plan", "target", "progress"],
     &["phases", "gc"],
     &["pipeline"],
     &["doctor"],

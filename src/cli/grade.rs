@@ -3,13 +3,12 @@
 //! code picked (`demo` runs through the same).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use super::report::{Format, ViewArg};
-use crate::events::{Events, LineReporter};
+use crate::events::Events;
 use crate::exit;
 use crate::grader::{self, LoadedGrader};
 use crate::intake::Limits;
@@ -247,11 +246,10 @@ pub(super) async fn run_grade_to(
     min_score: Option<f64>,
     outputs: &Outputs,
 ) -> i32 {
-    let lines = Arc::new(LineReporter::stderr(quiet));
-    let events: Events = lines.clone();
+    let events: Events = crate::progress::reporter(quiet);
     let cancel = CancellationToken::new();
     let signals = tokio::spawn(cancel_on_signal(cancel.clone(), events.clone()));
-    let result = pipeline::grade(opts, events, cancel.clone()).await;
+    let result = pipeline::grade(opts, events.clone(), cancel.clone()).await;
     signals.abort();
     let report = match result {
         Ok(r) => r,
@@ -275,7 +273,7 @@ pub(super) async fn run_grade_to(
         // The warnings were shown on stderr as they happened: each prints once.
         print!(
             "{}",
-            report::summary_text_except(&report, &lines.shown_warnings())
+            report::summary_text_except(&report, &events.shown_warnings())
         );
         println!("report: {}", out.display());
         for (format, path) in &outputs.views {

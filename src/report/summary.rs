@@ -62,7 +62,7 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
         .filter(|cat| !r.categories.iter().any(|c| c.name == **cat))
         .map(|cat| cat.as_str())
         .collect();
-    if r.score.is_some()
+    if r.status == Status::Graded
         && !untested.is_empty()
         && r.hidden_checks.as_ref().is_none_or(|h| h.count == 0)
     {
