@@ -510,6 +510,26 @@ fn roc_chart(q: &QualityReport) -> Option<String> {
     )
 }
 
+/// Every chart's legend: a light box with a grey border at `position`.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), Box<dyn Error>>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(GREY)
+        .label_font((FONT, 12))
+        .draw()?;
+    Ok(())
+}
+
 /// A chart over [0, 1] x [0, 1] with its diagonal drawn (a model without signal, or a perfectly
 /// calibrated one), for the ROC curve and the reliability diagram.
 fn unit_square(
@@ -991,13 +1011,7 @@ fn percentile_chart(l: &LatencyReport) -> Option<String> {
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED));
             chart.draw_series([Cross::new((ox, ms), 6, RED.stroke_width(2))])?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })
 }
@@ -1054,13 +1068,7 @@ fn windows_chart(l: &LatencyReport) -> Option<String> {
             ))?
             .label("p99")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 18, y)], RED.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
@@ -1121,19 +1129,11 @@ fn search_chart(l: &LatencyReport) -> Option<String> {
             )?
             .label("failed")
             .legend(|(x, y)| Cross::new((x + 9, y), 5, RED.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     })
 }
 
-/// The p-value of each feature in each scenario's runs (proctor's recomputation, and the
-/// service's own when it said one), on a log axis.
 /// One scenario's runs over time: the p-value the service reported for each shifted feature at
 /// every poll (log scale), and a red cross where a poll first said drift.
 fn timeline_chart(s: &DriftScenarioReport) -> Option<String> {
@@ -1198,17 +1198,13 @@ fn timeline_chart(s: &DriftScenarioReport) -> Option<String> {
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour));
         }
         chart.draw_series(hits.iter().map(|h| Cross::new(*h, 6, RED.stroke_width(2))))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 11))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
         Ok(())
     })
 }
 
+/// The p-value of each feature in each scenario's runs (proctor's recomputation, and the
+/// service's own when it said one), on a log axis.
 fn pvalue_chart(d: &DriftReport) -> Option<String> {
     let mut names = Vec::new();
     let mut ours = Vec::new();
@@ -1282,13 +1278,7 @@ fn pvalue_chart(d: &DriftReport) -> Option<String> {
                 .label("reported by the service")
                 .legend(|(x, y)| Cross::new((x + 9, y), 5, AMBER.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::MiddleMiddle)
-            .background_style(WHITE.mix(0.85))
-            .border_style(GREY)
-            .label_font((FONT, 12))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::MiddleMiddle)?;
         Ok(())
     })
 }
