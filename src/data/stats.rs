@@ -137,21 +137,13 @@ pub fn log_loss(scores: &[f64], labels: &[f64]) -> f64 {
     total / scores.len().max(1) as f64
 }
 
-/// Expected calibration error over `bins` equal-width bins of predicted probability.
+/// Expected calibration error over `bins` equal-width bins of predicted probability: the
+/// count-weighted gap between mean prediction and observed rate of the [`reliability`] bins.
 pub fn calibration_error(scores: &[f64], labels: &[f64], bins: usize) -> f64 {
-    let mut sum_p = vec![0.0; bins];
-    let mut sum_y = vec![0.0; bins];
-    let mut count = vec![0usize; bins];
-    for (s, l) in scores.iter().zip(labels) {
-        let b = ((s * bins as f64) as usize).min(bins - 1);
-        sum_p[b] += s;
-        sum_y[b] += l;
-        count[b] += 1;
-    }
     let n = scores.len().max(1) as f64;
-    (0..bins)
-        .filter(|&b| count[b] > 0)
-        .map(|b| (sum_p[b] - sum_y[b]).abs() / n)
+    reliability(scores, labels, bins)
+        .iter()
+        .map(|b| b.count as f64 * (b.mean_predicted - b.observed_rate).abs() / n)
         .sum()
 }
 
