@@ -146,25 +146,10 @@ impl Reporter for LineReporter {
                 elapsed.as_secs_f64()
             )),
             Event::BuildStep(s) => self.line(&format!("build: {s}")),
-            Event::CheckFinished {
-                name,
-                points,
-                max_points,
-                passed,
-                message,
-                hidden,
-            } => {
+            Event::CheckFinished { passed, .. } => {
                 let mark = if *passed { "PASS" } else { "FAIL" };
-                if *hidden {
-                    self.line(&format!(
-                        "{mark} [hidden check] {points:.1}/{max_points:.1}"
-                    ));
-                } else if *passed || message.is_empty() {
-                    self.line(&format!("{mark} {name} {points:.1}/{max_points:.1}"));
-                } else {
-                    self.line(&format!(
-                        "{mark} {name} {points:.1}/{max_points:.1}: {message}"
-                    ));
+                if let Some(line) = check_line(mark, event) {
+                    self.line(&line);
                 }
             }
             Event::LoadProgress { done, total } => {
@@ -183,6 +168,29 @@ impl Reporter for LineReporter {
     fn shown_warnings(&self) -> Vec<String> {
         self.shown.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// The line a finished check prints, after its `mark` (PASS or FAIL, coloured or not): a hidden
+/// check by its points only, a failed one with its message. None for any other event.
+pub fn check_line(mark: &str, event: &Event) -> Option<String> {
+    let Event::CheckFinished {
+        name,
+        points,
+        max_points,
+        passed,
+        message,
+        hidden,
+    } = event
+    else {
+        return None;
+    };
+    Some(if *hidden {
+        format!("{mark} [hidden check] {points:.1}/{max_points:.1}")
+    } else if *passed || message.is_empty() {
+        format!("{mark} {name} {points:.1}/{max_points:.1}")
+    } else {
+        format!("{mark} {name} {points:.1}/{max_points:.1}: {message}")
+    })
 }
 
 /// Times one stage: announces its start, and its end with the timing the report keeps.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::events::{Event, Events, LineReporter, Reporter};
+use crate::events::{check_line, Event, Events, LineReporter, Reporter};
 
 /// The reporter for this process: bars on a terminal, plain lines otherwise.
 pub fn reporter(quiet: bool) -> Events {
@@ -142,27 +142,15 @@ impl Reporter for BarReporter {
                     bar.set_message(step.clone());
                 }
             }
-            Event::CheckFinished {
-                name,
-                points,
-                max_points,
-                passed,
-                message,
-                hidden,
-            } => {
+            Event::CheckFinished { passed, .. } => {
                 let mark = if *passed {
                     self.paint("PASS", "32")
                 } else {
                     self.paint("FAIL", "31")
                 };
-                let line = if *hidden {
-                    format!("{mark} [hidden check] {points:.1}/{max_points:.1}")
-                } else if *passed || message.is_empty() {
-                    format!("{mark} {name} {points:.1}/{max_points:.1}")
-                } else {
-                    format!("{mark} {name} {points:.1}/{max_points:.1}: {message}")
-                };
-                self.println(&mut st, line);
+                if let Some(line) = check_line(&mark, event) {
+                    self.println(&mut st, line);
+                }
             }
             Event::LoadProgress { done, total } => {
                 if st.load.is_none() {
