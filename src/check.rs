@@ -85,6 +85,16 @@ pub struct CheckResult {
     pub visibility: Visibility,
 }
 
+/// How the message of a check begins when the run stopped before the check ran.
+pub const NOT_RUN: &str = "not run: ";
+
+impl CheckResult {
+    /// Whether the run stopped before this check ran (it is listed as a zero with the reason).
+    pub fn not_run(&self) -> bool {
+        self.message.starts_with(NOT_RUN)
+    }
+}
+
 /// A check a grader declares, before it runs: what a run that stops early lists as not run, so
 /// that its score is out of the full total.
 #[derive(Debug, Clone, PartialEq)]

@@ -160,7 +160,7 @@ impl Record {
             crate::prerequisite::apply(&grader.prerequisite, &mut checks)
         };
         if status != Status::Graded {
-            let why = format!("not run: {reason}");
+            let why = format!("{}{reason}", crate::check::NOT_RUN);
             let missing: Vec<CheckResult> = declared
                 .iter()
                 .filter(|d| !checks.iter().any(|r| d.is(r)))

@@ -23,9 +23,6 @@ use super::{Category, CheckResult, HiddenCategory, Render, Report, Status, View}
 /// The JUnit XML report.
 pub struct Junit;
 
-/// Messages of checks the run stopped before (see `pipeline::record`).
-const NOT_RUN: &str = "not run:";
-
 impl Render for Junit {
     fn render(&self, report: &Report, view: View) -> String {
         let r = report.for_view(view);
@@ -116,7 +113,7 @@ fn case_of(c: &CheckResult) -> TestCase {
     } else if c.passed && c.points >= c.max_points {
         TestCaseStatus::success()
     } else {
-        let not_run = c.message.starts_with(NOT_RUN);
+        let not_run = c.not_run();
         let mut s = TestCaseStatus::non_success(if not_run {
             NonSuccessKind::Error
         } else {

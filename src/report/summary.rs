@@ -88,12 +88,11 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
     }
     let hidden = r.hidden_checks.as_ref().map_or(0, |h| h.count);
     // A run that stopped lists what it could not run once per category, not once per check.
-    let not_run = format!("not run: {}", r.reason);
     let (skipped, failed): (Vec<_>, Vec<_>) = r
         .checks
         .iter()
         .filter(|c| !c.passed)
-        .partition(|c| !r.reason.is_empty() && c.message == not_run);
+        .partition(|c| !r.reason.is_empty() && c.not_run());
     if !failed.is_empty() {
         let _ = writeln!(s, "checks that lost points:");
         for c in failed {
