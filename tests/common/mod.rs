@@ -111,26 +111,20 @@ pub fn grade(submission: &Path, grader: &Path, extra: &[&str]) -> Run {
 
 /// Grades a service that is already running at `url` (`proctor grade --url`).
 pub fn grade_url(url: &str, grader: &Path, extra: &[&str]) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("report.json");
-    let mut cmd = proctor();
-    cmd.arg("grade")
-        .arg("--url")
-        .arg(url)
-        .arg("--grader")
-        .arg(grader)
-        .arg("--out")
-        .arg(&out)
-        .args(extra);
-    finish(cmd.output().expect("proctor runs"), &out)
+    grade_what(&["--url".as_ref(), url.as_ref()], grader, extra)
 }
 
 fn grade_once(submission: &Path, grader: &Path, extra: &[&str]) -> Run {
+    grade_what(&[submission.as_os_str()], grader, extra)
+}
+
+/// `proctor grade WHAT --grader GRADER --out TMP EXTRA...`, and its report.
+fn grade_what(what: &[&std::ffi::OsStr], grader: &Path, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report.json");
     let mut cmd = proctor();
     cmd.arg("grade")
-        .arg(submission)
+        .args(what)
         .arg("--grader")
         .arg(grader)
         .arg("--out")
