@@ -83,6 +83,10 @@ pub struct CheckResult {
     /// What went wrong (or what was measured), written for the candidate.
     pub message: String,
     pub visibility: Visibility,
+    /// The grader file (its `[grader] name`) that declared the check: in a run of several graders,
+    /// which one it belongs to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub grader: String,
 }
 
 /// How the message of a check begins when the run stopped before the check ran.
@@ -123,6 +127,7 @@ impl DeclaredCheck {
     /// This check as a zero, with the reason it did not run (or did not finish).
     pub fn failed(&self, message: String) -> CheckResult {
         CheckResult {
+            grader: String::new(),
             name: self.name.clone(),
             category: self.category,
             points: 0.0,

@@ -220,6 +220,7 @@ impl StageTimer {
             seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
             budget_seconds: None,
             out_of_budget: false,
+            grader: String::new(),
         }
     }
 }

@@ -347,6 +347,7 @@ mod tests {
 
     fn check(name: &str, category: Category, points: f64, max: f64) -> CheckResult {
         CheckResult {
+            grader: String::new(),
             name: name.into(),
             category,
             points,

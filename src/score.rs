@@ -98,6 +98,7 @@ mod tests {
 
     fn check(cat: Category, points: f64, max: f64) -> CheckResult {
         CheckResult {
+            grader: String::new(),
             name: format!("{cat}-{points}"),
             category: cat,
             points,

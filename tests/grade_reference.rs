@@ -33,23 +33,33 @@ fn reference_directory_and_tar_gz_grade_the_same() {
     assert_graded_well(&dir_run);
     let r = dir_run.report();
     // The parts of the report a grader relies on are all there.
-    assert_eq!(r["schema_version"], 1);
+    assert_eq!(r["schema_version"], 2);
     assert_eq!(r["submission"]["kind"], "directory");
     assert!(r["image"]["id"].as_str().unwrap().starts_with("sha256:"));
     assert!(r["harness"]["engine_version"].is_string());
-    assert!(r["latency"]["corrected"]["p99_ms"].as_f64().unwrap() > 0.0);
-    assert_eq!(r["latency"]["requests"], 500);
+    assert!(
+        r["graders"][0]["latency"]["corrected"]["p99_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(r["graders"][0]["latency"]["requests"], 500);
     // The percentile plot's points: 0% to the maximum at 100%, at most log2(500) + 2 of them.
-    let curve = r["latency"]["corrected_curve"].as_array().unwrap();
+    let curve = r["graders"][0]["latency"]["corrected_curve"]
+        .as_array()
+        .unwrap();
     assert!((3..=11).contains(&curve.len()), "{curve:?}");
     assert_eq!(curve.last().unwrap()["percentile"], 100.0);
     assert_eq!(
         curve.last().unwrap()["ms"],
-        r["latency"]["corrected"]["max_ms"]
+        r["graders"][0]["latency"]["corrected"]["max_ms"]
     );
     // The quality section's curves for its charts.
-    assert!(r["quality"]["roc"].as_array().unwrap().len() > 2);
-    assert!(!r["quality"]["calibration"].as_array().unwrap().is_empty());
+    assert!(r["graders"][0]["quality"]["roc"].as_array().unwrap().len() > 2);
+    assert!(!r["graders"][0]["quality"]["calibration"]
+        .as_array()
+        .unwrap()
+        .is_empty());
     let stages: Vec<&str> = r["timings"]
         .as_array()
         .unwrap()

@@ -295,8 +295,8 @@ fn parallel_runs_stay_apart_and_gc_spares_live_runs() {
             }
         }
         assert_eq!(
-            r["latency"]["ok"],
-            r["latency"]["requests"],
+            r["graders"][0]["latency"]["ok"],
+            r["graders"][0]["latency"]["requests"],
             "requests failed during the load: {}",
             run.explain()
         );

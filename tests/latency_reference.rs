@@ -46,7 +46,7 @@ fn curves_widen_by_the_reference_measured_here_and_never_narrow() {
     }
     assert_eq!(run.code, 0, "{}", run.explain());
     let r = run.report();
-    let reference = &r["latency"]["reference"];
+    let reference = &r["graders"][0]["latency"]["reference"];
     let objectives = reference["objectives"]
         .as_array()
         .expect("scaled objectives");

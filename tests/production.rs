@@ -133,7 +133,7 @@ fn reference_keeps_its_points_and_the_same_seed_regrades_the_same() {
     // The harness's own drift statistics depend only on the rows drawn: equal for equal seeds,
     // different for another seed.
     let stat = |r: &Run| {
-        r.report()["drift"]["scenarios"][0]["runs"][0]["recomputed"][0]["statistic"]
+        r.report()["graders"][0]["drift"]["scenarios"][0]["runs"][0]["recomputed"][0]["statistic"]
             .as_f64()
             .unwrap()
     };

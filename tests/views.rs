@@ -54,7 +54,15 @@ fn sentinel_report() -> Report {
         c.name = format!("{} {SENTINEL}", c.name);
         c.message = format!("expected 0.73 for row 12 ({SENTINEL})");
     }
+    // A second grader of the run, all hidden, with sections and a note of its own.
+    let mut second = r.graders[0].clone();
+    second.grader.name = "churn-hidden".into();
+    second.grader.note = format!("tests {SENTINEL} too");
+    second.quality.as_mut().unwrap().dataset = format!("stream-{SENTINEL}");
+    second.latency.as_mut().unwrap().path = format!("/{SENTINEL}");
+    r.graders.push(second);
     r.checks.push(CheckResult {
+        grader: "churn-hidden".into(),
         name: format!("hidden drift {SENTINEL}"),
         category: Category::Drift,
         points: 0.5,
@@ -63,9 +71,9 @@ fn sentinel_report() -> Report {
         message: format!("flagged tenure late; {SENTINEL}"),
         visibility: Visibility::Hidden,
     });
-    let q = r.quality.as_mut().unwrap();
+    let q = r.graders[0].quality.as_mut().unwrap();
     q.dataset = format!("holdout-{SENTINEL}");
-    let p = r.probes.as_mut().unwrap();
+    let p = r.graders[0].probes.as_mut().unwrap();
     p.failures.push(ProbeFailure {
         class: "number_as_string".into(),
         feature: Some(format!("feature-{SENTINEL}")),
@@ -160,6 +168,63 @@ fn a_candidate_sees_where_hidden_points_were_lost() {
 
 /// What junitparser reads: (suites, [(suite, classname, name, result kind)]), and the counts the
 /// root element declares.
+/// The graded fixture as one run of two graders: the fixture's (`churn-public`) and a second,
+/// all hidden, with a latency section and a readiness check of the same name as the first's.
+fn composed_report() -> Report {
+    let mut r = load("graded.json");
+    let mut second = r.graders[0].clone();
+    second.grader.name = "churn-hidden".into();
+    second.grader.note = "the hidden grader".into();
+    second.latency.as_mut().unwrap().target_rate = 77.0;
+    let mut ready = r.checks[0].clone();
+    ready.grader = "churn-hidden".into();
+    ready.visibility = Visibility::Hidden;
+    r.checks.push(ready);
+    r.graders[0].grader.note = "the public grader".into();
+    r.graders.push(second);
+    r
+}
+
+#[test]
+fn a_composed_report_shows_each_graders_part() {
+    let r = composed_report();
+    // Each grader's own points and latency, named; a grader's note is not the run's.
+    let summary = Summary.render(&r, View::Candidate);
+    assert!(summary.contains("  grader churn-public: 5.0 / 8.0"), "{summary}");
+    assert!(summary.contains("latency (churn-public) at 100 req/s"), "{summary}");
+    assert!(!summary.contains("the public grader"), "{summary}");
+    // The hidden grader's latency is its own and hidden: in the grader's view only.
+    assert!(!summary.contains("at 77 req/s"), "{summary}");
+    let markdown = Markdown.render(&r, View::Grader);
+    assert!(markdown.contains("churn-public + churn-hidden"), "{markdown}");
+    assert!(markdown.contains("**Latency** (churn-hidden) at 77 req/s"), "{markdown}");
+    assert!(!Markdown.render(&r, View::Candidate).contains("at 77 req/s"));
+    let html = Html.render(&r, View::Grader);
+    assert!(html.contains("id=\"latency\"") && html.contains("id=\"latency-2\""));
+    assert!(html.contains("Latency (churn-hidden)"), "{html}");
+    let html = Html.render(&r, View::Candidate);
+    assert!(html.contains("id=\"latency\"") && !html.contains("id=\"latency-2\""));
+    // Two checks of one name, told apart by their grader in JUnit.
+    let v = junitparser(&Junit.render(&r, View::Grader));
+    let classes: Vec<&str> = v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == r.checks[0].name.as_str())
+        .map(|c| c["classname"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        classes,
+        ["proctor.churn-public.readiness", "proctor.churn-hidden.readiness"]
+    );
+    // The candidate's JSON keeps the hidden grader's name and score, nothing of its parts.
+    let c: Value = serde_json::from_str(&Json.render(&r, View::Candidate)).unwrap();
+    let second = &c["graders"][1];
+    assert_eq!(second["grader"]["name"], "churn-hidden");
+    assert!(second["latency"].is_null() && second["quality"].is_null(), "{second}");
+    assert!(second["grader"].get("note").is_none(), "{second}");
+}
+
 fn junitparser(xml: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junit.xml");
@@ -477,10 +542,10 @@ fn proctor_report_names_a_missing_or_foreign_file() {
     let newer = dir.path().join("newer.json");
     let mut v: Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("graded.json")).unwrap()).unwrap();
-    v["schema_version"] = 2.into();
+    v["schema_version"] = 3.into();
     std::fs::write(&newer, v.to_string()).unwrap();
     let out = proctor(&[newer.to_str().unwrap(), "--format", "json"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("schema_version 2"), "{err}");
+    assert!(err.contains("schema_version 3"), "{err}");
 }

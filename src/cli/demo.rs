@@ -1,22 +1,25 @@
-//! `proctor demo`: the bundled reference submission graded with the public churn grader, after
-//! building the base image it needs when that is missing, so that a fresh machine sees a whole
-//! grade with one command.
+//! `proctor demo`: the bundled reference submission graded with both churn graders (public and
+//! hidden) in one run, after building the base image it needs when that is missing, so that a
+//! fresh machine sees a whole grade with one command: the summary, the JSON report and the HTML
+//! page of the grader's view.
 
 use std::path::{Path, PathBuf};
 
-use super::grade::run_grade;
+use super::grade::{load_graders, run_grade_to, Outputs};
+use super::report::Format;
 use crate::exit;
-use crate::grader::{self, LoadedGrader};
+use crate::grader::LoadedGrader;
 use crate::intake::Limits;
 use crate::pipeline::{GradeOptions, Source};
 use crate::sandbox::{system, Engine};
 
-/// Grades the bundled reference submission with the public grader; returns the exit code.
-pub(super) async fn demo(out: PathBuf, quiet: bool) -> i32 {
+/// Grades the bundled reference submission with the public and the hidden grader; returns the
+/// exit code.
+pub(super) async fn demo(out: PathBuf, html: PathBuf, quiet: bool) -> i32 {
     let root = super::repo_root();
-    let grader_path = root.join("graders/churn/public.toml");
+    let graders = ["public", "hidden"].map(|g| root.join(format!("graders/churn/{g}.toml")));
     let submission = root.join("tests/fixtures/submissions/reference");
-    let loaded = match grader::load(&grader_path) {
+    let loaded = match load_graders(&graders) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
@@ -24,19 +27,23 @@ pub(super) async fn demo(out: PathBuf, quiet: bool) -> i32 {
         }
     };
     if let Err(code) =
-        ensure_base_images(&root, &loaded.grader.submission.allowed_base_images).await
+        ensure_base_images(&root, &loaded[0].grader.submission.allowed_base_images).await
     {
         return code;
     }
     let opts = options(submission, loaded);
-    run_grade(&opts, &out, quiet, false, None).await
+    let outputs = Outputs {
+        views: vec![(Format::Html, html)],
+        ..Outputs::default()
+    };
+    run_grade_to(&opts, &out, quiet, false, None, &outputs).await
 }
 
 /// The pipeline's options for the demo: fixed, so that it grades the same every time.
-fn options(submission: PathBuf, grader: LoadedGrader) -> GradeOptions {
+fn options(submission: PathBuf, graders: Vec<LoadedGrader>) -> GradeOptions {
     GradeOptions {
         source: Source::Submission(submission),
-        grader,
+        graders,
         seed: 1,
         keep_image: false,
         build_timeout: None,

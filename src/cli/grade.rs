@@ -21,9 +21,12 @@ pub(super) struct GradeArgs {
     /// or git+file:// URL; a local repository with --ref). Omit when using --url.
     #[arg(required_unless_present = "url")]
     submission: Option<PathBuf>,
-    /// The grader file (TOML) that declares the checks, points and limits.
-    #[arg(long, short)]
-    grader: PathBuf,
+    /// The grader file (TOML) that declares the checks, points and limits. Repeat it to grade
+    /// with several graders at once (e.g. public and hidden): one build, one container, one
+    /// report holding every grader's checks, each with its own visibility. The graders must
+    /// declare the same submission rules, sandbox and readiness request.
+    #[arg(long, short, required = true)]
+    grader: Vec<PathBuf>,
     /// Grade a service that is already running at this base URL instead of building one
     /// (e.g. http://127.0.0.1:8080). Useful for candidates testing their own service.
     #[arg(long, conflicts_with = "submission")]
@@ -109,7 +112,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 
 /// `proctor grade`: checks what the flags name, then grades.
 pub(super) async fn grade(args: GradeArgs) -> i32 {
-    let loaded = match grader::load(&args.grader) {
+    let loaded = match load_graders(&args.grader) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
@@ -139,15 +142,17 @@ pub(super) async fn grade(args: GradeArgs) -> i32 {
     };
     if let Some(r) = &args.latency_reference {
         let scalable = loaded
-            .grader
-            .latency
-            .as_ref()
-            .is_some_and(|l| l.has_reference());
+            .iter()
+            .any(|g| g.grader.latency.as_ref().is_some_and(|l| l.has_reference()));
         if !scalable {
             eprintln!(
                 "error: --latency-reference needs a [[latency.objective]] with reference_ms in \
                  {} (what the reference measures on a machine fit for grading)",
-                args.grader.display()
+                args.grader
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             );
             return exit::USAGE;
         }
@@ -185,6 +190,16 @@ pub(super) async fn grade(args: GradeArgs) -> i32 {
     .await
 }
 
+/// Loads every grader file and checks that they can be graded in one run.
+pub(super) fn load_graders(paths: &[PathBuf]) -> Result<Vec<LoadedGrader>, grader::GraderError> {
+    let graders = paths
+        .iter()
+        .map(|p| grader::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    grader::check_composable(&graders)?;
+    Ok(graders)
+}
+
 /// The view and the view files the flags ask for.
 fn outputs(args: &GradeArgs) -> Outputs {
     Outputs {
@@ -211,10 +226,10 @@ pub(super) struct Outputs {
 
 /// The pipeline's options for `proctor grade`: what the flags say, and the defaults for what
 /// no flag sets.
-fn options(args: &GradeArgs, source: Source, grader: LoadedGrader) -> GradeOptions {
+fn options(args: &GradeArgs, source: Source, graders: Vec<LoadedGrader>) -> GradeOptions {
     GradeOptions {
         source,
-        grader,
+        graders,
         seed: args.seed.unwrap_or_else(rand::random),
         keep_image: args.keep_image,
         build_timeout: args.build_timeout.map(Duration::from_secs),
@@ -225,19 +240,8 @@ fn options(args: &GradeArgs, source: Source, grader: LoadedGrader) -> GradeOptio
     }
 }
 
-/// Runs the pipeline under signal handling, writes the grader's JSON report, prints the
-/// summary, and picks the exit code.
-pub(super) async fn run_grade(
-    opts: &GradeOptions,
-    out: &Path,
-    quiet: bool,
-    json: bool,
-    min_score: Option<f64>,
-) -> i32 {
-    run_grade_to(opts, out, quiet, json, min_score, &Outputs::default()).await
-}
-
-/// `run_grade`, writing the JSON and every view of `outputs` in its view.
+/// Runs the pipeline under signal handling, writes the JSON report and every view of `outputs`
+/// in its view, prints the summary, and picks the exit code.
 pub(super) async fn run_grade_to(
     opts: &GradeOptions,
     out: &Path,

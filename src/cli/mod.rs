@@ -43,12 +43,15 @@ enum Command {
     /// Grade one submission (a directory, .tar or .tar.gz with a Dockerfile at its root), or a
     /// service that is already running (--url).
     Grade(grade::GradeArgs),
-    /// Grade the bundled reference submission with the public churn grader (builds the base
-    /// image first if it is missing).
+    /// Grade the bundled reference submission with the public and the hidden churn grader in
+    /// one run, and write the JSON and HTML reports (builds the base image first if missing).
     Demo {
         /// Where to write the JSON report.
         #[arg(long, default_value = "proctor-demo-report.json")]
         out: PathBuf,
+        /// Where to write the HTML report (the grader's view: every check, charts).
+        #[arg(long, default_value = "proctor-demo-report.html")]
+        html: PathBuf,
         /// Fewer progress lines.
         #[arg(long, short)]
         quiet: bool,
@@ -117,7 +120,7 @@ pub fn main() -> i32 {
 async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Grade(args) => grade::grade(args).await,
-        Command::Demo { out, quiet } => demo::demo(out, quiet).await,
+        Command::Demo { out, html, quiet } => demo::demo(out, html, quiet).await,
         Command::Validate { grader } => validate::validate(&grader),
         Command::Gc { all } => gc::gc(all).await,
         Command::Doctor { grader, json } => crate::doctor::run(&repo_root(), &grader, json).await,

@@ -150,7 +150,7 @@ mod tests {
         std::fs::write(&p, r#"{"schema_version": 99}"#).unwrap();
         let e = load(&p).unwrap_err();
         assert!(e.contains("schema_version 99"), "{e}");
-        std::fs::write(&p, r#"{"schema_version": 1, "run_id": 3}"#).unwrap();
+        std::fs::write(&p, r#"{"schema_version": 2, "run_id": 3}"#).unwrap();
         let e = load(&p).unwrap_err();
         assert!(e.contains("at run_id"), "{e}");
         let e = load(&dir.path().join("missing.json")).unwrap_err();

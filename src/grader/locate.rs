@@ -19,10 +19,14 @@ pub enum GraderError {
         field: String,
         message: String,
     },
+    /// Graders that cannot be graded in one run (`--grader` repeated): the message names both
+    /// files.
+    #[error("{0}")]
+    Composed(String),
 }
 
 /// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before

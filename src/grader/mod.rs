@@ -15,9 +15,11 @@
 //! - `validate`: rules that span several fields;
 //! - `grade`: `[[prerequisite]]` and `[grade]` bands, and checking prerequisites against the
 //!   checks the phases declare;
+//! - `compose`: which graders can be graded in one run (what they must declare alike);
 //! - `locate`: `GraderError`, and finding a field's line and column in the text.
 
 mod checks;
+mod compose;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod grade;
@@ -31,6 +33,7 @@ mod probes;
 mod validate;
 
 pub use checks::{CheckSpec, Method, Points, UrlPath};
+pub use compose::check_composable;
 pub use grade::{check_prerequisites, GradeSpec};
 pub use invariants::{InvariantKind, InvariantsSpec, RelationSpec};
 pub use latency::*;

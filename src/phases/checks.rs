@@ -32,6 +32,7 @@ pub async fn run_check(
     };
     let max = spec.points.0;
     CheckResult {
+        grader: String::new(),
         name: spec.name.clone(),
         category,
         points: if verdict.is_ok() { max } else { 0.0 },

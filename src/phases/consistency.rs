@@ -139,6 +139,7 @@ pub async fn run(
         ));
     }
     let check = CheckResult {
+        grader: String::new(),
         name: check_name(spec.concurrency),
         category: Category::Consistency,
         points: if passed { spec.points.0 } else { 0.0 },

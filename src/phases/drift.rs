@@ -622,6 +622,7 @@ pub async fn run(
     };
     let mut checks = Vec::new();
     let mk = |name: String, points: f64, max: f64, message: String| CheckResult {
+        grader: String::new(),
         name,
         category: Category::Drift,
         points,

@@ -133,6 +133,7 @@ pub async fn run(
                 message
             };
             CheckResult {
+                grader: String::new(),
                 name,
                 category: Category::Consistency,
                 points: if passed { points.0 } else { 0.0 },

@@ -212,6 +212,7 @@ pub async fn run(
                         report.invalid_reasons.push(why);
                     }
                     CheckResult {
+                        grader: String::new(),
                         name,
                         category: Category::Latency,
                         points: p,
@@ -222,6 +223,7 @@ pub async fn run(
                     }
                 }
                 Err(e) => CheckResult {
+                    grader: String::new(),
                     name,
                     category: Category::Latency,
                     points: 0.0,
@@ -314,6 +316,7 @@ fn grade(
             )
         };
         results.push(CheckResult {
+            grader: String::new(),
             name,
             category: Category::Latency,
             points,
@@ -337,6 +340,7 @@ fn grade(
             .map(|(k, v)| format!("{k}: {v}"))
             .collect();
         results.push(CheckResult {
+            grader: String::new(),
             name: errors_name(spec.rate),
             category: Category::Latency,
             points: if passed { e.points.0 } else { 0.0 },
@@ -366,6 +370,7 @@ fn not_measured(spec: &LatencySpec, vis: Visibility, why: &str) -> Vec<CheckResu
         .into_iter()
         .filter(|(name, _)| *name != search_name(spec))
         .map(|(name, max)| CheckResult {
+            grader: String::new(),
             name,
             category: Category::Latency,
             points: 0.0,

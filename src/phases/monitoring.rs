@@ -341,6 +341,7 @@ pub async fn run(
         ..Default::default()
     };
     let mk = |name: String, max: f64, verdict: Result<String, String>| CheckResult {
+        grader: String::new(),
         name,
         category: Category::Monitoring,
         points: if verdict.is_ok() { max } else { 0.0 },

@@ -271,6 +271,7 @@ pub async fn run(
             )
         };
         out.checks.push(CheckResult {
+            grader: String::new(),
             name: class.check_name(),
             category: Category::Robustness,
             points: crate::score::linear_points(share, 0.0, 1.0, *max),

@@ -145,6 +145,7 @@ pub async fn run(
             Some(v) => (curve.points_for(v), format!("{} = {v:.4} ({})", m.metric.name(), curve.describe())),
         };
         checks.push(CheckResult {
+            grader: String::new(),
             name: metric_check_name(m.metric, &spec.dataset),
             category: Category::Quality,
             points,
@@ -190,6 +191,7 @@ pub async fn run(
                 },
             };
             checks.push(CheckResult {
+                grader: String::new(),
                 name: gap_check_name(compare, &spec.dataset),
                 category: Category::Quality,
                 points: if passed { gap.points.0 } else { 0.0 },

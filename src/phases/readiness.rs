@@ -66,6 +66,7 @@ pub fn result(spec: &Readiness, default_vis: Visibility, outcome: &ReadyOutcome)
         }
     };
     CheckResult {
+        grader: String::new(),
         name: spec.name.clone(),
         category: crate::check::Category::Readiness,
         points: if passed { max } else { 0.0 },

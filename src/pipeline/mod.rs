@@ -33,7 +33,11 @@ use sandbox::Sandbox;
 #[derive(Debug, Clone)]
 pub struct GradeOptions {
     pub source: Source,
-    pub grader: LoadedGrader,
+    /// The grader files, in the order given (`--grader` repeated), composable
+    /// (`grader::check_composable`): the submission is built and started once, and every
+    /// grader's phases run against it. The first one's submission rules, sandbox and readiness
+    /// request are the run's (the others declare the same).
+    pub graders: Vec<LoadedGrader>,
     pub seed: u64,
     /// Keep the candidate's image after the run (for debugging a submission).
     pub keep_image: bool,
@@ -45,6 +49,22 @@ pub struct GradeOptions {
     pub latency_reference: Option<PathBuf>,
     /// Send every contract probe, not the grader's sample of them (`--probe all`).
     pub probe_all: bool,
+}
+
+impl GradeOptions {
+    /// The grader whose declarations of the build, the sandbox and readiness the run uses.
+    pub fn primary(&self) -> &LoadedGrader {
+        &self.graders[0]
+    }
+
+    /// The grader the run's plan is made from: the first that measures latency (its
+    /// `load_cpuset` places the load generator), else the first.
+    fn planning(&self) -> &LoadedGrader {
+        self.graders
+            .iter()
+            .find(|g| g.grader.latency.is_some())
+            .unwrap_or(self.primary())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -70,50 +90,57 @@ pub async fn grade(
     events: Events,
     cancel: CancellationToken,
 ) -> Result<Report, UsageError> {
+    if opts.graders.is_empty() {
+        return Err(UsageError("no grader file given".into()));
+    }
+    crate::grader::check_composable(&opts.graders).map_err(|e| UsageError(e.to_string()))?;
     let mut plan = RunPlan::new(
-        &opts.grader,
+        opts.planning(),
         opts.seed,
         opts.build_timeout,
         opts.ready_timeout,
     );
     plan.probe_all = opts.probe_all;
     // Prerequisites name the checks the phases declare: checked here, before anything runs.
-    crate::grader::check_prerequisites(&opts.grader, &phases::declared_checks(&opts.grader, &plan))
-        .map_err(|e| UsageError(e.to_string()))?;
+    for g in &opts.graders {
+        crate::grader::check_prerequisites(g, &phases::declared_checks(g, &plan))
+            .map_err(|e| UsageError(e.to_string()))?;
+    }
     let run = start_run(opts, &events);
-    let mut record = Record::new(&run.run_id);
+    let mut record = Record::new(&run.run_id, &run.graders);
     // A container gets its own cores, the load generator the others.
     if !matches!(opts.source, Source::Url(_)) {
         let allowed = crate::load::sys::allowed_cpus();
-        if let Some(w) = plan.place_on_cores(&opts.grader, &allowed) {
+        if let Some(w) = plan.place_on_cores(opts.planning(), &allowed) {
             record.warn(&events, w);
         }
     }
+    // One plan per grader: the latency reference widens each grader's own objectives.
+    let mut plans = vec![plan; opts.graders.len()];
     // The reference first, under the same load: how much slower it runs here than the grader
     // expects widens the candidate's latency curves.
     if let Some(path) = &opts.latency_reference {
-        match reference::scale_to_reference(opts, &mut plan, path, &events, &cancel).await {
-            Ok(r) => record.reference = Some(r),
-            Err(ending) => return Ok(finish(opts, &plan, run, ending, record)),
+        match reference::scale_to_reference(opts, &mut plans, path, &events, &cancel).await {
+            Ok(r) => record.reference = r,
+            Err(ending) => return Ok(finish(opts, &plans, run, ending, record)),
         }
     }
-    let ending = grade_planned(opts, &plan, &mut record, &events, &cancel).await?;
-    Ok(finish(opts, &plan, run, ending, record))
+    let ending = grade_planned(opts, &plans, &mut record, &events, &cancel).await?;
+    Ok(finish(opts, &plans, run, ending, record))
 }
 
-/// Grades with a plan made already (the latency reference is graded this way too).
+/// Grades with a plan per grader made already (the latency reference is graded this way too).
 async fn grade_planned(
     opts: &GradeOptions,
-    plan: &RunPlan,
+    plans: &[RunPlan],
     record: &mut Record,
     events: &Events,
     cancel: &CancellationToken,
 ) -> Result<Ending, UsageError> {
     Ok(match &opts.source {
         Source::Url(url) => {
-            let target = Target::new(url, &opts.grader.grader.http);
             let ending = tokio::select! {
-                v = grade_target(opts, plan, &target, None, record, events) => v,
+                v = grade_target(opts, plans, url, None, record, events) => v,
                 _ = cancel.cancelled() => Ending::interrupted(),
             };
             record.settle_phases();
@@ -123,7 +150,7 @@ async fn grade_planned(
             match vet_submission(opts, record, events).await? {
                 Err(ending) => ending,
                 Ok((ctx, bases)) => {
-                    grade_in_sandbox(opts, plan, ctx, bases, record, events, cancel).await
+                    grade_in_sandbox(opts, plans, ctx, bases, record, events, cancel).await
                 }
             }
         }
@@ -141,9 +168,14 @@ fn start_run(opts: &GradeOptions, events: &Events) -> RunFacts {
     events.event(&Event::RunStarted {
         run_id: run_id.clone(),
         submission: source.clone(),
-        grader: opts.grader.path.display().to_string(),
+        grader: opts
+            .graders
+            .iter()
+            .map(|g| g.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + "),
     });
-    let g = &opts.grader.grader;
+    let g = &opts.primary().grader;
     RunFacts {
         run_id,
         started_at: record::now_rfc3339(),
@@ -154,13 +186,17 @@ fn start_run(opts: &GradeOptions, events: &Events) -> RunFacts {
             Source::Submission(p) if p.is_dir() => "directory",
             Source::Submission(_) => "archive",
         },
-        grader: GraderInfo {
-            name: g.grader.name.clone(),
-            assignment: g.grader.assignment.clone(),
-            path: opts.grader.path.display().to_string(),
-            sha256: opts.grader.sha256.clone(),
-            note: g.grader.note.clone(),
-        },
+        graders: opts
+            .graders
+            .iter()
+            .map(|l| GraderInfo {
+                name: l.grader.grader.name.clone(),
+                assignment: l.grader.grader.assignment.clone(),
+                path: l.path.display().to_string(),
+                sha256: l.sha256.clone(),
+                note: l.grader.grader.note.clone(),
+            })
+            .collect(),
         seed: opts.seed,
         memory_limit_bytes: g.sandbox.memory_mb * 1024 * 1024,
         pids_limit: g.sandbox.pids_limit,
@@ -169,14 +205,19 @@ fn start_run(opts: &GradeOptions, events: &Events) -> RunFacts {
 
 fn finish(
     opts: &GradeOptions,
-    plan: &RunPlan,
+    plans: &[RunPlan],
     run: RunFacts,
     ending: Ending,
     mut record: Record,
 ) -> Report {
     record.harness.proctor_version = env!("CARGO_PKG_VERSION").into();
-    let declared = phases::declared_checks(&opts.grader, plan);
-    record.finish(run, ending, &declared, &opts.grader.grader)
+    let graders: Vec<_> = opts
+        .graders
+        .iter()
+        .zip(plans)
+        .map(|(g, plan)| (&g.grader, phases::declared_checks(g, plan)))
+        .collect();
+    record.finish(run, ending, &graders)
 }
 
 /// Intake and the Dockerfile check: the submission's build context and its base images, or
@@ -219,7 +260,7 @@ async fn vet_submission(
         bytes: ctx.bytes,
         commit: ctx.commit.clone(),
     });
-    let allowed = &opts.grader.grader.submission.allowed_base_images;
+    let allowed = &opts.primary().grader.submission.allowed_base_images;
     Ok(match dockerfile::check(&ctx.dockerfile, allowed) {
         Err(violations) => {
             let reason = violations
@@ -238,7 +279,7 @@ async fn vet_submission(
 #[allow(clippy::too_many_arguments)]
 async fn grade_in_sandbox(
     opts: &GradeOptions,
-    plan: &RunPlan,
+    plans: &[RunPlan],
     ctx: intake::BuildContext,
     bases: Vec<String>,
     record: &mut Record,
@@ -251,7 +292,7 @@ async fn grade_in_sandbox(
     };
     grade_opened(
         opts,
-        plan,
+        plans,
         Box::new(session),
         ctx,
         bases,
@@ -267,7 +308,7 @@ async fn grade_in_sandbox(
 #[allow(clippy::too_many_arguments)]
 async fn grade_opened(
     opts: &GradeOptions,
-    plan: &RunPlan,
+    plans: &[RunPlan],
     mut session: Box<dyn Sandbox>,
     ctx: intake::BuildContext,
     bases: Vec<String>,
@@ -281,7 +322,7 @@ async fn grade_opened(
         record.warn(events, w);
     }
     let ending = tokio::select! {
-        v = build_and_grade(opts, plan, session.as_mut(), ctx, bases, record, events) => v,
+        v = build_and_grade(opts, plans, session.as_mut(), ctx, bases, record, events) => v,
         _ = cancel.cancelled() => Ending::interrupted(),
     };
     record.settle_phases();
@@ -302,7 +343,7 @@ async fn grade_opened(
 /// Build, start, then grade the running container.
 async fn build_and_grade(
     opts: &GradeOptions,
-    plan: &RunPlan,
+    plans: &[RunPlan],
     session: &mut dyn Sandbox,
     ctx: intake::BuildContext,
     bases: Vec<String>,
@@ -321,8 +362,9 @@ async fn build_and_grade(
         Err(BaseImageError::Engine(e)) => return Ending::engine(&e),
     }
 
+    let plan = &plans[0];
     let t = StageTimer::start(events, Stage::Build);
-    let rules = &opts.grader.grader.submission;
+    let rules = &opts.primary().grader.submission;
     let mut warnings = Vec::new();
     let built = session
         .build(ctx.tar, rules, plan.build_timeout, events, &mut warnings)
@@ -358,25 +400,31 @@ async fn build_and_grade(
         Ok(s) => s,
         Err(e) => return Ending::engine(&e),
     };
-    let target = Target::new(&service.url, &opts.grader.grader.http);
-    grade_target(opts, plan, &target, Some(session), record, events).await
+    grade_target(opts, plans, &service.url, Some(session), record, events).await
 }
 
-/// Readiness, then the phases. With a container, each stage races its exit: a service that
-/// dies is reported as such, with the points it earned before.
+/// Readiness, then every grader's phases, grader after grader. With a container, each stage
+/// races its exit: a service that dies is reported as such, with the points it earned before.
 async fn grade_target(
     opts: &GradeOptions,
-    plan: &RunPlan,
-    target: &Target,
+    plans: &[RunPlan],
+    url: &str,
     session: Option<&mut dyn Sandbox>,
     record: &mut Record,
     events: &Events,
 ) -> Ending {
-    let g = &opts.grader.grader;
+    // Each grader's requests go out with its own HTTP settings.
+    let targets: Vec<Target> = opts
+        .graders
+        .iter()
+        .map(|g| Target::new(url, &g.grader.http))
+        .collect();
+    let g = &opts.primary().grader;
+    let plan = &plans[0];
 
     let t = StageTimer::start(events, Stage::Ready);
     let ready = tokio::select! {
-        r = readiness::wait_ready(target, &g.readiness, plan.ready_timeout) => Ok(r),
+        r = readiness::wait_ready(&targets[0], &g.readiness, plan.ready_timeout) => Ok(r),
         e = exited(session.as_deref()) => Err(e),
     };
     record.time(t, events);
@@ -385,9 +433,13 @@ async fn grade_target(
         Err(Err(e)) => return Ending::engine(&e),
         Ok(o) => o,
     };
-    let result = readiness::result(&g.readiness, g.grader.visibility, &outcome);
-    phases::emit_check(events, &result);
-    record.outcome.checks.push(result);
+    // One probe, a check (with its own points and visibility) in every grader.
+    for (g, out) in opts.graders.iter().zip(&mut record.outcomes) {
+        let g = &g.grader;
+        let result = readiness::result(&g.readiness, g.grader.visibility, &outcome);
+        phases::emit_check(events, &result);
+        out.checks.push(result);
+    }
     if let ReadyOutcome::TimedOut { last } = outcome {
         return Ending::stopped(
             Verdict::NeverReady,
@@ -398,16 +450,10 @@ async fn grade_target(
         );
     }
 
-    let cx = Context {
-        target,
-        grader: &opts.grader,
-        plan,
-        events,
-        has_container: session.is_some(),
-    };
+    let has_container = session.is_some();
     let ran = tokio::select! {
-        r = phases::run_phases(&cx, &mut record.outcome) => r,
-        e = exited(session.as_deref()) => { record.outcome.settle(); match e {
+        r = run_graders(opts, plans, &targets, has_container, events, &mut record.outcomes) => r,
+        e = exited(session.as_deref()) => { record.settle_outcomes(); match e {
             Ok(exit) => return service_ended(session, exit, Ended::WhileGraded),
             Err(e) => return Ending::engine(&e),
         }}
@@ -423,7 +469,41 @@ async fn grade_target(
             Err(e) => return Ending::engine(&e),
         }
     }
-    invalid_latency(record.outcome.latency.as_ref()).unwrap_or(Ending::Graded)
+    record
+        .outcomes
+        .iter()
+        .find_map(|o| invalid_latency(o.latency.as_ref()))
+        .unwrap_or(Ending::Graded)
+}
+
+/// Every grader's phases against the one service, in the order the graders were given.
+async fn run_graders(
+    opts: &GradeOptions,
+    plans: &[RunPlan],
+    targets: &[Target],
+    has_container: bool,
+    events: &Events,
+    outcomes: &mut [phases::Outcome],
+) -> Result<(), phases::Stopped> {
+    let several = opts.graders.len() > 1;
+    for (i, grader) in opts.graders.iter().enumerate() {
+        if several {
+            events.event(&Event::Info(format!(
+                "grading with {} ({})",
+                grader.grader.grader.name,
+                grader.path.display()
+            )));
+        }
+        let cx = Context {
+            target: &targets[i],
+            grader,
+            plan: &plans[i],
+            events,
+            has_container,
+        };
+        phases::run_phases(&cx, &mut outcomes[i]).await?;
+    }
+    Ok(())
 }
 
 /// Resolves when the container stops; never for a `--url` service.

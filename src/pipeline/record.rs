@@ -9,8 +9,8 @@ use crate::grader::Grader;
 use crate::intake::SourceKind;
 use crate::phases::Outcome;
 use crate::report::{
-    ContainerInfo, GraderInfo, Harness, ImageInfo, ReferenceLatency, Report, StageTiming, Status,
-    SubmissionInfo, SCHEMA_VERSION,
+    ContainerInfo, GraderInfo, GraderRun, Harness, ImageInfo, ReferenceLatency, Report,
+    StageTiming, Status, SubmissionInfo, SCHEMA_VERSION,
 };
 use crate::sandbox::{ContainerFacts, EngineInfo};
 use crate::verdict::{Fault, Verdict};
@@ -67,9 +67,13 @@ pub struct Record {
     pub harness: Harness,
     /// The container's end, when one was started.
     pub container: Option<ContainerFacts>,
-    /// The reference measured before the candidate (`--latency-reference`).
-    pub reference: Option<ReferenceLatency>,
-    pub outcome: Outcome,
+    /// The reference measured before the candidate (`--latency-reference`), per grader (none
+    /// for a grader without latency objectives).
+    pub reference: Vec<Option<ReferenceLatency>>,
+    /// What each grader's phases produced, in the order of the run's graders.
+    pub outcomes: Vec<Outcome>,
+    /// The graders' names, to mark their checks and phase timings.
+    pub grader_names: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -80,16 +84,19 @@ pub struct RunFacts {
     pub source: String,
     /// The submission's kind when intake never said (`url`, `git`, `directory`, `archive`).
     pub kind_hint: &'static str,
-    pub grader: GraderInfo,
+    pub graders: Vec<GraderInfo>,
     pub seed: u64,
     pub memory_limit_bytes: u64,
     pub pids_limit: i64,
 }
 
 impl Record {
-    pub fn new(run_id: &str) -> Record {
+    pub fn new(run_id: &str, graders: &[GraderInfo]) -> Record {
         Record {
             run_id: run_id.to_string(),
+            outcomes: graders.iter().map(|_| Outcome::default()).collect(),
+            reference: graders.iter().map(|_| None).collect(),
+            grader_names: graders.iter().map(|g| g.name.clone()).collect(),
             ..Record::default()
         }
     }
@@ -114,26 +121,40 @@ impl Record {
         self.harness.engine_os = info.os.clone();
     }
 
-    /// Files what the phases produced, also a phase cut short, after the pipeline's stages.
-    pub fn settle_phases(&mut self) {
-        self.outcome.settle();
-        self.timings.append(&mut self.outcome.timings);
+    /// Files the running phase of each grader, also a phase cut short.
+    pub fn settle_outcomes(&mut self) {
+        for o in &mut self.outcomes {
+            o.settle();
+        }
     }
 
-    /// The report. `declared` is every check the grader declares; those that did not run are
-    /// listed as zeros with the reason. The grader's prerequisites apply to the checks that ran,
-    /// before those zeros are added: a prerequisite whose required checks never ran is not
-    /// judged, so a run the service cut short keeps what it earned before. An infrastructure
-    /// failure is no grade at all, and nothing is withheld from it.
+    /// Files what the phases produced, also a phase cut short, after the pipeline's stages;
+    /// with several graders, each phase's timing names its grader.
+    pub fn settle_phases(&mut self) {
+        self.settle_outcomes();
+        let several = self.outcomes.len() > 1;
+        for (o, name) in self.outcomes.iter_mut().zip(&self.grader_names) {
+            for mut t in o.timings.drain(..) {
+                if several {
+                    t.grader = name.clone();
+                }
+                self.timings.push(t);
+            }
+        }
+    }
+
+    /// The report. `graders` holds each grader of the run with every check it declares; those
+    /// that did not run are listed as zeros with the reason. Each grader's prerequisites apply
+    /// to its own checks that ran, before those zeros are added: a prerequisite whose required
+    /// checks never ran is not judged, so a run the service cut short keeps what it earned
+    /// before. An infrastructure failure is no grade at all, and nothing is withheld from it.
     pub fn finish(
         mut self,
         run: RunFacts,
         ending: Ending,
-        declared: &[DeclaredCheck],
-        grader: &Grader,
+        graders: &[(&Grader, Vec<DeclaredCheck>)],
     ) -> Report {
         self.settle_phases();
-        let mut checks = self.outcome.checks;
         let mut warnings = self.warnings;
         if let Some(c) = &self.container {
             warnings.extend(c.warnings.iter().cloned());
@@ -154,21 +175,62 @@ impl Record {
                 ),
             },
         };
-        let prerequisites = if status == Status::InfrastructureError {
-            Vec::new()
-        } else {
-            crate::prerequisite::apply(&grader.prerequisite, &mut checks)
-        };
-        if status != Status::Graded {
-            let why = format!("{}{reason}", crate::check::NOT_RUN);
-            let missing: Vec<CheckResult> = declared
-                .iter()
-                .filter(|d| !checks.iter().any(|r| d.is(r)))
-                .map(|d| d.failed(why.clone()))
-                .collect();
-            checks.extend(missing);
+        let infrastructure = status == Status::InfrastructureError;
+        let mut checks = Vec::new();
+        let mut prerequisites = Vec::new();
+        let mut runs = Vec::new();
+        let outcomes = self.outcomes.into_iter().zip(self.reference);
+        for (((grader, declared), info), (outcome, reference)) in
+            graders.iter().zip(run.graders).zip(outcomes)
+        {
+            let mut own = outcome.checks;
+            if !infrastructure {
+                prerequisites.extend(crate::prerequisite::apply(&grader.prerequisite, &mut own));
+            }
+            if status != Status::Graded {
+                let why = format!("{}{reason}", crate::check::NOT_RUN);
+                let missing: Vec<CheckResult> = declared
+                    .iter()
+                    .filter(|d| !own.iter().any(|r| d.is(r)))
+                    .map(|d| d.failed(why.clone()))
+                    .collect();
+                own.extend(missing);
+            }
+            for c in &mut own {
+                c.grader = info.name.clone();
+            }
+            let (score, categories) = crate::score::score(&own);
+            runs.push(GraderRun {
+                // A harness failure is never a grade, not even a partial one.
+                score: (!infrastructure).then_some(score),
+                band: (!infrastructure)
+                    .then(|| crate::score::band_of(score.percent, &grader.grade.band))
+                    .flatten(),
+                categories: if infrastructure {
+                    Vec::new()
+                } else {
+                    categories
+                },
+                grader: info,
+                latency: outcome.latency.map(|mut l| {
+                    l.reference = reference;
+                    l
+                }),
+                quality: outcome.quality,
+                consistency: outcome.consistency,
+                invariants: outcome.invariants,
+                drift: outcome.drift,
+                monitoring: outcome.monitoring,
+                probes: outcome.probes,
+            });
+            checks.extend(own);
         }
         let (score, categories) = crate::score::score(&checks);
+        // Composed graders declare the same bands or bands in one file only.
+        let bands = graders
+            .iter()
+            .map(|(g, _)| &g.grade.band)
+            .find(|b| !b.is_empty());
         let submission = match self.context {
             Some(c) => SubmissionInfo {
                 source: run.source,
@@ -184,7 +246,6 @@ impl Record {
                 ..Default::default()
             },
         };
-        let infrastructure = status == Status::InfrastructureError;
         Report {
             schema_version: SCHEMA_VERSION,
             run_id: run.run_id,
@@ -194,7 +255,7 @@ impl Record {
             // A harness failure is never a grade, not even a partial one.
             score: (!infrastructure).then_some(score),
             band: (!infrastructure)
-                .then(|| crate::score::band_of(score.percent, &grader.grade.band))
+                .then(|| bands.and_then(|b| crate::score::band_of(score.percent, b)))
                 .flatten(),
             categories: if infrastructure {
                 Vec::new()
@@ -204,21 +265,11 @@ impl Record {
             checks,
             prerequisites,
             hidden_checks: None,
-            latency: self.outcome.latency.map(|mut l| {
-                l.reference = self.reference;
-                l
-            }),
-            quality: self.outcome.quality,
-            consistency: self.outcome.consistency,
-            invariants: self.outcome.invariants,
-            drift: self.outcome.drift,
-            monitoring: self.outcome.monitoring,
-            probes: self.outcome.probes,
+            graders: runs,
             timings: self.timings,
             harness: self.harness,
             submission,
             image: self.image,
-            grader: run.grader,
             seed: run.seed,
             container: self.container.map(|c| ContainerInfo {
                 exit_code: c.exit.as_ref().and_then(|e| e.exit_code),

@@ -15,39 +15,46 @@ use crate::plan::{Purpose, RunPlan};
 use crate::report::{Percentiles, ReferenceLatency, Status};
 use crate::verdict::Verdict;
 
-/// Measures the reference and widens the latency objectives of `plan` by how much slower it
-/// ran here than the grader declares.
+/// Measures the reference and widens the latency objectives of each grader's plan by how much
+/// slower it ran here than that grader declares. Returns, per grader, what was measured for it
+/// (none for a grader without latency).
 pub async fn scale_to_reference(
     opts: &GradeOptions,
-    plan: &mut RunPlan,
+    plans: &mut [RunPlan],
     path: &Path,
     events: &Events,
     cancel: &CancellationToken,
-) -> Result<ReferenceLatency, Ending> {
-    let (run_id, corrected) = measure(opts, plan, path, events, cancel).await?;
-    if let Some(l) = &opts.grader.grader.latency {
+) -> Result<Vec<Option<ReferenceLatency>>, Ending> {
+    let (run_id, measured) = measure(opts, plans, path, events, cancel).await?;
+    let mut out = Vec::new();
+    for ((g, plan), corrected) in opts.graders.iter().zip(plans.iter_mut()).zip(measured) {
+        let (Some(l), Some(corrected)) = (&g.grader.latency, corrected) else {
+            out.push(None);
+            continue;
+        };
         plan.scale_to_reference(l, |p| percentile_of(&corrected, p))
             .map_err(|reason| Ending::stopped(Verdict::LatencyMeasurementInvalid, reason))?;
+        out.push(Some(ReferenceLatency {
+            submission: path.display().to_string(),
+            run_id: run_id.clone(),
+            corrected,
+            objectives: plan.latency_scales.clone(),
+        }));
     }
-    Ok(ReferenceLatency {
-        submission: path.display().to_string(),
-        run_id,
-        corrected,
-        objectives: plan.latency_scales.clone(),
-    })
+    Ok(out)
 }
 
-/// Grades the reference with readiness, the scripted checks and the latency load (the phases
-/// the registry selects for `Purpose::LatencyReference`: the scripted checks stay, so the
-/// reference is as warm as the candidate when its load starts) and returns its run id and
-/// corrected latency.
+/// Grades the reference with readiness, the scripted checks and the latency load of every
+/// grader (the phases the registry selects for `Purpose::LatencyReference`: the scripted checks
+/// stay, so the reference is as warm as the candidate when its load starts) and returns its
+/// run id and, per grader, its corrected latency (none for a grader without latency).
 async fn measure(
     opts: &GradeOptions,
-    plan: &RunPlan,
+    plans: &[RunPlan],
     path: &Path,
     events: &Events,
     cancel: &CancellationToken,
-) -> Result<(String, Percentiles), Ending> {
+) -> Result<(String, Vec<Option<Percentiles>>), Ending> {
     let reference = GradeOptions {
         source: Source::Submission(path.to_path_buf()),
         keep_image: false,
@@ -55,10 +62,13 @@ async fn measure(
         probe_all: false,
         ..opts.clone()
     };
-    let plan = RunPlan {
-        purpose: Purpose::LatencyReference,
-        ..plan.clone()
-    };
+    let plans: Vec<RunPlan> = plans
+        .iter()
+        .map(|plan| RunPlan {
+            purpose: Purpose::LatencyReference,
+            ..plan.clone()
+        })
+        .collect();
     events.event(&Event::Info(format!(
         "measuring the reference submission {} under the same load first",
         path.display()
@@ -73,36 +83,48 @@ async fn measure(
         )
     };
     let run = super::start_run(&reference, events);
-    let mut record = Record::new(&run.run_id);
-    let ending = super::grade_planned(&reference, &plan, &mut record, events, cancel)
+    let mut record = Record::new(&run.run_id, &run.graders);
+    let ending = super::grade_planned(&reference, &plans, &mut record, events, cancel)
         .await
         .map_err(|e| failed(e.0))?;
-    let report = super::finish(&reference, &plan, run, ending, record);
+    let report = super::finish(&reference, &plans, run, ending, record);
     if report.verdict == Some(Verdict::Interrupted) {
         return Err(Ending::interrupted());
     }
-    match (report.status, report.latency) {
-        // Fast failures (refused connections, 500s) are no measure of the machine.
-        (Status::Graded, Some(l)) if l.valid && l.ok as f64 >= 0.99 * l.requests as f64 => {
-            Ok((report.run_id, l.corrected))
+    let mut measured = Vec::new();
+    for (g, run) in opts.graders.iter().zip(&report.graders) {
+        if g.grader.latency.is_none() {
+            measured.push(None);
+            continue;
         }
-        (Status::Graded, Some(l)) if l.valid => Err(failed(format!(
-            "only {} of its {} requests under load succeeded",
-            l.ok, l.requests
-        ))),
-        (_, l) => Err(failed(format!(
-            "{} ({})",
-            report.verdict.map_or(
-                if l.is_none() {
-                    "no latency measured"
-                } else {
-                    "invalid measurement"
-                },
-                |v| v.as_str()
-            ),
-            report.reason
-        ))),
+        measured.push(Some(match (report.status, &run.latency) {
+            // Fast failures (refused connections, 500s) are no measure of the machine.
+            (Status::Graded, Some(l)) if l.valid && l.ok as f64 >= 0.99 * l.requests as f64 => {
+                l.corrected.clone()
+            }
+            (Status::Graded, Some(l)) if l.valid => {
+                return Err(failed(format!(
+                    "only {} of its {} requests under load succeeded",
+                    l.ok, l.requests
+                )))
+            }
+            (_, l) => {
+                return Err(failed(format!(
+                    "{} ({})",
+                    report.verdict.map_or(
+                        if l.is_none() {
+                            "no latency measured"
+                        } else {
+                            "invalid measurement"
+                        },
+                        |v| v.as_str()
+                    ),
+                    report.reason
+                )))
+            }
+        }));
     }
+    Ok((report.run_id, measured))
 }
 
 /// One of the percentiles a report keeps, by number (see `REFERENCE_PERCENTILES`).

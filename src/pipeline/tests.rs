@@ -230,14 +230,26 @@ path = "/slow"
 
 /// The options of these tests, with grader file `text`.
 fn options_with(text: &str) -> GradeOptions {
+    options_with_all(&[text])
+}
+
+/// The options of these tests, graded by every grader file of `texts` (`g0.toml`, ...).
+fn options_with_all(texts: &[&str]) -> GradeOptions {
     GradeOptions {
         source: Source::Submission("submission".into()),
-        grader: LoadedGrader {
-            path: "g.toml".into(),
-            sha256: String::new(),
-            grader: crate::grader::parse(text, std::path::Path::new("g.toml")).unwrap(),
-            datasets: Default::default(),
-        },
+        graders: texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let path = std::path::PathBuf::from(format!("g{i}.toml"));
+                LoadedGrader {
+                    grader: crate::grader::parse(text, &path).unwrap(),
+                    path,
+                    sha256: String::new(),
+                    datasets: Default::default(),
+                }
+            })
+            .collect(),
         seed: 1,
         keep_image: false,
         build_timeout: None,
@@ -268,11 +280,24 @@ async fn grade_with(fake: Fake, cancel_after: Option<Duration>) -> (Report, bool
 
 /// [`grade_with`], with grader file `text`.
 async fn grade_graded_by(fake: Fake, text: &str, cancel_after: Option<Duration>) -> (Report, bool) {
-    let opts = options_with(text);
-    let plan = RunPlan::new(&opts.grader, 1, None, opts.ready_timeout);
+    grade_graded_by_all(fake, &[text], cancel_after).await
+}
+
+/// [`grade_with`], with every grader file of `texts` in one run.
+async fn grade_graded_by_all(
+    fake: Fake,
+    texts: &[&str],
+    cancel_after: Option<Duration>,
+) -> (Report, bool) {
+    let opts = options_with_all(texts);
+    let plans: Vec<RunPlan> = opts
+        .graders
+        .iter()
+        .map(|g| RunPlan::new(g, 1, None, opts.ready_timeout))
+        .collect();
     let events: Events = Arc::new(Silent);
     let run = start_run(&opts, &events);
-    let mut record = Record::new(&run.run_id);
+    let mut record = Record::new(&run.run_id, &run.graders);
     let closed = fake.closed.clone();
     let cancel = CancellationToken::new();
     if let Some(after) = cancel_after {
@@ -285,7 +310,7 @@ async fn grade_graded_by(fake: Fake, text: &str, cancel_after: Option<Duration>)
     let bases = vec!["base:1".to_string()];
     let ending = grade_opened(
         &opts,
-        &plan,
+        &plans,
         Box::new(fake),
         context(),
         bases,
@@ -294,7 +319,7 @@ async fn grade_graded_by(fake: Fake, text: &str, cancel_after: Option<Duration>)
         &cancel,
     )
     .await;
-    let report = finish(&opts, &plan, run, ending, record);
+    let report = finish(&opts, &plans, run, ending, record);
     (report, closed.load(Ordering::SeqCst))
 }
 
@@ -500,7 +525,114 @@ async fn a_prerequisite_naming_no_check_stops_the_run_before_anything_is_built()
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.starts_with("g.toml:"), "{err}");
+    assert!(err.starts_with("g0.toml:"), "{err}");
     assert!(err.contains("prerequisite[0].requires"), "{err}");
     assert!(err.contains("\"holdout AUC\" is neither a check"), "{err}");
+}
+
+/// A second grader of the same assignment: the same readiness request with its own points, a
+/// hidden check of its own, and a check whose name the first grader uses too.
+const SECOND: &str = r#"
+[grader]
+name = "second"
+assignment = "a"
+visibility = "hidden"
+
+[submission]
+allowed_base_images = ["base:1"]
+
+[readiness]
+path = "/ready"
+points = 4
+
+[[correctness]]
+name = "fast"
+points = 5
+path = "/fast"
+
+[[robustness]]
+name = "slow, hidden"
+points = 1
+path = "/slow"
+"#;
+
+#[tokio::test]
+async fn composed_graders_build_once_and_report_every_graders_checks() {
+    let fake = Fake::new(service(Duration::ZERO).await);
+    let builds = fake.builds.clone();
+    let (r, closed) = grade_graded_by_all(fake, &[GRADER, SECOND], None).await;
+    assert!(closed);
+    assert_eq!(
+        builds.load(Ordering::SeqCst),
+        1,
+        "one build for both graders"
+    );
+    assert_eq!(r.status, Status::Graded, "{}", r.reason);
+    // Each grader's checks, marked with their grader; the shared name is two checks.
+    let of = |g: &str| r.checks.iter().filter(|c| c.grader == g).count();
+    assert_eq!((of("t"), of("second")), (3, 3), "{:?}", r.checks);
+    let fast: Vec<_> = r.checks.iter().filter(|c| c.name == "fast").collect();
+    assert_eq!(fast.len(), 2);
+    // Readiness ran once and counts in both, with each grader's points and visibility.
+    let ready: Vec<_> = r
+        .checks
+        .iter()
+        .filter(|c| c.category == crate::check::Category::Readiness)
+        .map(|c| (c.grader.as_str(), c.max_points, c.visibility))
+        .collect();
+    assert_eq!(
+        ready,
+        [
+            ("t", 1.0, crate::check::Visibility::Visible),
+            ("second", 4.0, crate::check::Visibility::Hidden)
+        ]
+    );
+    // The total is every grader's; each grader keeps its own score.
+    let total = r.score.as_ref().unwrap();
+    assert_eq!(total.max_points, 1.0 + 2.0 + 3.0 + 4.0 + 5.0 + 1.0);
+    let names: Vec<_> = r.graders.iter().map(|g| g.grader.name.as_str()).collect();
+    assert_eq!(names, ["t", "second"]);
+    let own: Vec<f64> = r
+        .graders
+        .iter()
+        .map(|g| g.score.as_ref().unwrap().max_points)
+        .collect();
+    assert_eq!(own, [6.0, 10.0]);
+    // Phase timings say whose phase they were.
+    assert!(r
+        .timings
+        .iter()
+        .any(|t| t.stage == "checks" && t.grader == "second"));
+    // A candidate sees the hidden grader's checks only as counts.
+    let c = r.for_view(crate::report::View::Candidate);
+    assert!(c.checks.iter().all(|c| c.grader == "t"));
+    assert_eq!(c.hidden_checks.unwrap().count, 3);
+}
+
+#[tokio::test]
+async fn a_run_cut_short_lists_every_graders_missing_checks() {
+    let fake = Fake {
+        build: Build::Fails,
+        ..Fake::new(String::new())
+    };
+    let (r, _) = grade_graded_by_all(fake, &[GRADER, SECOND], None).await;
+    assert_eq!(r.verdict, Some(Verdict::BuildFailed));
+    assert_eq!(r.checks.len(), 6, "{:?}", r.checks);
+    assert!(r.checks.iter().all(|c| c.not_run() && !c.grader.is_empty()));
+    assert_eq!(r.score.as_ref().unwrap().max_points, 16.0);
+}
+
+#[tokio::test]
+async fn graders_that_disagree_on_the_sandbox_stop_before_anything_runs() {
+    let other = SECOND.replace("[readiness]", "[sandbox]\nmemory_mb = 256\n\n[readiness]");
+    let opts = options_with_all(&[GRADER, &other]);
+    let err = grade(&opts, Arc::new(Silent), CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("sandbox.memory_mb"), "{}", err.0);
+    assert!(
+        err.0.contains("g0.toml") && err.0.contains("g1.toml"),
+        "{}",
+        err.0
+    );
 }

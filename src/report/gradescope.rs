@@ -77,7 +77,10 @@ impl Render for Gradescope {
 
 /// The phase sections this view draws from (one place, should the model move them).
 fn sections(r: &Report) -> (Option<&LatencyReport>, Option<&QualityReport>) {
-    (r.latency.as_ref(), r.quality.as_ref())
+    (
+        r.first_section(|g| g.latency.as_ref()),
+        r.first_section(|g| g.quality.as_ref()),
+    )
 }
 
 fn visibility(v: Visibility) -> &'static str {

@@ -48,15 +48,30 @@ impl Render for Html {
     }
 }
 
-/// The phase sections this view draws from (one place, should the model move them).
-fn sections(
-    r: &Report,
-) -> (
-    Option<&LatencyReport>,
-    Option<&QualityReport>,
-    Option<&DriftReport>,
-) {
-    (r.latency.as_ref(), r.quality.as_ref(), r.drift.as_ref())
+/// One grader's sections this view draws: its name (when the run had several), latency,
+/// quality and drift.
+type GraderSections<'a> = (
+    Option<&'a str>,
+    Option<&'a LatencyReport>,
+    Option<&'a QualityReport>,
+    Option<&'a DriftReport>,
+);
+
+/// The phase sections this view draws from (one place, should the model move them): each
+/// grader's latency, quality and drift, with the grader's name when the run had several.
+fn sections(r: &Report) -> Vec<GraderSections<'_>> {
+    let several = r.graders.len() > 1;
+    r.graders
+        .iter()
+        .map(|g| {
+            (
+                several.then_some(g.grader.name.as_str()),
+                g.latency.as_ref(),
+                g.quality.as_ref(),
+                g.drift.as_ref(),
+            )
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -67,6 +82,8 @@ struct Page {
     grader: String,
     grader_path: String,
     assignment: String,
+    /// Each grader's points, when the run had several.
+    grader_scores: Vec<(String, String)>,
     run_id: String,
     seed: u64,
     started_at: String,
@@ -79,17 +96,25 @@ struct Page {
     infrastructure: bool,
     score: Option<String>,
     band: Option<String>,
-    note: String,
+    notes: Vec<String>,
     categories_svg: Option<String>,
     prerequisites: Vec<String>,
     check_parts: Vec<CheckPart>,
     hidden: Option<Hidden>,
-    latency: Option<Latency>,
-    quality: Option<Quality>,
-    drift: Option<Drift>,
+    grader_parts: Vec<GraderPart>,
     container: Option<Container>,
     build_log: Option<String>,
     warnings: Vec<String>,
+}
+
+/// One grader's phase sections. With several graders, each heading names its grader and each
+/// section id ends in the grader's position.
+struct GraderPart {
+    id: String,
+    of: String,
+    latency: Option<Latency>,
+    quality: Option<Quality>,
+    drift: Option<Drift>,
 }
 
 struct CheckPart {
@@ -247,7 +272,7 @@ fn bytes_text(b: u64) -> String {
 
 fn page_of(r: &Report, view: View) -> Page {
     let infrastructure = r.status == Status::InfrastructureError;
-    let (latency, quality, drift) = sections(r);
+    let several = r.graders.len() > 1;
     let score = r.score.as_ref().filter(|_| !infrastructure).map(|s| {
         format!(
             "{:.1} / {:.1} points ({:.1}%)",
@@ -255,11 +280,33 @@ fn page_of(r: &Report, view: View) -> Page {
         )
     });
     Page {
-        title: format!("proctor: {} ({})", r.submission.source, r.grader.name),
+        title: format!("proctor: {} ({})", r.submission.source, r.grader_names()),
         submission: r.submission.source.clone(),
-        grader: r.grader.name.clone(),
-        grader_path: r.grader.path.clone(),
-        assignment: r.grader.assignment.clone(),
+        grader: r.grader_names(),
+        grader_path: r
+            .graders
+            .iter()
+            .map(|g| g.grader.path.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        assignment: r
+            .graders
+            .first()
+            .map_or(String::new(), |g| g.grader.assignment.clone()),
+        grader_scores: if several {
+            r.graders
+                .iter()
+                .filter_map(|g| {
+                    let s = g.score.as_ref()?;
+                    Some((
+                        cut(&g.grader.name),
+                        format!("{:.1} / {:.1} ({:.1}%)", s.points, s.max_points, s.percent),
+                    ))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
         run_id: r.run_id.clone(),
         seed: r.seed,
         started_at: r.started_at.clone(),
@@ -275,7 +322,12 @@ fn page_of(r: &Report, view: View) -> Page {
         infrastructure,
         band: r.band.clone().filter(|_| score.is_some()),
         score,
-        note: cut(&r.grader.note),
+        // A note speaks of its grader alone: shown when that grader ran alone.
+        notes: if several {
+            Vec::new()
+        } else {
+            r.grader_notes().map(cut).collect()
+        },
         categories_svg: (!infrastructure && !r.categories.is_empty())
             .then(|| categories_chart(r))
             .flatten(),
@@ -312,9 +364,21 @@ fn page_of(r: &Report, view: View) -> Page {
                     })
                     .collect(),
             }),
-        latency: latency.map(latency_of),
-        quality: quality.map(quality_of),
-        drift: drift.map(drift_of),
+        grader_parts: sections(r)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, latency, quality, drift))| GraderPart {
+                id: if i == 0 {
+                    String::new()
+                } else {
+                    format!("-{}", i + 1)
+                },
+                of: name.map_or(String::new(), |n| format!(" ({})", cut(n))),
+                latency: latency.map(latency_of),
+                quality: quality.map(quality_of),
+                drift: drift.map(drift_of),
+            })
+            .collect(),
         container: r.container.as_ref().map(container_of),
         build_log: r
             .build_log_tail
@@ -1387,7 +1451,7 @@ mod tests {
         let html = Html.render(&r, View::Grader);
         assert_eq!(svgs(&html), 3, "{html}");
         assert!(html.contains("99.9%"), "the percentile axis is labelled");
-        let l = r.latency.as_mut().unwrap();
+        let l = r.graders[0].latency.as_mut().unwrap();
         l.windows = (0..30)
             .map(|s| LoadWindow {
                 start_secs: s as f64,
@@ -1423,7 +1487,7 @@ mod tests {
         assert!(!html.contains("href="), "{html}");
         assert!(!html.contains("<script"), "{html}");
         // No latency section, no latency charts.
-        r.latency = None;
+        r.graders[0].latency = None;
         r.container = None;
         assert_eq!(svgs(&Html.render(&r, View::Grader)), 1);
     }

@@ -48,7 +48,7 @@ fn run_properties(r: &Report) -> Vec<Property> {
         p.push(Property::new("band", b.as_str()));
     }
     p.push(Property::new("run_id", r.run_id.as_str()));
-    p.push(Property::new("grader", r.grader.name.as_str()));
+    p.push(Property::new("grader", r.grader_names()));
     p.push(Property::new("submission", r.submission.source.as_str()));
     p
 }
@@ -81,6 +81,9 @@ fn suites(r: &Report) -> Vec<TestSuite> {
         }
     }
     let hidden = r.hidden_checks.as_ref();
+    // With several graders, a check's class names its grader too: two graders may each have a
+    // check of the same name.
+    let several = r.graders.len() > 1;
     categories
         .into_iter()
         .map(|cat| {
@@ -91,7 +94,7 @@ fn suites(r: &Report) -> Vec<TestSuite> {
                 suite.add_property(Property::new("max_points", k.max_points.to_string()));
             }
             for c in r.checks.iter().filter(|c| c.category == cat) {
-                suite.add_test_case(case_of(c));
+                suite.add_test_case(case_of(c, several));
             }
             if let Some(h) = hidden.and_then(|h| h.by_category.iter().find(|h| h.category == cat)) {
                 suite.add_test_case(hidden_case(h));
@@ -105,7 +108,7 @@ fn points(points: f64, max: f64) -> String {
     format!("{points:.2} of {max:.2} points")
 }
 
-fn case_of(c: &CheckResult) -> TestCase {
+fn case_of(c: &CheckResult, several: bool) -> TestCase {
     let status = if c.max_points == 0.0 && !c.passed {
         let mut s = TestCaseStatus::skipped();
         s.set_message(c.message.as_str());
@@ -125,7 +128,11 @@ fn case_of(c: &CheckResult) -> TestCase {
         s
     };
     let mut case = TestCase::new(c.name.as_str(), status);
-    case.set_classname(format!("proctor.{}", c.category));
+    case.set_classname(if several {
+        format!("proctor.{}.{}", c.grader, c.category)
+    } else {
+        format!("proctor.{}", c.category)
+    });
     if c.passed {
         case.set_system_out(format!("{}\n{}", c.message, points(c.points, c.max_points)));
     }

@@ -20,9 +20,17 @@ impl Render for Markdown {
     }
 }
 
-/// The phase sections this view draws from (one place, should the model move them).
-fn latency_of(r: &Report) -> Option<&LatencyReport> {
-    r.latency.as_ref()
+/// The phase sections this view draws from (one place, should the model move them): each
+/// grader's latency, with the grader's name when the run had several.
+fn latencies(r: &Report) -> Vec<(Option<&str>, &LatencyReport)> {
+    let several = r.graders.len() > 1;
+    r.graders
+        .iter()
+        .filter_map(|g| {
+            let name = several.then_some(g.grader.name.as_str());
+            g.latency.as_ref().map(|l| (name, l))
+        })
+        .collect()
 }
 
 /// Inline text made safe for a table cell or a list item: no row or column breaks, no HTML
@@ -54,7 +62,7 @@ fn markdown_of(r: &Report) -> String {
         s,
         "## proctor: {} ({})\n",
         cell(&r.submission.source),
-        cell(&r.grader.name)
+        cell(&r.grader_names())
     );
     let verdict = r.verdict.map_or(String::new(), |v| format!(" ({v})"));
     let _ = writeln!(s, "**Status:** `{}`{verdict}", r.status.as_str());
@@ -140,10 +148,11 @@ fn markdown_of(r: &Report) -> String {
         }
     }
 
-    if let Some(l) = latency_of(r) {
+    for (grader, l) in latencies(r) {
+        let of = grader.map_or(String::new(), |g| format!(" ({})", cell(g)));
         let _ = write!(
             s,
-            "**Latency** at {:.0} req/s (achieved {:.1}): p50 {:.2} ms, p99 {:.2} ms",
+            "**Latency**{of} at {:.0} req/s (achieved {:.1}): p50 {:.2} ms, p99 {:.2} ms",
             l.target_rate, l.achieved_rate, l.corrected.p50_ms, l.corrected.p99_ms
         );
         if let Some(found) = &l.search {

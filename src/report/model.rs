@@ -11,7 +11,7 @@ pub use crate::prerequisite::{Applied as AppliedPrerequisite, Judgement, Withhel
 pub use crate::score::{CategoryScore, Score};
 
 /// Bumped whenever a field changes meaning or disappears (adding fields does not bump it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct Report {
@@ -41,6 +41,37 @@ pub struct Report {
     /// in the grader's view, where `checks` holds them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden_checks: Option<HiddenChecks>,
+    /// Each grader file of the run, in the order given (`--grader` repeated): its own score,
+    /// band and categories over its own checks, and the sections of its phases.
+    pub graders: Vec<GraderRun>,
+    /// Seconds spent in each stage, in the order they ran.
+    pub timings: Vec<StageTiming>,
+    pub harness: Harness,
+    pub submission: SubmissionInfo,
+    pub image: Option<ImageInfo>,
+    /// Seed of every random choice (request order, sampled rows): the same seed regrades the same.
+    pub seed: u64,
+    pub container: Option<ContainerInfo>,
+    /// Last lines of the image build output, sanitized.
+    pub build_log_tail: Option<String>,
+    pub warnings: Vec<String>,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// One grader file's part of a run: what it declared, what its own checks scored, and what its
+/// phases measured. The report's `score`, `band`, `categories` and `checks` are those of every
+/// grader together.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct GraderRun {
+    pub grader: GraderInfo,
+    /// The points of this grader's checks; absent for `infrastructure_error`.
+    pub score: Option<Score>,
+    /// This grader's band for its own score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<String>,
+    pub categories: Vec<CategoryScore>,
     pub latency: Option<LatencyReport>,
     pub quality: Option<QualityReport>,
     pub consistency: Option<ConsistencyReport>,
@@ -53,21 +84,34 @@ pub struct Report {
     /// The contract probes: cases per class and, in the grader's view only, every failed case.
     #[serde(default)]
     pub probes: Option<ProbesReport>,
-    /// Seconds spent in each stage, in the order they ran.
-    pub timings: Vec<StageTiming>,
-    pub harness: Harness,
-    pub submission: SubmissionInfo,
-    pub image: Option<ImageInfo>,
-    pub grader: GraderInfo,
-    /// Seed of every random choice (request order, sampled rows): the same seed regrades the same.
-    pub seed: u64,
-    pub container: Option<ContainerInfo>,
-    /// Last lines of the image build output, sanitized.
-    pub build_log_tail: Option<String>,
-    pub warnings: Vec<String>,
-    /// RFC 3339 UTC.
-    pub started_at: String,
-    pub finished_at: String,
+}
+
+impl Report {
+    /// The graders' names, joined: `churn-public + churn-hidden`.
+    pub fn grader_names(&self) -> String {
+        self.graders
+            .iter()
+            .map(|g| g.grader.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
+
+    /// The first grader's section that `f` picks, among the graders that have one: the
+    /// headline number of a view that shows one (a leaderboard entry).
+    pub fn first_section<'a, T: 'a>(
+        &'a self,
+        f: impl Fn(&'a GraderRun) -> Option<&'a T>,
+    ) -> Option<&'a T> {
+        self.graders.iter().find_map(f)
+    }
+
+    /// The graders' notes (`[grader] note`), those that are not empty.
+    pub fn grader_notes(&self) -> impl Iterator<Item = &str> {
+        self.graders
+            .iter()
+            .map(|g| g.grader.note.as_str())
+            .filter(|n| !n.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -336,6 +380,9 @@ pub struct StageTiming {
     /// The phase was stopped at its budget; its checks that had not finished score zero.
     #[serde(default)]
     pub out_of_budget: bool,
+    /// In a run of several graders: the grader whose phase this was.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub grader: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -68,8 +68,22 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
     {
         let _ = writeln!(s, "not tested by this grader: {}", untested.join(", "));
     }
-    if !r.grader.note.is_empty() {
-        let _ = writeln!(s, "note: {}", r.grader.note);
+    // With several graders, each one's own points; a note speaks of its grader alone, so it
+    // is shown when that grader ran alone.
+    if r.graders.len() > 1 {
+        for g in &r.graders {
+            if let Some(score) = &g.score {
+                let _ = writeln!(
+                    s,
+                    "  grader {}: {:.1} / {:.1} ({:.1}%)",
+                    g.grader.name, score.points, score.max_points, score.percent
+                );
+            }
+        }
+    } else {
+        for note in r.grader_notes() {
+            let _ = writeln!(s, "note: {note}");
+        }
     }
     for p in r.prerequisites.iter().filter(|p| !p.withheld.is_empty()) {
         let _ = writeln!(
@@ -123,10 +137,20 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
     if hidden > 0 {
         let _ = writeln!(s, "hidden checks: {hidden} (their details are not shown)");
     }
-    if let Some(l) = &r.latency {
+    let several = r.graders.len() > 1;
+    for (g, l) in r
+        .graders
+        .iter()
+        .filter_map(|g| g.latency.as_ref().map(|l| (g, l)))
+    {
+        let of = if several {
+            format!(" ({})", g.grader.name)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "latency at {:.0} req/s (achieved {:.1}): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} of {} ok",
+            "latency{of} at {:.0} req/s (achieved {:.1}): p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} of {} ok",
             l.target_rate, l.achieved_rate, l.corrected.p50_ms, l.corrected.p90_ms, l.corrected.p99_ms, l.corrected.max_ms, l.ok, l.requests
         );
         if !l.valid {
@@ -201,6 +225,7 @@ mod tests {
 
     fn check(name: &str, category: Category, points: f64, message: &str) -> CheckResult {
         CheckResult {
+            grader: "churn-public".into(),
             name: name.into(),
             category,
             points,
@@ -213,12 +238,12 @@ mod tests {
 
     fn report(checks: Vec<CheckResult>) -> Report {
         let mut r = crate::report::test_support::report();
-        r.latency = None;
-        r.probes = None;
+        r.graders[0].latency = None;
+        r.graders[0].probes = None;
         r.container = None;
         r.prerequisites.clear();
         r.warnings.clear();
-        r.grader.note.clear();
+        r.graders[0].grader.note.clear();
         let (score, categories) = crate::score::score(&checks);
         r.score = Some(score);
         r.categories = categories;
@@ -285,7 +310,7 @@ mod tests {
     #[test]
     fn the_summary_names_the_categories_a_grader_did_not_test_and_its_note() {
         let mut r = report(vec![check("ready", Category::Readiness, 2.0, "ok")]);
-        r.grader.note = "the final grade also holds hidden checks".into();
+        r.graders[0].grader.note = "the final grade also holds hidden checks".into();
         let s = summary_text(&r);
         assert!(
             s.contains(

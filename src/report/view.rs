@@ -2,8 +2,8 @@
 //! view holds. Every renderer draws from `Report::for_view`, never from the raw report, so a new
 //! view cannot leak a hidden check by forgetting to hide it.
 
-use super::{HiddenCategory, HiddenChecks, Report};
-use crate::check::Visibility;
+use super::{GraderRun, HiddenCategory, HiddenChecks, Report};
+use crate::check::{CheckResult, Visibility};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum View {
@@ -34,11 +34,13 @@ impl Report {
         }
         // The probes' failed cases carry the requests sent: a candidate gets the checks'
         // messages (class and features) only, and nothing of probes that are hidden.
-        if let Some(p) = &mut r.probes {
-            p.failures.clear();
-        }
-        if r.probes.as_ref().is_some_and(|p| p.hidden) {
-            r.probes = None;
+        for g in &mut r.graders {
+            if let Some(p) = &mut g.probes {
+                p.failures.clear();
+            }
+            if g.probes.as_ref().is_some_and(|p| p.hidden) {
+                g.probes = None;
+            }
         }
         let hidden: Vec<_> = r
             .checks
@@ -59,45 +61,15 @@ impl Report {
                 }
             }
         }
-        let all_hidden = |cat: crate::check::Category| {
-            let mut of = self.checks.iter().filter(|c| c.category == cat).peekable();
-            of.peek().is_some() && of.all(|c| c.visibility == Visibility::Hidden)
-        };
-        use crate::check::Category as C;
-        if all_hidden(C::Quality) {
-            r.quality = None;
-        }
-        if all_hidden(C::Consistency) {
-            r.consistency = None;
-        }
-        // Invariants share the consistency category with the consistency phase: their section
-        // goes unless every check it names is a visible one.
-        let visible = |name: &str| {
-            self.checks.iter().any(|c| {
-                c.name == name
-                    && c.category == C::Consistency
-                    && c.visibility == Visibility::Visible
-            })
-        };
-        if let Some(inv) = &r.invariants {
-            if !inv.invariants.iter().all(|o| visible(&o.name)) {
-                r.invariants = None;
-            }
-        }
-        if all_hidden(C::Latency) {
-            r.latency = None;
-        }
-        if all_hidden(C::Drift) {
-            r.drift = None;
-        }
-        if all_hidden(C::Monitoring) {
-            r.monitoring = None;
+        for g in &mut r.graders {
+            hide_sections(g, &self.checks);
         }
         r.checks.retain(|c| c.visibility == Visibility::Visible);
         // A prerequisite that requires or gates a hidden check would name it and its points.
         // (The score's band is left in: it is derived from the total the candidate sees.)
         r.prerequisites
             .retain(|p| p.visibility == Visibility::Visible);
+        use crate::check::Category as C;
         let by_category = C::ALL
             .into_iter()
             .filter_map(|cat| {
@@ -122,6 +94,62 @@ impl Report {
     }
 }
 
+/// Drops the sections of a grader's phases whose checks (among `checks`, the grader's by
+/// name) are all hidden: their numbers would tell what was probed. A grader with no visible
+/// check at all keeps its name and score only.
+fn hide_sections(g: &mut GraderRun, checks: &[CheckResult]) {
+    use crate::check::Category as C;
+    let own: Vec<&CheckResult> = checks
+        .iter()
+        .filter(|c| c.grader == g.grader.name)
+        .collect();
+    let all_hidden = |cat: C| {
+        let mut of = own.iter().filter(|c| c.category == cat).peekable();
+        of.peek().is_some() && of.all(|c| c.visibility == Visibility::Hidden)
+    };
+    if all_hidden(C::Quality) {
+        g.quality = None;
+    }
+    if all_hidden(C::Consistency) {
+        g.consistency = None;
+    }
+    // Invariants share the consistency category with the consistency phase: their section
+    // goes unless every check it names is a visible one.
+    let visible = |name: &str| {
+        own.iter().any(|c| {
+            c.name == name && c.category == C::Consistency && c.visibility == Visibility::Visible
+        })
+    };
+    if let Some(inv) = &g.invariants {
+        if !inv.invariants.iter().all(|o| visible(&o.name)) {
+            g.invariants = None;
+        }
+    }
+    if all_hidden(C::Latency) {
+        g.latency = None;
+    }
+    if all_hidden(C::Drift) {
+        g.drift = None;
+    }
+    if all_hidden(C::Monitoring) {
+        g.monitoring = None;
+    }
+    if own.iter().all(|c| c.visibility == Visibility::Hidden) {
+        // Its note may speak of what it tests; its categories sum hidden checks only (the
+        // report's hidden counts say as much without naming the grader's parts).
+        g.grader.note.clear();
+        g.categories.clear();
+        g.band = None;
+        g.quality = None;
+        g.consistency = None;
+        g.invariants = None;
+        g.latency = None;
+        g.drift = None;
+        g.monitoring = None;
+        g.probes = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +157,7 @@ mod tests {
 
     fn report() -> Report {
         let check = |name: &str, cat, vis, passed| CheckResult {
+            grader: "g".into(),
             name: name.into(),
             category: cat,
             points: if passed { 2.0 } else { 0.0 },
@@ -139,11 +168,15 @@ mod tests {
         };
         let mut r: Report = serde_json::from_value(serde_json::json!({
             "schema_version": 1, "run_id": "r", "status": "graded", "reason": "", "verdict": null,
-            "score": null, "categories": [], "checks": [], "latency": null, "quality": null,
-            "consistency": null, "drift": null, "monitoring": null, "timings": [],
-            "harness": {"proctor_version": "0"},
+            "score": null, "categories": [], "checks": [],
+            "graders": [{
+                "grader": {"name": "g", "assignment": "a", "path": "p", "sha256": ""},
+                "score": null, "categories": [], "latency": null, "quality": null,
+                "consistency": null, "drift": null, "monitoring": null
+            }],
+            "timings": [], "harness": {"proctor_version": "0"},
             "submission": {"source": "s", "kind": "directory"},
-            "image": null, "grader": {"name": "g", "assignment": "a", "path": "p", "sha256": ""},
+            "image": null,
             "seed": 1, "container": null, "build_log_tail": null, "warnings": [],
             "started_at": "", "finished_at": ""
         }))
@@ -163,7 +196,7 @@ mod tests {
                 false,
             ),
         ];
-        r.quality = Some(Default::default());
+        r.graders[0].quality = Some(Default::default());
         r
     }
 
@@ -205,7 +238,7 @@ mod tests {
         assert!(!text.contains("hidden auc"), "{text}");
         assert!(!text.contains("secret detail of hidden"), "{text}");
         assert!(
-            c.quality.is_none(),
+            c.graders[0].quality.is_none(),
             "a section of hidden checks only is dropped"
         );
         let h = c.hidden_checks.unwrap();
@@ -252,19 +285,22 @@ mod tests {
         // Visible probes, and no hidden check at all in the report.
         let mut r = report();
         r.checks.retain(|c| c.visibility == Visibility::Visible);
-        r.probes = Some(probes(false));
+        r.graders[0].probes = Some(probes(false));
         assert!(serde_json::to_string(&r.for_view(View::Grader))
             .unwrap()
             .contains("SECRET-PROBE-INPUT"));
         let c = r.for_view(View::Candidate);
         let text = serde_json::to_string(&c).unwrap();
         assert!(!text.contains("SECRET-PROBE-INPUT"), "{text}");
-        let p = c.probes.expect("visible probes keep their counts");
+        let p = c.graders[0]
+            .probes
+            .clone()
+            .expect("visible probes keep their counts");
         assert!(p.failures.is_empty());
         assert_eq!(p.classes[0].failed, 1);
         // Hidden probes: no section at all.
-        r.probes = Some(probes(true));
-        assert!(r.for_view(View::Candidate).probes.is_none());
+        r.graders[0].probes = Some(probes(true));
+        assert!(r.for_view(View::Candidate).graders[0].probes.is_none());
     }
 
     /// Invariants count in the consistency category, beside the consistency phase's visible
@@ -274,6 +310,7 @@ mod tests {
         let with_invariants = |vis| {
             let mut r = report();
             let check = |name: &str, vis| CheckResult {
+                grader: "g".into(),
                 name: name.into(),
                 category: Category::Consistency,
                 points: 1.0,
@@ -285,7 +322,7 @@ mod tests {
             r.checks
                 .push(check("same idle and under load", Visibility::Visible));
             r.checks.push(check("order", vis));
-            r.invariants = Some(crate::report::InvariantsReport {
+            r.graders[0].invariants = Some(crate::report::InvariantsReport {
                 invariants: vec![crate::report::InvariantOutcome {
                     name: "order".into(),
                     ..Default::default()
@@ -295,11 +332,17 @@ mod tests {
             r
         };
         let hidden = with_invariants(Visibility::Hidden);
-        assert!(hidden.for_view(View::Grader).invariants.is_some());
-        assert!(hidden.for_view(View::Candidate).invariants.is_none());
+        assert!(hidden.for_view(View::Grader).graders[0]
+            .invariants
+            .is_some());
+        assert!(hidden.for_view(View::Candidate).graders[0]
+            .invariants
+            .is_none());
         // Visible invariants keep their section, also beside other hidden checks.
         let visible = with_invariants(Visibility::Visible);
-        assert!(visible.for_view(View::Candidate).invariants.is_some());
+        assert!(visible.for_view(View::Candidate).graders[0]
+            .invariants
+            .is_some());
     }
 
     #[test]
