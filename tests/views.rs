@@ -190,14 +190,26 @@ fn a_composed_report_shows_each_graders_part() {
     let r = composed_report();
     // Each grader's own points and latency, named; a grader's note is not the run's.
     let summary = Summary.render(&r, View::Candidate);
-    assert!(summary.contains("  grader churn-public: 5.0 / 8.0"), "{summary}");
-    assert!(summary.contains("latency (churn-public) at 100 req/s"), "{summary}");
+    assert!(
+        summary.contains("  grader churn-public: 5.0 / 8.0"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("latency (churn-public) at 100 req/s"),
+        "{summary}"
+    );
     assert!(!summary.contains("the public grader"), "{summary}");
     // The hidden grader's latency is its own and hidden: in the grader's view only.
     assert!(!summary.contains("at 77 req/s"), "{summary}");
     let markdown = Markdown.render(&r, View::Grader);
-    assert!(markdown.contains("churn-public + churn-hidden"), "{markdown}");
-    assert!(markdown.contains("**Latency** (churn-hidden) at 77 req/s"), "{markdown}");
+    assert!(
+        markdown.contains("churn-public + churn-hidden"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("**Latency** (churn-hidden) at 77 req/s"),
+        "{markdown}"
+    );
     assert!(!Markdown.render(&r, View::Candidate).contains("at 77 req/s"));
     let html = Html.render(&r, View::Grader);
     assert!(html.contains("id=\"latency\"") && html.contains("id=\"latency-2\""));
@@ -215,13 +227,19 @@ fn a_composed_report_shows_each_graders_part() {
         .collect();
     assert_eq!(
         classes,
-        ["proctor.churn-public.readiness", "proctor.churn-hidden.readiness"]
+        [
+            "proctor.churn-public.readiness",
+            "proctor.churn-hidden.readiness"
+        ]
     );
     // The candidate's JSON keeps the hidden grader's name and score, nothing of its parts.
     let c: Value = serde_json::from_str(&Json.render(&r, View::Candidate)).unwrap();
     let second = &c["graders"][1];
     assert_eq!(second["grader"]["name"], "churn-hidden");
-    assert!(second["latency"].is_null() && second["quality"].is_null(), "{second}");
+    assert!(
+        second["latency"].is_null() && second["quality"].is_null(),
+        "{second}"
+    );
     assert!(second["grader"].get("note").is_none(), "{second}");
 }
 

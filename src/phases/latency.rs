@@ -139,6 +139,7 @@ pub async fn run(
         }
     };
     report.attempts = attempts;
+    report.objectives = objective_marks(spec, run_plan);
     if !report.valid {
         let why = report.invalid_reasons.join("; ");
         events.event(&Event::Warning(format!(
@@ -439,6 +440,23 @@ fn judgement_of(o: &Outcome) -> crate::report::LatenessJudgement {
     }
 }
 
+/// Each objective's curve as graded (widened by the latency reference, if any), for charts.
+fn objective_marks(spec: &LatencySpec, plan: &RunPlan) -> Vec<crate::report::ObjectiveMark> {
+    spec.objective
+        .iter()
+        .map(|o| {
+            let name = spec.objective_name(o);
+            let factor = plan.latency_factor(&name);
+            crate::report::ObjectiveMark {
+                name,
+                percentile: o.percentile,
+                full_points_ms: o.full_points_ms * factor,
+                zero_points_ms: o.zero_points_ms * factor,
+            }
+        })
+        .collect()
+}
+
 /// The section of a load that did not run: what was asked for, nothing measured, not valid.
 pub(crate) fn empty_report(spec: &LatencySpec) -> LatencyReport {
     LatencyReport {
@@ -468,6 +486,7 @@ pub(crate) fn empty_report(spec: &LatencySpec) -> LatencyReport {
         lateness: Default::default(),
         client_cpu_us_per_request: 0.0,
         search: None,
+        objectives: Vec::new(),
         reference: None,
     }
 }

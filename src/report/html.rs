@@ -964,8 +964,9 @@ fn decade_above(v: f64) -> f64 {
     10f64.powf(v.log10().ceil().max(v.log10().floor() + 1.0))
 }
 
-/// The corrected (and uncorrected) latency by percentile, log-log, HdrHistogram-style; the
-/// throughput search's objective marked.
+/// The corrected (and uncorrected) latency by percentile, log-log, HdrHistogram-style; each
+/// latency objective marked at its percentile (full points at or under its lower end, none at
+/// or over its upper end) and the throughput search's objective as a line.
 fn percentile_chart(l: &LatencyReport) -> Option<String> {
     let c = &l.corrected;
     if c.count == 0 {
@@ -999,12 +1000,28 @@ fn percentile_chart(l: &LatencyReport) -> Option<String> {
         .as_ref()
         .filter(|s| s.slo_ms > 0.0 && s.percentile > 0.0 && s.percentile < 100.0)
         .map(|s| (percentile_x(s.percentile), s.slo_ms, s.percentile));
+    // (x, full points at, no points at, name) of each objective the chart can place.
+    let marks: Vec<(f64, f64, f64, String)> = l
+        .objectives
+        .iter()
+        .filter(|o| o.percentile > 0.0 && o.percentile < 100.0)
+        .filter(|o| o.full_points_ms > 0.0 && o.zero_points_ms >= o.full_points_ms)
+        .map(|o| {
+            (
+                percentile_x(o.percentile),
+                o.full_points_ms,
+                o.zero_points_ms,
+                o.name.clone(),
+            )
+        })
+        .collect();
     let values = corrected
         .iter()
         .chain(&uncorrected)
         .map(|p| p.1)
         .chain(l.corrected_curve.iter().map(|p| p.ms).filter(|v| *v > 0.0))
-        .chain(objective.map(|o| o.1));
+        .chain(objective.map(|o| o.1))
+        .chain(marks.iter().flat_map(|m| [m.1, m.2]));
     let (lo, hi) = values.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     let y = decade_below(lo)..decade_above(hi);
     let x = 1.0..decade_above(max_x);
@@ -1065,6 +1082,36 @@ fn percentile_chart(l: &LatencyReport) -> Option<String> {
                 (FONT, 11).into_font().color(&BLACK),
             )
         }))?;
+        if !marks.is_empty() {
+            let orange = RGBColor(230, 120, 0);
+            chart
+                .draw_series(
+                    marks.iter().map(|m| {
+                        PathElement::new([(m.0, m.1), (m.0, m.2)], orange.stroke_width(3))
+                    }),
+                )?
+                .label("objective: full points at or under ●, none at or over ✕")
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], orange.stroke_width(3))
+                });
+            chart.draw_series(
+                marks
+                    .iter()
+                    .map(|m| Circle::new((m.0, m.1), 4, GREEN.filled())),
+            )?;
+            chart.draw_series(
+                marks
+                    .iter()
+                    .map(|m| Cross::new((m.0, m.2), 5, RED.stroke_width(2))),
+            )?;
+            chart.draw_series(marks.iter().map(|m| {
+                Text::new(
+                    format!("{} ≤ {} ms", m.3, m.1),
+                    (m.0, m.1),
+                    (FONT, 10).into_font().color(&orange),
+                )
+            }))?;
+        }
         if let Some((ox, ms, pct)) = objective {
             chart
                 .draw_series([PathElement::new(
@@ -1451,6 +1498,19 @@ mod tests {
         let html = Html.render(&r, View::Grader);
         assert_eq!(svgs(&html), 3, "{html}");
         assert!(html.contains("99.9%"), "the percentile axis is labelled");
+        assert!(
+            html.contains("p99 latency ≤ 100 ms"),
+            "the objective is marked"
+        );
+        // A hidden objective's thresholds stay out of a candidate's chart.
+        let mut hidden = r.clone();
+        hidden
+            .checks
+            .iter_mut()
+            .filter(|c| c.name == "p99 latency")
+            .for_each(|c| c.visibility = crate::check::Visibility::Hidden);
+        let candidate = Html.render(&hidden, View::Candidate);
+        assert!(!candidate.contains("p99 latency ≤"), "{candidate}");
         let l = r.graders[0].latency.as_mut().unwrap();
         l.windows = (0..30)
             .map(|s| LoadWindow {

@@ -188,6 +188,18 @@ pub enum Arrivals {
     Poisson,
 }
 
+/// A latency objective as it was graded: full points at or under `full_points_ms` at its
+/// percentile, none at or over `zero_points_ms` (both after any widening by the latency
+/// reference).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ObjectiveMark {
+    /// The objective's check.
+    pub name: String,
+    pub percentile: f64,
+    pub full_points_ms: f64,
+    pub zero_points_ms: f64,
+}
+
 /// Throughput and latency in one measurement window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LoadWindow {
@@ -310,6 +322,9 @@ pub struct LatencyReport {
     pub client_cpu_us_per_request: f64,
     /// The throughput search (`[latency.search]`), when the grader declares one.
     pub search: Option<ThroughputSearch>,
+    /// The objectives the corrected distribution was graded against, in the grader's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objectives: Vec<ObjectiveMark>,
     /// The reference submission measured in the same run (`--latency-reference`), and how far
     /// it widened each objective's curve.
     pub reference: Option<ReferenceLatency>,

@@ -128,6 +128,14 @@ fn hide_sections(g: &mut GraderRun, checks: &[CheckResult]) {
     if all_hidden(C::Latency) {
         g.latency = None;
     }
+    // An objective's thresholds are a hidden check's when its check is.
+    if let Some(l) = &mut g.latency {
+        l.objectives.retain(|o| {
+            own.iter().any(|c| {
+                c.name == o.name && c.category == C::Latency && c.visibility == Visibility::Visible
+            })
+        });
+    }
     if all_hidden(C::Drift) {
         g.drift = None;
     }
