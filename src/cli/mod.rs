@@ -56,10 +56,12 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// Check a grader file and exit: 0 when valid, 2 with file:line:column and field when not.
+    /// Check grader files and exit: 0 when valid (and, for several, when they can be graded in
+    /// one run), 2 with file:line:column and field when not.
     Validate {
-        /// The grader file (TOML).
-        grader: PathBuf,
+        /// The grader files (TOML); several are also checked for one run together.
+        #[arg(required = true)]
+        graders: Vec<PathBuf>,
     },
     /// Remove Docker resources left by proctor runs whose process is gone (e.g. killed with
     /// SIGKILL). Only resources labelled io.proctor.managed=1 are ever touched.
@@ -121,7 +123,7 @@ async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Grade(args) => grade::grade(args).await,
         Command::Demo { out, html, quiet } => demo::demo(out, html, quiet).await,
-        Command::Validate { grader } => validate::validate(&grader),
+        Command::Validate { graders } => validate::validate_all(&graders),
         Command::Gc { all } => gc::gc(all).await,
         Command::Doctor { grader, json } => crate::doctor::run(&repo_root(), &grader, json).await,
         Command::Load(args) => crate::load::cli::run(args).await,

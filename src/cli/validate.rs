@@ -1,13 +1,33 @@
-//! `proctor validate`: loads a grader file as grading would, and says what it declares or
-//! where it is wrong, without an engine (exit 2 with file:line:column and field when invalid).
+//! `proctor validate`: loads grader files as grading would, and says what each declares or
+//! where it is wrong, without an engine (exit 2 with file:line:column and field when invalid);
+//! several files are also checked for one run together, as `grade --grader A --grader B` would.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::exit;
 use crate::grader;
 
-/// Checks the grader file at `grader`; returns the exit code.
-pub(super) fn validate(grader: &Path) -> i32 {
+/// Checks every grader file, then that they can be graded together; returns the exit code.
+pub(super) fn validate_all(graders: &[PathBuf]) -> i32 {
+    let mut loaded = Vec::new();
+    for g in graders {
+        match validate(g) {
+            Some(l) => loaded.push(l),
+            None => return exit::USAGE,
+        }
+    }
+    if loaded.len() > 1 {
+        if let Err(e) = grader::check_composable(&loaded) {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+        println!("these {} graders can be graded in one run", loaded.len());
+    }
+    exit::GRADED
+}
+
+/// Checks the grader file at `grader`, saying what it declares or where it is wrong.
+fn validate(grader: &Path) -> Option<grader::LoadedGrader> {
     // Prerequisites name checks the phases declare: checked as the pipeline does before a run.
     let loaded = grader::load(grader).and_then(|g| {
         let plan = crate::plan::RunPlan::new(&g, 0, None, None);
@@ -36,11 +56,11 @@ pub(super) fn validate(grader: &Path) -> i32 {
                     phases.join(", ")
                 }
             );
-            exit::GRADED
+            Some(g)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            exit::USAGE
+            None
         }
     }
 }
