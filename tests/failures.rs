@@ -88,10 +88,19 @@ fn service_that_exits_at_once_says_how() {
     require_docker();
     let views = tempfile::tempdir().unwrap();
     let html = views.path().join("report.html");
+    let markdown = views.path().join("report.md");
+    let gradescope = views.path().join("results.json");
     let run = grade(
         &fixture("submissions/exits-at-once"),
         &tiny(),
-        &["--html", html.to_str().unwrap()],
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--markdown",
+            markdown.to_str().unwrap(),
+            "--gradescope",
+            gradescope.to_str().unwrap(),
+        ],
     );
     assert_eq!(run.code, 3, "{}", run.explain());
     let r = run.report();
@@ -122,9 +131,16 @@ fn service_that_exits_at_once_says_how() {
         "{}",
         run.explain()
     );
-    // So does the HTML view, from the same report.
+    // So does every view, from the same report.
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("config file missing"), "{page}");
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    assert!(md.contains("config file missing"), "{md}");
+    assert!(md.contains("### Not run, because the run stopped"), "{md}");
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&gradescope).unwrap()).unwrap();
+    let output = results["output"].as_str().unwrap();
+    assert!(output.contains("  | config file missing"), "{output}");
     assert_no_leftovers(&run.run_id());
 }
 

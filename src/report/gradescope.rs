@@ -14,11 +14,13 @@
 //!   one, so Gradescope cannot score the submission and shows its output (a machine failure,
 //!   grade again) instead of a grade.
 //! - Leaderboard: p99 latency at the target rate (`asc`), the sustained throughput and the AUC,
-//!   when the view holds them.
+//!   when a candidate's view holds them: Gradescope shows the leaderboard to every student, so
+//!   a hidden grader's numbers never reach it, whichever view the file is written in. The same
+//!   holds for the service's log lines in the top-level `output`.
 
 use serde::Serialize;
 
-use super::{LatencyReport, QualityReport, Render, Report, Status, View, Visibility};
+use super::{stopped, LatencyReport, QualityReport, Render, Report, Status, View, Visibility};
 
 /// Gradescope's results.json.
 pub struct Gradescope;
@@ -68,7 +70,11 @@ struct Extra {
 
 impl Render for Gradescope {
     fn render(&self, report: &Report, view: View) -> String {
-        let results = results_of(&report.for_view(view));
+        // The top-level output and the leaderboard are shown to every student, whatever the
+        // view the file is written in: the service's log and the leaderboard's numbers come
+        // from a candidate's view (no hidden quality metric, no log once hidden checks ran).
+        let shown = report.for_view(View::Candidate);
+        let results = results_of(&report.for_view(view), &shown);
         let mut text = serde_json::to_string_pretty(&results).expect("results serialize");
         text.push('\n');
         text
@@ -90,7 +96,8 @@ fn visibility(v: Visibility) -> &'static str {
     }
 }
 
-fn results_of(r: &Report) -> Results {
+/// The results of `r`; `shown` is the candidate's view, for what every student sees.
+fn results_of(r: &Report, shown: &Report) -> Results {
     let execution_time = r.timings.iter().map(|t| t.seconds).sum::<f64>().round() as u64;
     let extra_data = Extra {
         status: r.status.as_str(),
@@ -165,6 +172,12 @@ fn results_of(r: &Report) -> Results {
     if !r.reason.is_empty() {
         output.push_str(&format!("\nreason: {}", r.reason));
     }
+    if let Some(tail) = stopped::service_log(shown) {
+        output.push_str("\nthe service's last log lines:");
+        for line in tail {
+            output.push_str(&format!("\n  | {line}"));
+        }
+    }
     for w in &r.warnings {
         output.push_str(&format!("\nwarning: {w}"));
     }
@@ -176,7 +189,7 @@ fn results_of(r: &Report) -> Results {
         visibility: "visible",
         stdout_visibility: "hidden",
         tests,
-        leaderboard: leaderboard(r),
+        leaderboard: leaderboard(shown),
         extra_data,
     }
 }
@@ -240,13 +253,11 @@ mod tests {
             .iter()
             .map(|e| (e["name"].as_str().unwrap(), e["value"].as_f64().unwrap()))
             .collect();
+        // The AUC is a hidden check's dataset metric: not on a leaderboard every student sees,
+        // even in the grader's view.
         assert_eq!(
             board,
-            [
-                ("p99 latency (ms)", 9.9),
-                ("throughput (req/s)", 400.0),
-                ("AUC", 0.91)
-            ]
+            [("p99 latency (ms)", 9.9), ("throughput (req/s)", 400.0)]
         );
         assert_eq!(v["leaderboard"][0]["order"], "asc");
     }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::{LatencyReport, Render, Report, Status, View};
+use super::{stopped, LatencyReport, Render, Report, Status, View};
 
 /// The Markdown report.
 pub struct Markdown;
@@ -50,6 +50,25 @@ fn cell(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             '`' => out.push_str("\\`"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A log line made safe inside `<pre>`: no HTML, at most `MAX_CELL_CHARS` characters.
+fn pre(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for (n, ch) in line.chars().enumerate() {
+        if n == MAX_CELL_CHARS {
+            out.push('…');
+            break;
+        }
+        match ch {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\r' => {}
             c => out.push(c),
         }
     }
@@ -109,7 +128,15 @@ fn markdown_of(r: &Report) -> String {
         );
     }
 
-    let lost: Vec<_> = r.checks.iter().filter(|c| !c.passed).collect();
+    if let Some(tail) = stopped::service_log(r) {
+        s.push_str("### The service's last log lines\n\n<pre>\n");
+        for line in tail {
+            let _ = writeln!(s, "{}", pre(line));
+        }
+        s.push_str("</pre>\n\n");
+    }
+
+    let (skipped, lost) = stopped::lost_checks(r);
     if !lost.is_empty() {
         s.push_str("### Checks that lost points\n\n");
         s.push_str("| category | check | points | message |\n| --- | --- | ---: | --- |\n");
@@ -123,6 +150,15 @@ fn markdown_of(r: &Report) -> String {
                 c.max_points,
                 cell(&c.message)
             );
+        }
+        s.push('\n');
+    }
+
+    if !skipped.is_empty() {
+        s.push_str("### Not run, because the run stopped\n\n");
+        s.push_str("| category | checks | points |\n| --- | ---: | ---: |\n");
+        for (category, n, points) in stopped::not_run_by_category(&skipped) {
+            let _ = writeln!(s, "| {category} | {n} | {points:.1} |");
         }
         s.push('\n');
     }
@@ -270,6 +306,38 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("- slow build: 12.5 s"), "{md}");
+    }
+
+    #[test]
+    fn a_service_that_stopped_shows_its_log_and_what_did_not_run_per_category() {
+        let mut r = report();
+        r.status = Status::SubmissionError;
+        r.verdict = Some(crate::verdict::Verdict::Exited);
+        r.reason = "the service exited with code 127 before it became ready".into();
+        r.container.as_mut().unwrap().log_tail =
+            "starting\nexec uvicorn failed: No such file or directory <x>\n".into();
+        let not_run = |name: &str| {
+            let mut c = check(name, Category::Latency, Visibility::Visible, false, "");
+            c.message = format!("{}{}", crate::check::NOT_RUN, r.reason);
+            c
+        };
+        r.checks.push(not_run("p50"));
+        r.checks.push(not_run("p99"));
+        let md = Markdown.render(&r, View::Candidate);
+        assert!(
+            md.contains(
+                "<pre>\nstarting\nexec uvicorn failed: No such file or directory &lt;x&gt;\n</pre>"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| latency | 2 | 4.0 |"), "{md}");
+        assert!(
+            !md.contains("| latency | p50"),
+            "not listed check by check: {md}"
+        );
+        // Graded to the end: the log is the container's section's business, not a headline.
+        r.verdict = None;
+        assert!(!Markdown.render(&r, View::Grader).contains("last log lines"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod json;
 mod junit;
 mod markdown;
 mod model;
+mod stopped;
 mod summary;
 #[cfg(test)]
 pub(crate) mod test_support;

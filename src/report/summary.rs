@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Render, Report, Status, View};
+use super::{stopped, Render, Report, Status, View};
 
 /// The terminal summary: status, score per category, the visible checks that lost points, and
 /// the latency numbers.
@@ -94,7 +94,7 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
             p.withheld.len()
         );
     }
-    if let Some(tail) = service_log(r) {
+    if let Some(tail) = stopped::service_log(r) {
         let _ = writeln!(s, "the service's last log lines:");
         for line in tail {
             let _ = writeln!(s, "  | {line}");
@@ -102,11 +102,7 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
     }
     let hidden = r.hidden_checks.as_ref().map_or(0, |h| h.count);
     // A run that stopped lists what it could not run once per category, not once per check.
-    let (skipped, failed): (Vec<_>, Vec<_>) = r
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .partition(|c| !r.reason.is_empty() && c.not_run());
+    let (skipped, failed) = stopped::lost_checks(r);
     if !failed.is_empty() {
         let _ = writeln!(s, "checks that lost points:");
         for c in failed {
@@ -119,17 +115,7 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
     }
     if !skipped.is_empty() {
         let _ = writeln!(s, "not run, because the run stopped:");
-        let mut by_category: Vec<(crate::check::Category, usize, f64)> = Vec::new();
-        for c in skipped {
-            match by_category.iter_mut().find(|(cat, ..)| *cat == c.category) {
-                Some((_, n, points)) => {
-                    *n += 1;
-                    *points += c.max_points;
-                }
-                None => by_category.push((c.category, 1, c.max_points)),
-            }
-        }
-        for (category, n, points) in by_category {
+        for (category, n, points) in stopped::not_run_by_category(&skipped) {
             let checks = if n == 1 { "check" } else { "checks" };
             let _ = writeln!(s, "  - [{category}] {n} {checks} ({points:.1} points)");
         }
@@ -196,25 +182,6 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
         let _ = writeln!(s, "warning: {w}");
     }
     s
-}
-
-/// How many of the service's last log lines a stopped run shows.
-const LOG_LINES: usize = 15;
-
-/// The service's last log lines, when the run stopped because of the service itself (it never
-/// became ready, exited, was killed for memory or crashed): the cause is usually there.
-fn service_log(r: &Report) -> Option<Vec<&str>> {
-    use crate::verdict::Verdict as V;
-    let stopped_by_service = matches!(
-        r.verdict,
-        Some(V::NeverReady | V::Exited | V::OomKilled | V::CrashedDuringGrading)
-    );
-    let tail = r.container.as_ref().map(|c| c.log_tail.trim_end())?;
-    if !stopped_by_service || tail.is_empty() {
-        return None;
-    }
-    let lines: Vec<&str> = tail.lines().collect();
-    Some(lines[lines.len().saturating_sub(LOG_LINES)..].to_vec())
 }
 
 #[cfg(test)]
