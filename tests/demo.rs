@@ -44,15 +44,7 @@ fn the_demo_grades_the_reference_with_both_graders_in_one_run() {
     assert_no_leftovers(&run.run_id());
     assert!(run.percent() >= 95.0, "{}", run.explain());
     // One build, one readiness wait, two graders' parts.
-    let stages = |name: &str| {
-        r["timings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|t| t["stage"] == name)
-            .count()
-    };
-    assert_eq!((stages("build"), stages("ready")), (1, 1));
+    assert_eq!((stage_count(r, "build"), stage_count(r, "ready")), (1, 1));
     let graders: Vec<&str> = r["graders"]
         .as_array()
         .unwrap()

@@ -442,17 +442,13 @@ fn judgement_of(o: &Outcome) -> crate::report::LatenessJudgement {
 
 /// Each objective's curve as graded (widened by the latency reference, if any), for charts.
 fn objective_marks(spec: &LatencySpec, plan: &RunPlan) -> Vec<crate::report::ObjectiveMark> {
-    spec.objective
-        .iter()
-        .map(|o| {
-            let name = spec.objective_name(o);
-            let factor = plan.latency_factor(&name);
-            crate::report::ObjectiveMark {
-                name,
-                percentile: o.percentile,
-                full_points_ms: o.full_points_ms * factor,
-                zero_points_ms: o.zero_points_ms * factor,
-            }
+    curves_of(spec, plan)
+        .into_iter()
+        .map(|c| crate::report::ObjectiveMark {
+            name: c.name,
+            percentile: c.percentile,
+            full_points_ms: c.full_ms,
+            zero_points_ms: c.zero_ms,
         })
         .collect()
 }

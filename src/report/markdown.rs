@@ -36,6 +36,17 @@ fn latencies(r: &Report) -> Vec<(Option<&str>, &LatencyReport)> {
 /// Inline text made safe for a table cell or a list item: no row or column breaks, no HTML
 /// (a message may quote what the service answered).
 fn cell(text: &str) -> String {
+    escaped(text, true)
+}
+
+/// A log line made safe inside `<pre>`: no HTML.
+fn pre(line: &str) -> String {
+    escaped(line, false)
+}
+
+/// `text` without HTML, at most `MAX_CELL_CHARS` characters; in a table (`cell`), also without
+/// column or row breaks and code spans.
+fn escaped(text: &str, cell: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for (n, ch) in text.chars().enumerate() {
         if n == MAX_CELL_CHARS {
@@ -43,32 +54,13 @@ fn cell(text: &str) -> String {
             break;
         }
         match ch {
-            '|' => out.push_str("\\|"),
-            '\r' => {}
-            '\n' => out.push_str("<br>"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '`' => out.push_str("\\`"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A log line made safe inside `<pre>`: no HTML, at most `MAX_CELL_CHARS` characters.
-fn pre(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    for (n, ch) in line.chars().enumerate() {
-        if n == MAX_CELL_CHARS {
-            out.push('…');
-            break;
-        }
-        match ch {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             '\r' => {}
+            '|' if cell => out.push_str("\\|"),
+            '\n' if cell => out.push_str("<br>"),
+            '`' if cell => out.push_str("\\`"),
             c => out.push(c),
         }
     }

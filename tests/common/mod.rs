@@ -145,6 +145,16 @@ pub fn finish(output: Output, report_path: &Path) -> Run {
     }
 }
 
+/// How many entries of a report's `timings` are of `stage` (`build`, `ready`, a phase name).
+pub fn stage_count(report: &Value, stage: &str) -> usize {
+    report["timings"]
+        .as_array()
+        .expect("timings")
+        .iter()
+        .filter(|t| t["stage"] == stage)
+        .count()
+}
+
 /// Containers, networks and images that still carry the run's label.
 pub fn leftovers(run_id: &str) -> Vec<String> {
     let filter = format!("label=io.proctor.run={run_id}");
