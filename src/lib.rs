@@ -6,6 +6,7 @@
 //! `report`. `grader` holds the grader-file model that configures every stage, `plan` what a
 //! run decides at run time; `events` carries progress to the terminal.
 
+pub mod batch;
 pub mod check;
 pub mod cli;
 pub mod data;

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["sandbox", "plan", "target", "progress"],
     &["phases", "gc"],
     &["pipeline"],
-    &["doctor"],
+    &["doctor", "batch"],
     &["cli"],
 ];
 

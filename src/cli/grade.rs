@@ -334,7 +334,7 @@ fn exit_code(report: &Report, min_score: Option<f64>) -> i32 {
 }
 
 /// First SIGINT/SIGTERM cancels the run (which then cleans up); a second one exits at once.
-async fn cancel_on_signal(cancel: CancellationToken, events: Events) {
+pub(super) async fn cancel_on_signal(cancel: CancellationToken, events: Events) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),

@@ -7,6 +7,7 @@
 //! views `grade` shares), `validate` and `gc`. `doctor`
 //! and `load` are modules of their own; exit codes are in `crate::exit`.
 
+mod batch;
 mod demo;
 mod gc;
 mod grade;
@@ -43,6 +44,9 @@ enum Command {
     /// Grade one submission (a directory, .tar or .tar.gz with a Dockerfile at its root), or a
     /// service that is already running (--url).
     Grade(grade::GradeArgs),
+    /// Grade every submission of a directory or CSV manifest with the same graders: one report
+    /// each, a ranked summary.csv and leaderboard.md; a rerun grades only what is missing.
+    Batch(batch::BatchArgs),
     /// Grade the bundled reference submission with the public and the hidden churn grader in
     /// one run, and write the JSON and HTML reports (builds the base image first if missing).
     Demo {
@@ -122,6 +126,7 @@ pub fn main() -> i32 {
 async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Grade(args) => grade::grade(args).await,
+        Command::Batch(args) => batch::batch(args).await,
         Command::Demo { out, html, quiet } => demo::demo(out, html, quiet).await,
         Command::Validate { graders } => validate::validate_all(&graders),
         Command::Gc { all } => gc::gc(all).await,

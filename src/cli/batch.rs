@@ -1,0 +1,134 @@
+//! `proctor batch`: its flags, and the batch run under signal handling with its progress on
+//! stderr and where it wrote on stdout.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{self, BatchOptions};
+use crate::exit;
+use crate::intake::Limits;
+use crate::pipeline::{GradeOptions, Source};
+use crate::report::Status;
+
+#[derive(clap::Args, Debug)]
+pub(super) struct BatchArgs {
+    /// The submissions: a directory holding one per entry (a subdirectory, .tar, .tar.gz or
+    /// .tgz; the entry's name is its id), or a CSV manifest with the columns id, source and
+    /// optionally ref (a source is a git URL, or a path relative to the manifest).
+    submissions: PathBuf,
+    /// The grader file; repeat it to grade with several graders in one run per submission.
+    #[arg(long, short, required = true)]
+    grader: Vec<PathBuf>,
+    /// Where the reports (reports/ID.json), summary.csv and leaderboard.md go.
+    #[arg(long, default_value = "proctor-batch")]
+    out_dir: PathBuf,
+    /// Submissions graded at once. Latency phases never overlap (the machine-wide latency
+    /// lock), but with more than 1 one submission's build or other phases may run while
+    /// another's latency is measured: faster, and noisier latency.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Seed of every submission's run (the same for all, recorded in each report). Random when
+    /// omitted.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Grade every submission again, also those whose report (same submission, graders and
+    /// proctor version) exists.
+    #[arg(long)]
+    regrade: bool,
+    /// Override the graders' build timeout.
+    #[arg(long, value_name = "SECS")]
+    build_timeout: Option<u64>,
+    /// Override the graders' readiness deadline.
+    #[arg(long, value_name = "SECS")]
+    ready_timeout: Option<u64>,
+}
+
+/// `proctor batch`; returns the exit code: 0 when every submission has a report that is a
+/// grade or the submission's own failure, 4 when an infrastructure error remained, 130 when
+/// interrupted, 2 for a usage error.
+pub(super) async fn batch(args: BatchArgs) -> i32 {
+    let graders = match super::grade::load_graders(&args.grader) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let entries = match batch::read_entries(&args.submissions) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let opts = BatchOptions {
+        entries,
+        grade: GradeOptions {
+            source: Source::Url(String::new()),
+            graders,
+            seed,
+            keep_image: false,
+            build_timeout: args.build_timeout.map(Duration::from_secs),
+            ready_timeout: args.ready_timeout.map(Duration::from_secs),
+            intake_limits: Limits::default(),
+            latency_reference: None,
+            probe_all: false,
+        },
+        out_dir: args.out_dir.clone(),
+        jobs: args.jobs.into(),
+        regrade: args.regrade,
+    };
+    eprintln!(
+        "batch: {} submissions, {} at a time, seed {seed}, into {}",
+        opts.entries.len(),
+        opts.jobs,
+        opts.out_dir.display()
+    );
+    let cancel = CancellationToken::new();
+    let events: crate::events::Events = std::sync::Arc::new(crate::events::Silent);
+    let signals = tokio::spawn(super::grade::cancel_on_signal(cancel.clone(), events));
+    let started = Instant::now();
+    let progress = move |line: String| {
+        eprintln!("[{:>7.1}s] {line}", started.elapsed().as_secs_f64());
+    };
+    let outcome = batch::run(&opts, cancel, &progress).await;
+    signals.abort();
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let infra = outcome
+        .rows
+        .iter()
+        .filter(|r| r.report.status == Status::InfrastructureError)
+        .count();
+    println!(
+        "{} submissions: {} graded now, {} kept from an earlier run{}",
+        outcome.rows.len(),
+        outcome.graded,
+        outcome.rows.len() - outcome.graded,
+        if infra > 0 {
+            format!(", {infra} infrastructure errors (not ranked; grade them again)")
+        } else {
+            String::new()
+        }
+    );
+    println!("summary: {}", opts.out_dir.join("summary.csv").display());
+    println!(
+        "leaderboard: {}",
+        opts.out_dir.join("leaderboard.md").display()
+    );
+    if outcome.interrupted {
+        exit::INTERRUPTED
+    } else if infra > 0 {
+        exit::INFRASTRUCTURE_ERROR
+    } else {
+        exit::GRADED
+    }
+}

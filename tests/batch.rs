@@ -1,0 +1,160 @@
+//! `proctor batch` on the real engine: a directory of submissions of known rank (two working
+//! static sites, one with a page more; a build that fails; one that never becomes ready) gives one
+//! report each and a summary in rank order with the broken ones listed, not ranked; a rerun
+//! grades only what changed.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// Readiness, the index page and a page only the better site has; no load, so it is quick.
+const GRADER: &str = r#"
+[grader]
+name = "batch-test"
+assignment = "static-site"
+
+[submission]
+port = 8080
+allowed_base_images = ["proctor/busybox:test"]
+build_timeout_secs = 120
+ready_timeout_secs = 5
+
+[sandbox]
+memory_mb = 64
+cpus = 0.5
+pids_limit = 32
+tmpfs_mb = 8
+
+[readiness]
+path = "/index.html"
+points = 1
+poll_interval_ms = 100
+
+[[correctness]]
+name = "serves the page"
+points = 1
+path = "/index.html"
+
+[[correctness]]
+name = "serves the extra page"
+points = 1
+path = "/extra.html"
+"#;
+
+fn batch(dir: &Path, grader: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    proctor()
+        .arg("batch")
+        .arg(dir)
+        .arg("--grader")
+        .arg(grader)
+        .arg("--out-dir")
+        .arg(out)
+        .args(["--seed", "3"])
+        .args(extra)
+        .output()
+        .expect("proctor runs")
+}
+
+/// summary.csv as (rank, id, status, verdict) per row.
+fn summary(out: &Path) -> Vec<(String, String, String, String)> {
+    let text = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (rank, id, status, verdict) = (col("rank"), col("id"), col("status"), col("verdict"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[rank].to_string(),
+                f[id].to_string(),
+                f[status].to_string(),
+                f[verdict].to_string(),
+            )
+        })
+        .collect()
+}
+
+fn run_id(out: &Path, id: &str) -> String {
+    let text = std::fs::read_to_string(out.join(format!("reports/{id}.json"))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["run_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_batch_ranks_the_graded_lists_the_broken_and_resumes() {
+    require_docker();
+    let tmp = tempfile::tempdir().unwrap();
+    let subs = tmp.path().join("subs");
+    copy_tree(&fixture("submissions/static-site"), &subs.join("bob"));
+    copy_tree(&fixture("submissions/static-site"), &subs.join("alice"));
+    std::fs::write(subs.join("alice/www/extra.html"), "more").unwrap();
+    std::fs::create_dir_all(subs.join("carol")).unwrap();
+    std::fs::write(
+        subs.join("carol/Dockerfile"),
+        "FROM proctor/busybox:test\nRUN exit 3\n",
+    )
+    .unwrap();
+    copy_tree(&fixture("submissions/never-ready"), &subs.join("dave"));
+    let grader = tmp.path().join("grader.toml");
+    std::fs::write(&grader, GRADER).unwrap();
+    let out = tmp.path().join("out");
+
+    let first = batch(&subs, &grader, &out, &[]);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{stdout}\n{stderr}");
+    let s = |r: &str, id: &str, st: &str, v: &str| (r.into(), id.into(), st.into(), v.into());
+    assert_eq!(
+        summary(&out),
+        [
+            s("1", "alice", "graded", ""),
+            s("2", "bob", "graded", ""),
+            s("", "carol", "submission_error", "build_failed"),
+            s("", "dave", "submission_error", "never_ready"),
+        ],
+        "{stderr}"
+    );
+    assert!(stdout.contains("4 submissions: 4 graded now"), "{stdout}");
+    assert!(stderr.contains("of 4 done"), "progress: {stderr}");
+    let board = std::fs::read_to_string(out.join("leaderboard.md")).unwrap();
+    assert!(board.contains("| 1 | alice | 100.0 |"), "{board}");
+    assert!(
+        board.contains("| dave | submission_error | never_ready |"),
+        "{board}"
+    );
+    for id in ["alice", "bob", "carol", "dave"] {
+        assert_no_leftovers(&run_id(&out, id));
+    }
+
+    // A rerun keeps every report; a changed submission is graded again, and only it.
+    let before: Vec<String> = ["alice", "bob"].iter().map(|i| run_id(&out, i)).collect();
+    std::fs::write(subs.join("bob/www/extra.html"), "more").unwrap();
+    let second = batch(&subs, &grader, &out, &[]);
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert_eq!(second.status.code(), Some(0), "{stdout}");
+    // carol's and dave's intake worked (their build or readiness failed): kept too.
+    assert!(stdout.contains("4 submissions: 1 graded now"), "{stdout}");
+    assert_eq!(run_id(&out, "alice"), before[0], "alice was kept");
+    assert_ne!(
+        run_id(&out, "bob"),
+        before[1],
+        "bob changed and was graded again"
+    );
+    let ranks: Vec<(String, String)> = summary(&out)
+        .into_iter()
+        .map(|(r, id, ..)| (r, id))
+        .take(2)
+        .collect();
+    assert_eq!(
+        ranks,
+        [("1".into(), "alice".into()), ("2".into(), "bob".into())],
+        "tied at 100%, by id"
+    );
+
+    // --regrade grades everything again.
+    let third = batch(&subs, &grader, &out, &["--regrade"]);
+    assert!(String::from_utf8_lossy(&third.stdout).contains("4 graded now"));
+}
