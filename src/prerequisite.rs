@@ -234,16 +234,23 @@ pub fn apply(rules: &[Prerequisite], checks: &mut [CheckResult]) -> Vec<Applied>
     rules.iter().map(|p| apply_one(p, checks)).collect()
 }
 
+/// Whether `p` requires or gates a hidden check among `checks`: then it is hidden itself, since
+/// it names that check. Decided again once the checks a run did not reach are listed, so that a
+/// rule over checks that never ran is hidden when they are.
+pub fn names_hidden(p: &Prerequisite, checks: &[CheckResult]) -> bool {
+    checks.iter().any(|c| {
+        c.visibility == Visibility::Hidden
+            && (selected_by(&p.requires, &c.name, c.category)
+                || selected_by(&p.gates, &c.name, c.category))
+    })
+}
+
 fn apply_one(p: &Prerequisite, checks: &mut [CheckResult]) -> Applied {
     let required: Vec<&CheckResult> = checks
         .iter()
         .filter(|c| selected_by(&p.requires, &c.name, c.category))
         .collect();
-    let hidden = checks.iter().any(|c| {
-        c.visibility == Visibility::Hidden
-            && (selected_by(&p.requires, &c.name, c.category)
-                || selected_by(&p.gates, &c.name, c.category))
-    });
+    let hidden = names_hidden(p, checks);
     let earned = round2(required.iter().map(|c| c.points).sum());
     let max = round2(required.iter().map(|c| c.max_points).sum());
     let mut applied = Applied {

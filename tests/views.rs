@@ -164,10 +164,6 @@ fn a_candidate_sees_where_hidden_points_were_lost() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// JUnit XML, read by junitparser.
-
-/// What junitparser reads: (suites, [(suite, classname, name, result kind)]), and the counts the
-/// root element declares.
 /// The graded fixture as one run of two graders: the fixture's (`churn-public`) and a second,
 /// all hidden, with a latency section and a readiness check of the same name as the first's.
 fn composed_report() -> Report {
@@ -241,8 +237,19 @@ fn a_composed_report_shows_each_graders_part() {
         "{second}"
     );
     assert!(second["grader"].get("note").is_none(), "{second}");
+    assert!(
+        second["grader"].get("path").is_none_or(|p| p == ""),
+        "{second}"
+    );
+    // Check names carry their grader where two graders share a name.
+    let md = Markdown.render(&r, View::Grader);
+    assert!(md.contains("churn-hidden: ready"), "{md}");
 }
 
+// JUnit XML, read by junitparser.
+
+/// What junitparser reads: (suites, [(suite, classname, name, result kind)]), and the counts the
+/// root element declares.
 fn junitparser(xml: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junit.xml");

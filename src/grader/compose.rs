@@ -44,6 +44,21 @@ pub fn check_composable(graders: &[LoadedGrader]) -> Result<(), GraderError> {
                 ));
             }
         }
+        // The load generator's cores are the run's (the plan places them once).
+        if let (Some(a), Some(b)) = (&first.grader.latency, &other.grader.latency) {
+            if a.load_cpuset != b.load_cpuset {
+                return Err(conflict(
+                    first,
+                    other,
+                    "latency.load_cpuset",
+                    &format!(
+                        "{:?} here, {:?} there; the load generator's cores are placed once per \
+                         run",
+                        a.load_cpuset, b.load_cpuset
+                    ),
+                ));
+            }
+        }
         let (ab, bb) = (&first.grader.grade.band, &other.grader.grade.band);
         if !ab.is_empty() && !bb.is_empty() && ab != bb {
             return Err(conflict(
@@ -159,6 +174,23 @@ mod tests {
         assert!(err.contains("grader.name"), "{err}");
         let err = check_composable(&[a.clone(), a]).unwrap_err().to_string();
         assert!(err.contains("given twice"), "{err}");
+    }
+
+    #[test]
+    fn the_load_generators_cores_are_the_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let load =
+            |cpus: &str| format!("[latency]\npath = \"/\"\nrate = 50\nduration_secs = 5\n{cpus}\n");
+        let a = write(
+            dir.path(),
+            "a.toml",
+            &named("a", &load("load_cpuset = \"0\"")),
+        );
+        let b = write(dir.path(), "b.toml", &named("b", &load("")));
+        let err = check_composable(&[a.clone(), b]).unwrap_err().to_string();
+        assert!(err.contains("latency.load_cpuset"), "{err}");
+        let none = write(dir.path(), "c.toml", &named("c", ""));
+        check_composable(&[a, none]).expect("a grader without load places no cores");
     }
 
     #[test]

@@ -184,9 +184,11 @@ impl Record {
             graders.iter().zip(run.graders).zip(outcomes)
         {
             let mut own = outcome.checks;
-            if !infrastructure {
-                prerequisites.extend(crate::prerequisite::apply(&grader.prerequisite, &mut own));
-            }
+            let mut applied = if infrastructure {
+                Vec::new()
+            } else {
+                crate::prerequisite::apply(&grader.prerequisite, &mut own)
+            };
             if status != Status::Graded {
                 let why = format!("{}{reason}", crate::check::NOT_RUN);
                 let missing: Vec<CheckResult> = declared
@@ -195,7 +197,14 @@ impl Record {
                     .map(|d| d.failed(why.clone()))
                     .collect();
                 own.extend(missing);
+                // A rule over hidden checks that never ran names them all the same.
+                for (rule, a) in grader.prerequisite.iter().zip(&mut applied) {
+                    if crate::prerequisite::names_hidden(rule, &own) {
+                        a.visibility = crate::check::Visibility::Hidden;
+                    }
+                }
             }
+            prerequisites.extend(applied);
             for c in &mut own {
                 c.grader = info.name.clone();
             }

@@ -93,7 +93,8 @@ async fn measure(
     }
     let mut measured = Vec::new();
     for (g, run) in opts.graders.iter().zip(&report.graders) {
-        if g.grader.latency.is_none() {
+        // Only a grader with `reference_ms` objectives is scaled by the reference.
+        if !g.grader.latency.as_ref().is_some_and(|l| l.has_reference()) {
             measured.push(None);
             continue;
         }

@@ -554,6 +554,12 @@ path = "/fast"
 name = "slow, hidden"
 points = 1
 path = "/slow"
+
+[[prerequisite]]
+name = "SECRET rule over the hidden check"
+requires = ["slow, hidden"]
+min_share = 0.5
+gates = ["fast"]
 "#;
 
 #[tokio::test]
@@ -598,6 +604,8 @@ async fn composed_graders_build_once_and_report_every_graders_checks() {
         .map(|g| g.score.as_ref().unwrap().max_points)
         .collect();
     assert_eq!(own, [6.0, 10.0]);
+    let ready_waits = r.timings.iter().filter(|t| t.stage == "ready").count();
+    assert_eq!(ready_waits, 1, "one readiness wait for both graders");
     // Phase timings say whose phase they were.
     assert!(r
         .timings
@@ -620,6 +628,13 @@ async fn a_run_cut_short_lists_every_graders_missing_checks() {
     assert_eq!(r.checks.len(), 6, "{:?}", r.checks);
     assert!(r.checks.iter().all(|c| c.not_run() && !c.grader.is_empty()));
     assert_eq!(r.score.as_ref().unwrap().max_points, 16.0);
+    // The hidden grader's rule named checks that never ran: hidden all the same.
+    assert_eq!(r.prerequisites.len(), 1);
+    let seen = serde_json::to_string(&r.for_view(crate::report::View::Candidate)).unwrap();
+    assert!(
+        !seen.contains("SECRET") && !seen.contains("slow, hidden"),
+        "{seen}"
+    );
 }
 
 #[tokio::test]

@@ -127,7 +127,7 @@ fn results_of(r: &Report, shown: &Report) -> Results {
         .checks
         .iter()
         .map(|c| Test {
-            name: c.name.clone(),
+            name: r.check_label(c),
             score: c.points,
             max_score: c.max_points,
             status: if c.passed { "passed" } else { "failed" },

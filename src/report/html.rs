@@ -287,6 +287,7 @@ fn page_of(r: &Report, view: View) -> Page {
             .graders
             .iter()
             .map(|g| g.grader.path.as_str())
+            .filter(|p| !p.is_empty())
             .collect::<Vec<_>>()
             .join(", "),
         assignment: r
@@ -398,7 +399,7 @@ fn check_parts(r: &Report) -> Vec<CheckPart> {
         for c in &of {
             by.entry(c.category).or_default().push(CheckRow {
                 class: if passed { "pass" } else { "fail" },
-                name: cut(&c.name),
+                name: cut(&r.check_label(c)),
                 points: format!("{:.1} / {:.1}", c.points, c.max_points),
                 message: cut(&c.message),
             });
@@ -1502,13 +1503,22 @@ mod tests {
             html.contains("p99 latency ≤ 100 ms"),
             "the objective is marked"
         );
-        // A hidden objective's thresholds stay out of a candidate's chart.
+        // A hidden objective's thresholds stay out of a candidate's chart, also while the
+        // section stays for a visible latency check beside it.
         let mut hidden = r.clone();
         hidden
             .checks
             .iter_mut()
             .filter(|c| c.name == "p99 latency")
             .for_each(|c| c.visibility = crate::check::Visibility::Hidden);
+        let mut beside = hidden.checks[0].clone();
+        beside.name = "sustained throughput".into();
+        beside.category = crate::check::Category::Latency;
+        beside.visibility = crate::check::Visibility::Visible;
+        hidden.checks.push(beside);
+        assert!(hidden.for_view(View::Candidate).graders[0]
+            .latency
+            .is_some());
         let candidate = Html.render(&hidden, View::Candidate);
         assert!(!candidate.contains("p99 latency ≤"), "{candidate}");
         let l = r.graders[0].latency.as_mut().unwrap();

@@ -137,7 +137,7 @@ fn markdown_of(r: &Report) -> String {
                 s,
                 "| {} | {} | {:.1} / {:.1} | {} |",
                 c.category,
-                cell(&c.name),
+                cell(&r.check_label(c)),
                 c.points,
                 c.max_points,
                 cell(&c.message)
@@ -228,7 +228,7 @@ fn markdown_of(r: &Report) -> String {
                 s,
                 "- {}: {} ({:.1} / {:.1})",
                 c.category,
-                cell(&c.name),
+                cell(&r.check_label(c)),
                 c.points,
                 c.max_points
             );

@@ -105,6 +105,16 @@ impl Report {
         self.graders.iter().find_map(f)
     }
 
+    /// A check's name as a view shows it: with its grader's name in front when the run had
+    /// several graders (two graders may each have a check of one name).
+    pub fn check_label(&self, c: &CheckResult) -> String {
+        if self.graders.len() > 1 && !c.grader.is_empty() {
+            format!("{}: {}", c.grader, c.name)
+        } else {
+            c.name.clone()
+        }
+    }
+
     /// The graders' notes (`[grader] note`), those that are not empty.
     pub fn grader_notes(&self) -> impl Iterator<Item = &str> {
         self.graders

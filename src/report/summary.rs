@@ -109,7 +109,11 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
             let _ = writeln!(
                 s,
                 "  - [{}] {} ({:.1}/{:.1}): {}",
-                c.category, c.name, c.points, c.max_points, c.message
+                c.category,
+                r.check_label(c),
+                c.points,
+                c.max_points,
+                c.message
             );
         }
     }

@@ -20,6 +20,15 @@ pub enum View {
 pub const HIDDEN_LOG: &str =
     "(left out of a candidate's view: the service's log may hold what hidden checks sent it)";
 
+/// A candidate's reason for an invalid latency measurement when latency checks are hidden.
+pub const INVALID_LATENCY: &str = "the latency measurement was invalid: the grading machine could \
+     not keep the load's schedule. This is a failure of the grading machine, not of the \
+     submission, and not a grade: it is graded again on a quieter machine";
+
+/// A candidate's reason for a latency reference that failed when latency checks are hidden.
+pub const REFERENCE_FAILED: &str = "the latency reference could not be measured on the grading \
+     machine. This is a failure of the grading machine, not of the submission, and not a grade";
+
 /// Draws a report in one format for one reader.
 pub trait Render {
     fn render(&self, report: &Report, view: View) -> String;
@@ -61,8 +70,25 @@ impl Report {
                 }
             }
         }
+        let mut all_hidden = Vec::new();
         for g in &mut r.graders {
-            hide_sections(g, &self.checks);
+            if hide_sections(g, &self.checks) {
+                all_hidden.push(g.grader.name.clone());
+            }
+        }
+        // A hidden grader's phase timings and budgets tell what it declared.
+        r.timings.retain(|t| !all_hidden.contains(&t.grader));
+        // The reason of an invalid latency measurement (or reference) quotes the objectives'
+        // numbers; when latency checks are hidden, a candidate gets what it means instead.
+        if hidden
+            .iter()
+            .any(|c| c.category == crate::check::Category::Latency)
+        {
+            match r.verdict {
+                Some(V::LatencyMeasurementInvalid) => r.reason = INVALID_LATENCY.into(),
+                Some(V::ReferenceFailed) => r.reason = REFERENCE_FAILED.into(),
+                _ => {}
+            }
         }
         r.checks.retain(|c| c.visibility == Visibility::Visible);
         // A prerequisite that requires or gates a hidden check would name it and its points.
@@ -96,8 +122,8 @@ impl Report {
 
 /// Drops the sections of a grader's phases whose checks (among `checks`, the grader's by
 /// name) are all hidden: their numbers would tell what was probed. A grader with no visible
-/// check at all keeps its name and score only.
-fn hide_sections(g: &mut GraderRun, checks: &[CheckResult]) {
+/// check at all keeps its name, assignment and score only; returns whether it is one.
+fn hide_sections(g: &mut GraderRun, checks: &[CheckResult]) -> bool {
     use crate::check::Category as C;
     let own: Vec<&CheckResult> = checks
         .iter()
@@ -142,10 +168,14 @@ fn hide_sections(g: &mut GraderRun, checks: &[CheckResult]) {
     if all_hidden(C::Monitoring) {
         g.monitoring = None;
     }
-    if own.iter().all(|c| c.visibility == Visibility::Hidden) {
+    let all_hidden = own.iter().all(|c| c.visibility == Visibility::Hidden);
+    if all_hidden {
         // Its note may speak of what it tests; its categories sum hidden checks only (the
-        // report's hidden counts say as much without naming the grader's parts).
+        // report's hidden counts say as much without naming the grader's parts); where the
+        // file lives and its digest are the grader's business.
         g.grader.note.clear();
+        g.grader.path.clear();
+        g.grader.sha256.clear();
         g.categories.clear();
         g.band = None;
         g.quality = None;
@@ -156,6 +186,7 @@ fn hide_sections(g: &mut GraderRun, checks: &[CheckResult]) {
         g.monitoring = None;
         g.probes = None;
     }
+    all_hidden
 }
 
 #[cfg(test)]
@@ -351,6 +382,46 @@ mod tests {
         assert!(visible.for_view(View::Candidate).graders[0]
             .invariants
             .is_some());
+    }
+
+    /// A second grader whose checks are all hidden: its timings, file and the numbers an
+    /// invalid latency measurement quotes stay out of a candidate's view.
+    #[test]
+    fn a_hidden_grader_leaves_its_name_and_score_only() {
+        let mut r = report();
+        let mut h = r.graders[0].clone();
+        h.grader.name = "h".into();
+        h.grader.path = "graders/SECRET-path.toml".into();
+        h.grader.sha256 = "SECRET-digest".into();
+        r.graders.push(h);
+        r.checks.push(CheckResult {
+            grader: "h".into(),
+            name: "p99".into(),
+            category: Category::Latency,
+            points: 0.0,
+            max_points: 1.0,
+            passed: false,
+            message: "SECRET objective".into(),
+            visibility: Visibility::Hidden,
+        });
+        let timing = |grader: &str| crate::report::StageTiming {
+            stage: "phase latency".into(),
+            seconds: 1.0,
+            budget_seconds: Some(99.0),
+            out_of_budget: false,
+            grader: grader.into(),
+        };
+        r.timings = vec![timing("g"), timing("h")];
+        r.verdict = Some(crate::verdict::Verdict::LatencyMeasurementInvalid);
+        r.reason = "p99 moved SECRET 12.3 ms".into();
+        let c = r.for_view(View::Candidate);
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(!text.contains("SECRET"), "{text}");
+        assert_eq!(c.reason, INVALID_LATENCY);
+        assert_eq!(c.timings.len(), 1);
+        assert_eq!(c.graders[1].grader.name, "h", "the name stays");
+        let g = r.for_view(View::Grader);
+        assert!(serde_json::to_string(&g).unwrap().contains("SECRET-path"));
     }
 
     #[test]
