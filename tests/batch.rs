@@ -157,4 +157,33 @@ fn a_batch_ranks_the_graded_lists_the_broken_and_resumes() {
     // --regrade grades everything again.
     let third = batch(&subs, &grader, &out, &["--regrade"]);
     assert!(String::from_utf8_lossy(&third.stdout).contains("4 graded now"));
+
+    // Two shards, merged, give the summary of the whole batch.
+    let shards: Vec<_> = ["1/2", "2/2"]
+        .iter()
+        .enumerate()
+        .map(|(i, shard)| {
+            let dir = tmp.path().join(format!("shard{i}"));
+            let run = batch(&subs, &grader, &dir, &["--shard", shard]);
+            assert_eq!(run.status.code(), Some(0), "{run:?}");
+            dir
+        })
+        .collect();
+    let merged = tmp.path().join("merged");
+    let run = proctor()
+        .arg("merge")
+        .args(&shards)
+        .arg("--out-dir")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let without_report_column = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("summary.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(without_report_column(&merged), without_report_column(&out));
 }

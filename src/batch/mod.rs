@@ -14,6 +14,10 @@
 //!   only what is missing; `proctor gc` (or the next run's start-up sweep) removes what the
 //!   killed run left in Docker.
 //!
+//! - **Shards.** `--shard I/N` grades the entries whose id falls in shard I of N (by a digest
+//!   of the id: the same split whatever the order of the manifest), so that N machines (a CI
+//!   matrix, a Kubernetes Indexed Job) share a round; `merge` joins their output folders.
+//!
 //! - `entries`: what a batch grades (a directory of submissions, or a CSV manifest);
 //! - `summary`: the ranked `summary.csv` and `leaderboard.md`.
 
@@ -62,6 +66,106 @@ pub struct BatchOutcome {
 /// The folder of the reports, under the output folder.
 const REPORTS: &str = "reports";
 
+/// Shard `index` (1-based) of `count`: the entries whose id's digest falls in it.
+pub fn shard(entries: Vec<Entry>, index: usize, count: usize) -> Vec<Entry> {
+    entries
+        .into_iter()
+        .filter(|e| shard_of(&e.id, count) == index)
+        .collect()
+}
+
+/// The shard (1-based, of `count`) an id belongs to.
+fn shard_of(id: &str, count: usize) -> usize {
+    let digest = crate::digest::sha256_hex(id.as_bytes());
+    let n = u64::from_str_radix(&digest[..16], 16).expect("hex digits");
+    (n % count.max(1) as u64) as usize + 1
+}
+
+/// Joins the output folders of a batch's shards into one `summary.csv` and `leaderboard.md`
+/// in `out_dir`. Refuses folders graded with other graders (by their files' digests) or
+/// another proctor, and an id graded twice.
+pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>, String> {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut first: Option<(Vec<String>, String, PathBuf)> = None;
+    for dir in dirs {
+        let reports = dir.join(REPORTS);
+        let read = std::fs::read_dir(&reports).map_err(|e| {
+            format!(
+                "{} is not a batch's output folder (cannot read {}: {e})",
+                dir.display(),
+                reports.display()
+            )
+        })?;
+        let mut files: Vec<PathBuf> = read
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let report: Report = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not a proctor report: {e}", file.display()))?;
+            let graders: Vec<String> = report
+                .graders
+                .iter()
+                .map(|g| g.grader.sha256.clone())
+                .collect();
+            let version = report.harness.proctor_version.clone();
+            match &first {
+                None => first = Some((graders, version, file.clone())),
+                Some((g, v, at)) if *g != graders || *v != version => {
+                    return Err(format!(
+                        "{} and {} were graded with other grader files or another proctor \
+                         (graders {} vs {}, proctor {v} vs {version}): a merged summary \
+                         compares like with like only",
+                        at.display(),
+                        file.display(),
+                        g.join("+"),
+                        graders.join("+")
+                    ))
+                }
+                Some(_) => {}
+            }
+            let id = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some(other) = rows.iter().find(|r| r.id == id) {
+                return Err(format!(
+                    "{id} was graded twice: {} and {}",
+                    other.report_file,
+                    file.display()
+                ));
+            }
+            rows.push(Row {
+                id,
+                report_file: file.display().to_string(),
+                report,
+            });
+        }
+    }
+    if rows.is_empty() {
+        return Err("no report in the folders given".into());
+    }
+    let rows = summary::ranked(rows);
+    write_summaries(out_dir, &rows)?;
+    Ok(rows)
+}
+
+/// `summary.csv` and `leaderboard.md` of `rows`, in `out_dir`.
+fn write_summaries(out_dir: &Path, rows: &[Row]) -> Result<(), String> {
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out_dir.join(name);
+        crate::report::write_atomic(&path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    };
+    write("summary.csv", &summary::csv_of(rows))?;
+    write("leaderboard.md", summary::leaderboard_of(rows).as_bytes())
+}
+
 /// Grades every entry (or takes its report from an earlier run), writes each report as it
 /// finishes, then `summary.csv` and `leaderboard.md`. `progress` gets one line per event.
 /// `Err` for a usage error (the graders' prerequisites) or an output folder that cannot be
@@ -97,13 +201,7 @@ pub async fn run(
             .iter()
             .any(|r| r.report.verdict == Some(Verdict::Interrupted));
     let rows = summary::ranked(rows);
-    let write = |name: &str, bytes: &[u8]| {
-        let path = opts.out_dir.join(name);
-        crate::report::write_atomic(&path, bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
-    };
-    write("summary.csv", &summary::csv_of(&rows))?;
-    write("leaderboard.md", summary::leaderboard_of(&rows).as_bytes())?;
+    write_summaries(&opts.out_dir, &rows)?;
     Ok(BatchOutcome {
         rows,
         graded: counters.graded.load(Ordering::SeqCst),
@@ -275,4 +373,77 @@ fn progress_line(
             " (report kept from an earlier run)"
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            source: Source::Submission(id.into()),
+        }
+    }
+
+    #[test]
+    fn shards_split_every_entry_once_whatever_the_order() {
+        let ids: Vec<String> = (0..50).map(|i| format!("cand-{i}")).collect();
+        let all: Vec<Entry> = ids.iter().map(|i| entry(i)).collect();
+        let mut seen: Vec<String> = (1..=3)
+            .flat_map(|i| shard(all.clone(), i, 3))
+            .map(|e| e.id)
+            .collect();
+        seen.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(seen, want, "each entry in exactly one shard");
+        let sizes: Vec<usize> = (1..=3).map(|i| shard(all.clone(), i, 3).len()).collect();
+        assert!(sizes.iter().all(|&n| n >= 8), "{sizes:?}");
+        let reversed: Vec<Entry> = all.iter().rev().cloned().collect();
+        let ids_of = |v: Vec<Entry>| {
+            let mut v: Vec<String> = v.into_iter().map(|e| e.id).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids_of(shard(reversed, 2, 3)), ids_of(shard(all, 2, 3)));
+    }
+
+    fn write_report(dir: &Path, id: &str, percent: f64, grader_sha: &str) {
+        let mut r = crate::report::test_support::report();
+        r.score.as_mut().unwrap().percent = percent;
+        r.graders[0].grader.sha256 = grader_sha.into();
+        std::fs::create_dir_all(dir.join(REPORTS)).unwrap();
+        crate::report::write_json_atomic(&r, &dir.join(format!("{REPORTS}/{id}.json"))).unwrap();
+    }
+
+    #[test]
+    fn merged_shards_rank_together_and_refuse_mixed_graders() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b, out) = (
+            tmp.path().join("a"),
+            tmp.path().join("b"),
+            tmp.path().join("out"),
+        );
+        write_report(&a, "alice", 70.0, "g1");
+        write_report(&a, "carol", 90.0, "g1");
+        write_report(&b, "bob", 80.0, "g1");
+        let rows = merge(&[a.clone(), b.clone()], &out).unwrap();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["carol", "bob", "alice"]);
+        let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+        assert!(
+            csv.lines().nth(1).unwrap().starts_with("1,carol,graded"),
+            "{csv}"
+        );
+        assert!(out.join("leaderboard.md").exists());
+
+        write_report(&b, "dave", 60.0, "g2");
+        let err = merge(&[a.clone(), b.clone()], &out).unwrap_err();
+        assert!(err.contains("other grader files"), "{err}");
+        std::fs::remove_file(b.join("reports/dave.json")).unwrap();
+        write_report(&b, "alice", 60.0, "g1");
+        let err = merge(&[a, b], &out).unwrap_err();
+        assert!(err.contains("alice was graded twice"), "{err}");
+    }
 }

@@ -37,12 +37,68 @@ pub(super) struct BatchArgs {
     /// proctor version) exists.
     #[arg(long)]
     regrade: bool,
+    /// Grade shard I of N only (e.g. 2/4): the entries whose id's digest falls in it, the same
+    /// split whatever the manifest's order. Join the shards' folders with `proctor merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
     /// Override the graders' build timeout.
     #[arg(long, value_name = "SECS")]
     build_timeout: Option<u64>,
     /// Override the graders' readiness deadline.
     #[arg(long, value_name = "SECS")]
     ready_timeout: Option<u64>,
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not I/N (e.g. 2/4)"))?;
+    let (i, n): (usize, usize) = (
+        i.trim()
+            .parse()
+            .map_err(|_| format!("{i:?} is not a number"))?,
+        n.trim()
+            .parse()
+            .map_err(|_| format!("{n:?} is not a number"))?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(format!("shard {i}/{n}: need 1 <= I <= N"));
+    }
+    Ok((i, n))
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct MergeArgs {
+    /// The output folders of a batch's shards (each holds reports/).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Where the merged summary.csv and leaderboard.md go.
+    #[arg(long, default_value = "proctor-batch")]
+    out_dir: PathBuf,
+}
+
+/// `proctor merge`: 0 when merged, 2 when a folder is not a batch's or the folders do not
+/// belong together.
+pub(super) fn merge(args: MergeArgs) -> i32 {
+    match batch::merge(&args.dirs, &args.out_dir) {
+        Ok(rows) => {
+            println!(
+                "{} submissions from {} folders",
+                rows.len(),
+                args.dirs.len()
+            );
+            println!("summary: {}", args.out_dir.join("summary.csv").display());
+            println!(
+                "leaderboard: {}",
+                args.out_dir.join("leaderboard.md").display()
+            );
+            exit::GRADED
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::USAGE
+        }
+    }
 }
 
 /// `proctor batch`; returns the exit code: 0 when every submission has a report that is a
@@ -57,7 +113,10 @@ pub(super) async fn batch(args: BatchArgs) -> i32 {
         }
     };
     let entries = match batch::read_entries(&args.submissions) {
-        Ok(e) => e,
+        Ok(e) => match args.shard {
+            Some((i, n)) => batch::shard(e, i, n),
+            None => e,
+        },
         Err(e) => {
             eprintln!("error: {e}");
             return exit::USAGE;

@@ -47,6 +47,9 @@ enum Command {
     /// Grade every submission of a directory or CSV manifest with the same graders: one report
     /// each, a ranked summary.csv and leaderboard.md; a rerun grades only what is missing.
     Batch(batch::BatchArgs),
+    /// Join the output folders of a batch's shards (`proctor batch --shard I/N`) into one
+    /// summary.csv and leaderboard.md; refuses folders graded with other grader files.
+    Merge(batch::MergeArgs),
     /// Grade the bundled reference submission with the public and the hidden churn grader in
     /// one run, and write the JSON and HTML reports (builds the base image first if missing).
     Demo {
@@ -127,6 +130,7 @@ async fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Grade(args) => grade::grade(args).await,
         Command::Batch(args) => batch::batch(args).await,
+        Command::Merge(args) => batch::merge(args),
         Command::Demo { out, html, quiet } => demo::demo(out, html, quiet).await,
         Command::Validate { graders } => validate::validate_all(&graders),
         Command::Gc { all } => gc::gc(all).await,
