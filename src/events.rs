@@ -197,6 +197,7 @@ pub fn check_line(mark: &str, event: &Event) -> Option<String> {
 pub struct StageTimer {
     stage: Stage,
     started: Instant,
+    started_at: time::OffsetDateTime,
 }
 
 impl StageTimer {
@@ -205,6 +206,7 @@ impl StageTimer {
         StageTimer {
             stage,
             started: Instant::now(),
+            started_at: time::OffsetDateTime::now_utc(),
         }
     }
 
@@ -221,8 +223,22 @@ impl StageTimer {
             budget_seconds: None,
             out_of_budget: false,
             grader: String::new(),
+            lock_wait_seconds: None,
+            started_at: self
+                .started_at
+                .format(time::macros::format_description!(
+                    "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+                ))
+                .unwrap_or_default(),
         }
     }
+}
+
+/// A wait for the machine-wide latency lock as a report records it: in seconds, only when it
+/// was long enough to matter (10 ms or more).
+pub fn lock_wait(waited: std::time::Duration) -> Option<f64> {
+    let secs = waited.as_secs_f64();
+    (secs >= 0.01).then(|| (secs * 1000.0).round() / 1000.0)
 }
 
 #[cfg(test)]

@@ -239,20 +239,25 @@ async fn run_each(
             }
             continue;
         }
-        let _alone = if phase.measures_latency() {
-            let path = crate::load::exclusive::lock_path();
+        // A measurement runs alone on the machine; other phases only keep out of its way.
+        let waiting = std::time::Instant::now();
+        let path = crate::load::exclusive::lock_path();
+        let (_alone, _busy) = if phase.measures_latency() {
             let lock = crate::load::exclusive::measure_alone(&path, LATENCY_LOCK_WAIT, || {
                 cx.events.event(&Event::Info(format!(
-                    "{}: waiting for another latency measurement on this machine to finish",
+                    "{}: waiting for another latency measurement or build on this machine to \
+                     finish",
                     phase.name()
                 )))
             });
-            Some(lock.await.map_err(|e| Stopped {
+            let lock = lock.await.map_err(|e| Stopped {
                 reason: e.to_string(),
-            })?)
+            })?;
+            (Some(lock), None)
         } else {
-            None
+            (None, busy(&path, cx.events, phase.name()).await)
         };
+        let lock_wait = waiting.elapsed();
         let budget = phase.budget(cx.grader);
         let timer = StageTimer::start(cx.events, stage);
         let finished = tokio::time::timeout(budget, phase.run(cx, &mut out.running))
@@ -281,9 +286,32 @@ async fn run_each(
         let mut timing = timer.finish(cx.events);
         timing.budget_seconds = Some(budget.as_secs_f64().round());
         timing.out_of_budget = !finished;
+        timing.lock_wait_seconds = crate::events::lock_wait(lock_wait);
         out.timings.push(timing);
     }
     Ok(())
+}
+
+/// The shared side of the latency lock for a stage that does not measure: it waits while a
+/// measurement runs (or waits), so it does not disturb it. Best effort: when the lock cannot be
+/// had in time, the stage runs anyway and says so.
+pub async fn busy(
+    path: &std::path::Path,
+    events: &Events,
+    stage: &str,
+) -> Option<crate::load::exclusive::Busy> {
+    let lock = crate::load::exclusive::busy(path, LATENCY_LOCK_WAIT, || {
+        events.event(&Event::Info(format!(
+            "{stage}: waiting for a latency measurement on this machine to finish"
+        )))
+    });
+    match lock.await {
+        Ok(b) => Some(b),
+        Err(e) => {
+            events.event(&Event::Warning(format!("{stage}: {e}; going on beside it")));
+            None
+        }
+    }
 }
 
 pub fn emit_check(events: &Events, r: &CheckResult) {

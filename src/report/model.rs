@@ -408,6 +408,15 @@ pub struct StageTiming {
     /// In a run of several graders: the grader whose phase this was.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub grader: String,
+    /// Seconds the stage waited for the machine-wide latency lock before it started: a
+    /// latency phase for other measurements and heavy stages, a build or another phase for a
+    /// measurement (`load::exclusive`). Not counted in `seconds` or against a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_wait_seconds: Option<f64>,
+    /// When the stage started (RFC 3339, UTC, milliseconds): with `seconds`, when it ran, so
+    /// that the stages of two runs on one machine can be laid side by side.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub started_at: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

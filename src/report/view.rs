@@ -410,6 +410,8 @@ mod tests {
             budget_seconds: Some(99.0),
             out_of_budget: false,
             grader: grader.into(),
+            lock_wait_seconds: None,
+            started_at: String::new(),
         };
         r.timings = vec![timing("g"), timing("h")];
         r.verdict = Some(crate::verdict::Verdict::LatencyMeasurementInvalid);
