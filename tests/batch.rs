@@ -44,17 +44,22 @@ path = "/extra.html"
 "#;
 
 fn batch(dir: &Path, grader: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    proctor()
-        .arg("batch")
+    batch_command(dir, grader, out, extra)
+        .output()
+        .expect("proctor runs")
+}
+
+fn batch_command(dir: &Path, grader: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = proctor();
+    cmd.arg("batch")
         .arg(dir)
         .arg("--grader")
         .arg(grader)
         .arg("--out-dir")
         .arg(out)
         .args(["--seed", "3"])
-        .args(extra)
-        .output()
-        .expect("proctor runs")
+        .args(extra);
+    cmd
 }
 
 /// summary.csv as (rank, id, status, verdict) per row.
@@ -186,4 +191,114 @@ fn a_batch_ranks_the_graded_lists_the_broken_and_resumes() {
             .collect()
     };
     assert_eq!(without_report_column(&merged), without_report_column(&out));
+}
+
+/// The ids of containers and networks labelled with process `pid`, and of images of its runs.
+fn labelled_by(pid: u32) -> Vec<String> {
+    let filter = format!("label=io.proctor.pid={pid}");
+    let mut found: Vec<String> = docker(&["ps", "-a", "-q", "--filter", &filter])
+        .split_whitespace()
+        .chain(docker(&["network", "ls", "-q", "--filter", &filter]).split_whitespace())
+        .map(String::from)
+        .collect();
+    let images = docker(&["images", "-q", "--filter", "label=io.proctor.run"]);
+    for id in images.split_whitespace() {
+        let run = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"io.proctor.run\"}}",
+            id,
+        ]);
+        if run.split('-').nth(1) == Some(&pid.to_string()) {
+            found.push(format!("image {id}"));
+        }
+    }
+    found
+}
+
+/// Like the test grader, with a load, so that each submission takes a few seconds.
+fn slower_grader() -> String {
+    format!(
+        "{GRADER}\n[latency]\npath = \"/index.html\"\nmethod = \"GET\"\nrate = 50.0\n\
+         duration_secs = 3.0\nwarmup_secs = 0.0\nconcurrency = 2\n\n[[latency.objective]]\n\
+         percentile = 50.0\nfull_points_ms = 100.0\nzero_points_ms = 1000.0\npoints = 1\n"
+    )
+}
+
+#[test]
+fn a_batch_killed_halfway_grades_only_the_missing_ones_and_leaves_nothing() {
+    require_docker();
+    let tmp = tempfile::tempdir().unwrap();
+    let subs = tmp.path().join("subs");
+    for id in ["a1", "a2", "a3", "a4"] {
+        copy_tree(&fixture("submissions/static-site"), &subs.join(id));
+    }
+    let grader = tmp.path().join("grader.toml");
+    std::fs::write(&grader, slower_grader()).unwrap();
+    let out = tmp.path().join("out");
+    let mut child = batch_command(&subs, &grader, &out, &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let reports = |out: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(out.join("reports"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    // Halfway: a report written, and the next submission's container running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the batch made no progress"
+        );
+        let running = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=io.proctor.pid={pid}"),
+        ]);
+        if !reports(&out).is_empty() && !running.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = reports(&out);
+    assert!(!kept.is_empty() && kept.len() < 4, "{kept:?}");
+    assert!(
+        !labelled_by(pid).is_empty(),
+        "the kill left nothing to clean"
+    );
+    let kept_runs: Vec<String> = kept
+        .iter()
+        .map(|f| run_id(&out, f.trim_end_matches(".json")))
+        .collect();
+
+    let rerun = batch(&subs, &grader, &out, &[]);
+    let stdout = String::from_utf8_lossy(&rerun.stdout);
+    assert_eq!(rerun.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("4 submissions: {} graded now", 4 - kept.len())),
+        "only the missing ones are graded: {stdout}"
+    );
+    for (f, before) in kept.iter().zip(&kept_runs) {
+        assert_eq!(
+            &run_id(&out, f.trim_end_matches(".json")),
+            before,
+            "{f} regraded"
+        );
+    }
+    assert_eq!(reports(&out).len(), 4);
+    assert!(labelled_by(pid).is_empty(), "{:?}", labelled_by(pid));
 }

@@ -1,6 +1,7 @@
-//! The CI recipes of docs/ci.md: each YAML block parses, and every `proctor` command in them
-//! names a command and options that this proctor has (read off its `--help`), so a recipe
-//! cannot drift from the command line unnoticed. No Docker needed.
+//! The CI recipes of docs/ci.md and the scale recipes of docs/scale.md: each YAML block parses,
+//! and every `proctor` command in them names a command and options that this proctor has (read
+//! off its `--help`), so a recipe cannot drift from the command line unnoticed. No Docker
+//! needed.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -9,6 +10,57 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 fn doc() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ci.md")).unwrap()
+}
+
+fn scale_doc() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/scale.md")).unwrap()
+}
+
+/// Every proctor invocation of a YAML recipe, after checking that it parses and that each
+/// names options its command has.
+fn checked_calls(i: usize, block: &str) -> Vec<(String, Vec<String>)> {
+    let docs = YamlLoader::load_from_str(block)
+        .unwrap_or_else(|e| panic!("recipe {i} is not valid YAML: {e}\n{block}"));
+    let mut all = Vec::new();
+    for d in &docs {
+        strings(d, &mut all);
+    }
+    let calls: Vec<_> = all.iter().flat_map(|s| invocations(s)).collect();
+    for (cmd, options) in &calls {
+        let known = options_of(cmd);
+        for o in options {
+            assert!(
+                known.contains(o),
+                "recipe {i}: `proctor {cmd}` has no option {o} (it has {known:?})"
+            );
+        }
+    }
+    calls
+}
+
+#[test]
+fn every_scale_recipe_grades_a_shard_and_the_ci_ones_merge() {
+    let blocks = yaml_blocks(&scale_doc());
+    assert_eq!(
+        blocks.len(),
+        3,
+        "GitHub Actions, GitLab CI and Kubernetes recipes"
+    );
+    for (i, block) in blocks.iter().enumerate() {
+        let calls = checked_calls(i, block);
+        let batches: Vec<_> = calls.iter().filter(|(c, _)| c == "batch").collect();
+        assert_eq!(batches.len(), 1, "recipe {i}: {calls:?}");
+        for o in ["--grader", "--shard", "--seed", "--out-dir"] {
+            assert!(batches[0].1.iter().any(|x| x == o), "recipe {i} lacks {o}");
+        }
+        // The CI recipes merge in a last job; the Kubernetes one says how to.
+        if i < 2 {
+            assert!(
+                calls.iter().any(|(c, _)| c == "merge"),
+                "recipe {i}: {calls:?}"
+            );
+        }
+    }
 }
 
 /// The fenced ```yaml blocks of a Markdown text.
