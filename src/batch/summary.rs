@@ -147,7 +147,8 @@ pub fn csv_of(rows: &[Row]) -> Vec<u8> {
 /// ranked with why.
 pub fn leaderboard_of(rows: &[Row]) -> String {
     let cats = categories(rows);
-    let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
+    // Reasons and ids come from submissions: escaped as the Markdown view escapes its cells.
+    let cell = crate::report::markdown_cell;
     let mut s = String::from("## proctor batch: leaderboard\n\n");
     let _ = write!(s, "| rank | submission | percent | band |");
     for c in &cats {

@@ -34,8 +34,9 @@ fn latencies(r: &Report) -> Vec<(Option<&str>, &LatencyReport)> {
 }
 
 /// Inline text made safe for a table cell or a list item: no row or column breaks, no HTML
-/// (a message may quote what the service answered).
-fn cell(text: &str) -> String {
+/// (a message may quote what the service answered). Also for other Markdown proctor writes
+/// (a batch's leaderboard).
+pub fn cell(text: &str) -> String {
     escaped(text, true)
 }
 

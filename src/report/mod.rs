@@ -19,7 +19,7 @@ pub use gradescope::Gradescope;
 pub use html::Html;
 pub use json::Json;
 pub use junit::Junit;
-pub use markdown::Markdown;
+pub use markdown::{cell as markdown_cell, Markdown};
 pub use model::*;
 pub use summary::{summary_text, summary_text_except, Summary};
 pub use view::{Render, View};
