@@ -147,7 +147,9 @@ pub(super) async fn batch(args: BatchArgs) -> i32 {
         opts.out_dir.display()
     );
     let cancel = CancellationToken::new();
-    let events: crate::events::Events = std::sync::Arc::new(crate::events::Silent);
+    // The runs themselves report nothing; the signal handler's warning must still show.
+    let events: crate::events::Events =
+        std::sync::Arc::new(crate::events::LineReporter::stderr(false));
     let signals = tokio::spawn(super::grade::cancel_on_signal(cancel.clone(), events));
     let started = Instant::now();
     let progress = move |line: String| {
