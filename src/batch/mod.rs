@@ -21,11 +21,14 @@
 //! - `entries`: what a batch grades (a directory of submissions, or a CSV manifest);
 //! - `summary`: the ranked `summary.csv` and `leaderboard.md`.
 
+pub mod calibration;
 mod entries;
 mod summary;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt};
@@ -34,8 +37,10 @@ use tokio_util::sync::CancellationToken;
 pub use entries::{read as read_entries, Entry};
 pub use summary::Row;
 
-use crate::events::Silent;
-use crate::pipeline::{self, GradeOptions, Source, UsageError};
+use crate::events::{Event, Reporter};
+use crate::pipeline::{
+    self, GradeOptions, LatencyReference, MeasuredReference, Source, UsageError,
+};
 use crate::report::{Report, Status};
 use crate::verdict::Verdict;
 
@@ -50,6 +55,24 @@ pub struct BatchOptions {
     pub jobs: usize,
     /// Grade again even where a report for the same submission and graders exists.
     pub regrade: bool,
+    /// The assignment's reference submission: measured at the start (every submission's
+    /// latency curves are widened by that measurement) and at the end of the batch.
+    pub latency_reference: Option<PathBuf>,
+    /// The largest share by which the reference's median latency may move between the start
+    /// and the end before the batch is flagged.
+    pub max_speed_change: f64,
+}
+
+/// Why a batch could not run, or not to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Its graders, entries or output folder: nothing was graded (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The latency reference could not be measured at the start: every grade would be the
+    /// machine's failure (exit 4).
+    #[error("{0}")]
+    Reference(String),
 }
 
 /// What a batch did.
@@ -61,6 +84,8 @@ pub struct BatchOutcome {
     pub graded: usize,
     /// The batch was interrupted: the rows hold what was graded before.
     pub interrupted: bool,
+    /// The latency reference at the start and the end, with `--latency-reference`.
+    pub calibration: Option<calibration::Calibration>,
 }
 
 /// The folder of the reports, under the output folder.
@@ -148,13 +173,21 @@ pub fn merge(dirs: &[PathBuf], out_dir: &Path) -> Result<Vec<Row>, String> {
     if rows.is_empty() {
         return Err("no report in the folders given".into());
     }
+    // A shard whose machine moved keeps its flag in the merged leaderboard.
+    let mut notes = Vec::new();
+    for dir in dirs {
+        if let Some(note) = calibration::Calibration::read(dir)?.and_then(|c| c.note()) {
+            notes.push(format!("{}: {note}", dir.display()));
+        }
+    }
     let rows = summary::ranked(rows);
-    write_summaries(out_dir, &rows)?;
+    write_summaries(out_dir, &rows, &notes)?;
     Ok(rows)
 }
 
-/// `summary.csv` and `leaderboard.md` of `rows`, in `out_dir`.
-fn write_summaries(out_dir: &Path, rows: &[Row]) -> Result<(), String> {
+/// `summary.csv`, `leaderboard.md` and `leaderboard.html` of `rows`, in `out_dir`, with
+/// `notes` on the whole batch at the top of the leaderboards.
+fn write_summaries(out_dir: &Path, rows: &[Row], notes: &[String]) -> Result<(), String> {
     std::fs::create_dir_all(out_dir)
         .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let write = |name: &str, bytes: &[u8]| {
@@ -163,36 +196,59 @@ fn write_summaries(out_dir: &Path, rows: &[Row]) -> Result<(), String> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
     write("summary.csv", &summary::csv_of(rows))?;
-    write("leaderboard.md", summary::leaderboard_of(rows).as_bytes())
+    write(
+        "leaderboard.md",
+        summary::leaderboard_of(rows, notes).as_bytes(),
+    )?;
+    write(
+        "leaderboard.html",
+        summary::leaderboard_html(rows, notes).as_bytes(),
+    )
 }
 
+/// Where progress lines go (stderr, in the CLI).
+pub type Progress = Arc<dyn Fn(String) + Send + Sync>;
+
 /// Grades every entry (or takes its report from an earlier run), writes each report as it
-/// finishes, then `summary.csv` and `leaderboard.md`. `progress` gets one line per event.
+/// finishes, then `summary.csv` and `leaderboard.md`. `progress` gets one line per event: an
+/// entry started, a running entry reached a new stage, an entry is done.
 /// `Err` for a usage error (the graders' prerequisites) or an output folder that cannot be
 /// written.
 pub async fn run(
     opts: &BatchOptions,
     cancel: CancellationToken,
-    progress: &(dyn Fn(String) + Sync),
-) -> Result<BatchOutcome, String> {
+    progress: Progress,
+) -> Result<BatchOutcome, BatchError> {
     let reports = opts.out_dir.join(REPORTS);
     std::fs::create_dir_all(&reports)
-        .map_err(|e| format!("cannot create {}: {e}", reports.display()))?;
-    let counters = Counters {
+        .map_err(|e| BatchError::Usage(format!("cannot create {}: {e}", reports.display())))?;
+    let board = Arc::new(Board {
         total: opts.entries.len(),
         started: Instant::now(),
         done: AtomicUsize::new(0),
-        running: AtomicUsize::new(0),
         graded: AtomicUsize::new(0),
+        running: Mutex::new(BTreeMap::new()),
+        progress,
+    });
+    let mut grade = opts.grade.clone();
+    let start = match &opts.latency_reference {
+        None => None,
+        Some(path) => {
+            let m = measure_reference(&grade, path, "start", &board, &cancel)
+                .await
+                .map_err(BatchError::Reference)?;
+            grade.latency_reference = Some(LatencyReference::Measured(Arc::new(m.clone())));
+            Some(m)
+        }
     };
     let results: Vec<Result<Option<Row>, String>> = stream::iter(&opts.entries)
-        .map(|entry| grade_or_keep(entry, opts, &reports, &counters, &cancel, progress))
+        .map(|entry| grade_or_keep(entry, &grade, opts.regrade, &reports, &board, &cancel))
         .buffered(opts.jobs.max(1))
         .collect()
         .await;
     let mut rows = Vec::new();
     for r in results {
-        if let Some(row) = r? {
+        if let Some(row) = r.map_err(BatchError::Usage)? {
             rows.push(row);
         }
     }
@@ -200,64 +256,187 @@ pub async fn run(
         || rows
             .iter()
             .any(|r| r.report.verdict == Some(Verdict::Interrupted));
+    let calibration = match (&opts.latency_reference, &start) {
+        (Some(path), Some(start)) => {
+            let end = if interrupted {
+                Err("the batch was interrupted before its end".to_string())
+            } else {
+                measure_reference(&opts.grade, path, "end", &board, &cancel)
+                    .await
+                    .map(|m| calibration::Measurement::of(&m))
+            };
+            let c = calibration::Calibration::new(
+                path,
+                calibration::Measurement::of(start),
+                end,
+                opts.max_speed_change,
+            );
+            c.write(&opts.out_dir).map_err(BatchError::Usage)?;
+            Some(c)
+        }
+        _ => None,
+    };
+    let notes: Vec<String> = calibration.iter().filter_map(|c| c.note()).collect();
     let rows = summary::ranked(rows);
-    write_summaries(&opts.out_dir, &rows)?;
+    write_summaries(&opts.out_dir, &rows, &notes).map_err(BatchError::Usage)?;
     Ok(BatchOutcome {
         rows,
-        graded: counters.graded.load(Ordering::SeqCst),
+        graded: board.graded.load(Ordering::SeqCst),
         interrupted,
+        calibration,
     })
 }
 
-/// Where the batch stands, for its progress lines.
-struct Counters {
+/// Measures the latency reference under the batch's graders, its stages shown on the board as
+/// those of a submission named `latency-reference (start)` or `(end)`.
+async fn measure_reference(
+    grade: &GradeOptions,
+    path: &Path,
+    when: &str,
+    board: &Arc<Board>,
+    cancel: &CancellationToken,
+) -> Result<MeasuredReference, String> {
+    let id = format!("latency-reference ({when})");
+    board.say(format!("{id}: measuring {}", path.display()));
+    let events: crate::events::Events = Arc::new(StageReporter {
+        id: id.clone(),
+        board: board.clone(),
+    });
+    let measured = pipeline::measure_reference(grade, path, events, cancel.clone()).await;
+    board.finished(&id);
+    let measured = measured.map_err(|why| {
+        format!(
+            "the latency reference {} could not be measured at the {when} of the batch: {why}",
+            path.display()
+        )
+    })?;
+    if let Some(m) = calibration::Measurement::of(&measured) {
+        board.say(format!(
+            "{id}: median {:.2} ms, p99 {:.2} ms",
+            m.p50_ms, m.p99_ms
+        ));
+    }
+    Ok(measured)
+}
+
+/// Where the batch stands, for its progress lines: counts, and the stage each running
+/// submission is in.
+struct Board {
     total: usize,
     started: Instant,
     done: AtomicUsize,
-    running: AtomicUsize,
+    /// Graded in this run (not kept from an earlier one): what the ETA is reckoned from.
     graded: AtomicUsize,
+    /// Running submissions by id, with the stage each is in.
+    running: Mutex<BTreeMap<String, &'static str>>,
+    progress: Progress,
+}
+
+impl Board {
+    fn set_stage(&self, id: &str, stage: &'static str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), stage);
+    }
+
+    fn finished(&self, id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// `3 of 10 done · running: alice (latency), bob (build) · 5 queued · about 7 min left`.
+    fn status(&self) -> String {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let done = self.done.load(Ordering::SeqCst);
+        let graded = self.graded.load(Ordering::SeqCst);
+        let queued = self.total.saturating_sub(done + running.len());
+        let now: Vec<String> = running
+            .iter()
+            .map(|(id, stage)| format!("{id} ({stage})"))
+            .collect();
+        let eta = if graded > 0 && done < self.total {
+            let per = self.started.elapsed().as_secs_f64() / graded as f64;
+            format!(
+                " · about {:.0} min left",
+                (per * (self.total - done) as f64 / 60.0).ceil()
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{done} of {} done · running: {} · {queued} queued{eta}",
+            self.total,
+            if now.is_empty() {
+                "none".to_string()
+            } else {
+                now.join(", ")
+            }
+        )
+    }
+
+    fn say(&self, what: String) {
+        (self.progress)(format!("{what} · {}", self.status()));
+    }
+}
+
+/// One submission's run as the board sees it: each stage it starts moves its line.
+struct StageReporter {
+    id: String,
+    board: Arc<Board>,
+}
+
+impl Reporter for StageReporter {
+    fn event(&self, event: &Event) {
+        if let Event::StageStarted(stage) = event {
+            self.board.set_stage(&self.id, stage.name());
+            self.board.say(format!("{}: {}", self.id, stage.name()));
+        }
+    }
 }
 
 /// One entry's row: its earlier report when it still holds, else a new grade, written to
 /// `reports` as soon as it is done. `None` when the batch was interrupted before it started.
 async fn grade_or_keep(
     entry: &Entry,
-    opts: &BatchOptions,
+    grade: &GradeOptions,
+    regrade: bool,
     reports: &Path,
-    n: &Counters,
+    board: &Arc<Board>,
     cancel: &CancellationToken,
-    progress: &(dyn Fn(String) + Sync),
 ) -> Result<Option<Row>, String> {
     let file = reports.join(format!("{}.json", entry.id));
-    let kept = if opts.regrade {
+    let kept = if regrade {
         None
     } else {
-        earlier_report(&file, entry, &opts.grade).await
+        earlier_report(&file, entry, grade).await
     };
     let (report, fresh) = match kept {
         Some(r) => (r, false),
         None if cancel.is_cancelled() => return Ok(None),
         None => {
-            n.running.fetch_add(1, Ordering::SeqCst);
-            let r = grade_entry(entry, &opts.grade, cancel, progress).await;
-            n.running.fetch_sub(1, Ordering::SeqCst);
+            board.set_stage(&entry.id, "queued");
+            let r = grade_entry(entry, grade, cancel, board).await;
+            board.finished(&entry.id);
             let r = r?;
             crate::report::write_json_atomic(&r, &file)
                 .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-            n.graded.fetch_add(1, Ordering::SeqCst);
+            board.graded.fetch_add(1, Ordering::SeqCst);
             (r, true)
         }
     };
-    let done = n.done.fetch_add(1, Ordering::SeqCst) + 1;
-    progress(progress_line(
-        entry,
-        &report,
-        fresh,
-        done,
-        n.total,
-        n.running.load(Ordering::SeqCst),
-        n.started.elapsed().as_secs_f64(),
-        n.graded.load(Ordering::SeqCst),
+    board.done.fetch_add(1, Ordering::SeqCst);
+    board.say(format!(
+        "{}: {}{}",
+        entry.id,
+        outcome_of(&report),
+        if fresh {
+            ""
+        } else {
+            " (report kept from an earlier run)"
+        }
     ));
     Ok(Some(Row {
         id: entry.id.clone(),
@@ -271,15 +450,18 @@ async fn grade_entry(
     entry: &Entry,
     base: &GradeOptions,
     cancel: &CancellationToken,
-    progress: &(dyn Fn(String) + Sync),
+    board: &Arc<Board>,
 ) -> Result<Report, String> {
     let opts = GradeOptions {
         source: entry.source.clone(),
         ..base.clone()
     };
-    progress(format!("{}: grading", entry.id));
+    let events: crate::events::Events = Arc::new(StageReporter {
+        id: entry.id.clone(),
+        board: board.clone(),
+    });
     let usage = |e: UsageError| format!("{}: {e}", entry.id);
-    let first = pipeline::grade(&opts, std::sync::Arc::new(Silent), cancel.clone())
+    let first = pipeline::grade(&opts, events.clone(), cancel.clone())
         .await
         .map_err(usage)?;
     if first.status != Status::InfrastructureError
@@ -288,11 +470,11 @@ async fn grade_entry(
     {
         return Ok(first);
     }
-    progress(format!(
+    board.say(format!(
         "{}: infrastructure error ({}); grading once more",
         entry.id, first.reason
     ));
-    pipeline::grade(&opts, std::sync::Arc::new(Silent), cancel.clone())
+    pipeline::grade(&opts, events, cancel.clone())
         .await
         .map_err(usage)
 }
@@ -334,45 +516,16 @@ async fn earlier_report(file: &Path, entry: &Entry, opts: &GradeOptions) -> Opti
     same_submission.then_some(report)
 }
 
-/// `alice: graded 87.5% (new) · 3 of 10 done, 1 running, 6 queued · about 7 min left`.
-#[allow(clippy::too_many_arguments)]
-fn progress_line(
-    entry: &Entry,
-    report: &Report,
-    fresh: bool,
-    done: usize,
-    total: usize,
-    running: usize,
-    elapsed_secs: f64,
-    graded: usize,
-) -> String {
-    let what = match (&report.score, report.status) {
+/// `graded 87.5%`, or `submission_error (build_failed)`.
+fn outcome_of(report: &Report) -> String {
+    match (&report.score, report.status) {
         (Some(s), Status::Graded) => format!("graded {:.1}%", s.percent),
         _ => format!(
             "{} ({})",
             report.status.as_str(),
             report.verdict.map_or("", |v| v.as_str())
         ),
-    };
-    let queued = total.saturating_sub(done + running);
-    let eta = if graded > 0 && done < total {
-        let per = elapsed_secs / graded as f64;
-        format!(
-            " · about {:.0} min left",
-            (per * (total - done) as f64 / 60.0).ceil()
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "{}: {what}{} · {done} of {total} done, {running} running, {queued} queued{eta}",
-        entry.id,
-        if fresh {
-            ""
-        } else {
-            " (report kept from an earlier run)"
-        }
-    )
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +560,44 @@ mod tests {
             v
         };
         assert_eq!(ids_of(shard(reversed, 2, 3)), ids_of(shard(all, 2, 3)));
+    }
+
+    #[test]
+    fn progress_names_the_stage_of_each_running_submission() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        let board = Arc::new(Board {
+            total: 4,
+            started: Instant::now(),
+            done: AtomicUsize::new(1),
+            graded: AtomicUsize::new(1),
+            running: Mutex::new(BTreeMap::new()),
+            progress: Arc::new(move |l: String| sink.lock().unwrap().push(l)),
+        });
+        for (id, stage) in [
+            ("bob", crate::events::Stage::Build),
+            ("alice", crate::events::Stage::Phase("latency")),
+        ] {
+            StageReporter {
+                id: id.into(),
+                board: board.clone(),
+            }
+            .event(&Event::StageStarted(stage));
+        }
+        let last = lines.lock().unwrap().last().cloned().unwrap();
+        assert!(last.starts_with("alice: latency · 1 of 4 done"), "{last}");
+        assert!(
+            last.contains("running: alice (latency), bob (build) · 1 queued"),
+            "{last}"
+        );
+        assert!(
+            last.contains("min left"),
+            "an ETA once one is graded: {last}"
+        );
+        board.finished("bob");
+        assert!(board
+            .status()
+            .contains("running: alice (latency) · 2 queued"));
     }
 
     fn write_report(dir: &Path, id: &str, percent: f64, grader_sha: &str) {

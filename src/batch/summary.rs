@@ -143,65 +143,177 @@ pub fn csv_of(rows: &[Row]) -> Vec<u8> {
     w.into_inner().expect("writing to memory")
 }
 
+/// The leaderboard both views draw: ranked rows with their points per category, then the rows
+/// not ranked with why. Built once, so that the Markdown and the HTML page cannot disagree.
+#[derive(Debug)]
+struct Leaderboard {
+    categories: Vec<String>,
+    ranked: Vec<Ranked>,
+    unranked: Vec<Unranked>,
+    /// Notes on the whole batch (e.g. the machine's speed moved while it ran).
+    notes: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Ranked {
+    rank: usize,
+    id: String,
+    percent: f64,
+    band: String,
+    /// Per category (in `categories` order): points, max points; none when not scored.
+    cells: Vec<Option<(f64, f64)>>,
+    p99: String,
+    throughput: String,
+    auc: String,
+    report: String,
+}
+
+#[derive(Debug)]
+struct Unranked {
+    id: String,
+    status: &'static str,
+    verdict: &'static str,
+    reason: String,
+    report: String,
+}
+
+impl Leaderboard {
+    fn of(rows: &[Row], notes: &[String]) -> Leaderboard {
+        let cats = categories(rows);
+        let f = |v: Option<f64>, d: usize| v.map_or(String::new(), |v| format!("{v:.d$}"));
+        let ranked = rows
+            .iter()
+            .filter(|r| r.report.status == Status::Graded)
+            .enumerate()
+            .map(|(i, row)| {
+                let r = &row.report;
+                let (p99, throughput, auc) = headline(r);
+                Ranked {
+                    rank: i + 1,
+                    id: row.id.clone(),
+                    percent: r.score.as_ref().map_or(0.0, |s| s.percent),
+                    band: r.band.clone().unwrap_or_default(),
+                    cells: cats
+                        .iter()
+                        .map(|c| {
+                            r.categories
+                                .iter()
+                                .find(|k| k.name == *c)
+                                .map(|k| (k.points, k.max_points))
+                        })
+                        .collect(),
+                    p99: f(p99, 2),
+                    throughput: f(throughput, 0),
+                    auc: f(auc, 3),
+                    report: row.report_file.clone(),
+                }
+            })
+            .collect();
+        let unranked = rows
+            .iter()
+            .filter(|r| r.report.status != Status::Graded)
+            .map(|row| Unranked {
+                id: row.id.clone(),
+                status: row.report.status.as_str(),
+                verdict: row.report.verdict.map_or("", |v| v.as_str()),
+                reason: row.report.reason.clone(),
+                report: row.report_file.clone(),
+            })
+            .collect();
+        Leaderboard {
+            categories: cats.iter().map(|c| c.as_str().to_string()).collect(),
+            ranked,
+            unranked,
+            notes: notes.to_vec(),
+        }
+    }
+}
+
 /// `leaderboard.md`: the ranked submissions with their points per category, then those not
-/// ranked with why.
-pub fn leaderboard_of(rows: &[Row]) -> String {
-    let cats = categories(rows);
+/// ranked with why; `notes` on the whole batch first.
+pub fn leaderboard_of(rows: &[Row], notes: &[String]) -> String {
+    let board = Leaderboard::of(rows, notes);
     // Reasons and ids come from submissions: escaped as the Markdown view escapes its cells.
     let cell = crate::report::markdown_cell;
     let mut s = String::from("## proctor batch: leaderboard\n\n");
+    for n in &board.notes {
+        let _ = writeln!(s, "> **{}**\n", cell(n));
+    }
     let _ = write!(s, "| rank | submission | percent | band |");
-    for c in &cats {
+    for c in &board.categories {
         let _ = write!(s, " {c} |");
     }
     s.push_str(" p99 (ms) | throughput (req/s) | AUC |\n|---:|---|---:|---|");
-    s.push_str(&"---:|".repeat(cats.len() + 3));
+    s.push_str(&"---:|".repeat(board.categories.len() + 3));
     s.push('\n');
-    let graded: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.report.status == Status::Graded)
-        .collect();
-    for (i, row) in graded.iter().enumerate() {
-        let r = &row.report;
+    for r in &board.ranked {
         let _ = write!(
             s,
             "| {} | {} | {:.1} | {} |",
-            i + 1,
-            cell(&row.id),
-            r.score.as_ref().map_or(0.0, |s| s.percent),
-            cell(r.band.as_deref().unwrap_or(""))
+            r.rank,
+            cell(&r.id),
+            r.percent,
+            cell(&r.band)
         );
-        for c in &cats {
-            match r.categories.iter().find(|k| k.name == *c) {
-                Some(k) => {
-                    let _ = write!(s, " {:.1} / {:.1} |", k.points, k.max_points);
+        for c in &r.cells {
+            match c {
+                Some((p, m)) => {
+                    let _ = write!(s, " {p:.1} / {m:.1} |");
                 }
                 None => s.push_str(" |"),
             }
         }
-        let (p99, throughput, auc) = headline(r);
-        let f = |v: Option<f64>, d: usize| v.map_or(String::new(), |v| format!("{v:.d$}"));
-        let _ = writeln!(s, " {} | {} | {} |", f(p99, 2), f(throughput, 0), f(auc, 3));
+        let _ = writeln!(s, " {} | {} | {} |", r.p99, r.throughput, r.auc);
     }
-    let rest: Vec<&Row> = rows
-        .iter()
-        .filter(|r| r.report.status != Status::Graded)
-        .collect();
-    if !rest.is_empty() {
+    if !board.unranked.is_empty() {
         s.push_str(
             "\n### Not ranked\n\n| submission | status | verdict | reason |\n|---|---|---|---|\n",
         );
-        for row in rest {
-            let r = &row.report;
+        for r in &board.unranked {
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} |",
-                cell(&row.id),
-                r.status.as_str(),
-                r.verdict.map_or("", |v| v.as_str()),
+                cell(&r.id),
+                r.status,
+                r.verdict,
                 cell(&r.reason)
             );
         }
     }
     s
+}
+
+/// `leaderboard.html`: the same table as one self-contained page (no script, no network), each
+/// category cell shaded by the share of its points, each id linked to its report.
+pub fn leaderboard_html(rows: &[Row], notes: &[String]) -> String {
+    use askama::Template;
+    let board = Leaderboard::of(rows, notes);
+    let page = LeaderboardPage {
+        proctor_version: env!("CARGO_PKG_VERSION"),
+        board: &board,
+    };
+    page.render().expect("the leaderboard template renders")
+}
+
+#[derive(askama::Template)]
+#[template(path = "leaderboard.html", config = "src/batch/templates/askama.toml")]
+struct LeaderboardPage<'a> {
+    proctor_version: &'static str,
+    board: &'a Leaderboard,
+}
+
+impl LeaderboardPage<'_> {
+    /// A category cell's text and the share (0-100) its shading shows.
+    fn cell(&self, c: &Option<(f64, f64)>) -> (String, u32) {
+        match c {
+            Some((p, m)) => {
+                let share = if *m > 0.0 { p / m * 100.0 } else { 100.0 };
+                (
+                    format!("{p:.1} / {m:.1}"),
+                    share.round().clamp(0.0, 100.0) as u32,
+                )
+            }
+            None => (String::new(), 0),
+        }
+    }
 }

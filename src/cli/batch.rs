@@ -21,7 +21,8 @@ pub(super) struct BatchArgs {
     /// The grader file; repeat it to grade with several graders in one run per submission.
     #[arg(long, short, required = true)]
     grader: Vec<PathBuf>,
-    /// Where the reports (reports/ID.json), summary.csv and leaderboard.md go.
+    /// Where the reports (reports/ID.json), summary.csv, leaderboard.md and leaderboard.html (and
+    /// calibration.json with --latency-reference) go.
     #[arg(long, default_value = "proctor-batch")]
     out_dir: PathBuf,
     /// Submissions graded at once. Latency phases never overlap (the machine-wide latency
@@ -41,12 +42,34 @@ pub(super) struct BatchArgs {
     /// split whatever the manifest's order. Join the shards' folders with `proctor merge`.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     shard: Option<(usize, usize)>,
+    /// The assignment's reference submission (a directory or archive): measured under the same
+    /// load at the start of the batch, which widens every submission's latency curves by how
+    /// much slower it runs on this machine (as `grade --latency-reference` does, but measured
+    /// once), and again at the end, to flag a batch during which the machine's speed moved.
+    #[arg(long, value_name = "SUBMISSION")]
+    latency_reference: Option<PathBuf>,
+    /// With --latency-reference: the largest share (0.25 = 25%) by which the reference's median
+    /// latency may move between the start and the end of the batch. Past it the batch is
+    /// flagged (calibration.json, the leaderboards) and exits 4.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.25, value_parser = parse_share)]
+    max_speed_change: f64,
     /// Override the graders' build timeout.
     #[arg(long, value_name = "SECS")]
     build_timeout: Option<u64>,
     /// Override the graders' readiness deadline.
     #[arg(long, value_name = "SECS")]
     ready_timeout: Option<u64>,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if !(v > 0.0 && v.is_finite()) {
+        return Err(format!("{s}: need a share above 0 (0.25 = 25%)"));
+    }
+    Ok(v)
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
@@ -72,7 +95,7 @@ pub(super) struct MergeArgs {
     /// The output folders of a batch's shards (each holds reports/).
     #[arg(required = true)]
     dirs: Vec<PathBuf>,
-    /// Where the merged summary.csv and leaderboard.md go.
+    /// Where the merged summary.csv, leaderboard.md and leaderboard.html go.
     #[arg(long, default_value = "proctor-batch")]
     out_dir: PathBuf,
 }
@@ -89,8 +112,9 @@ pub(super) fn merge(args: MergeArgs) -> i32 {
             );
             println!("summary: {}", args.out_dir.join("summary.csv").display());
             println!(
-                "leaderboard: {}",
-                args.out_dir.join("leaderboard.md").display()
+                "leaderboard: {} and {}",
+                args.out_dir.join("leaderboard.md").display(),
+                args.out_dir.join("leaderboard.html").display()
             );
             exit::GRADED
         }
@@ -139,6 +163,8 @@ pub(super) async fn batch(args: BatchArgs) -> i32 {
         out_dir: args.out_dir.clone(),
         jobs: args.jobs.into(),
         regrade: args.regrade,
+        latency_reference: args.latency_reference.clone(),
+        max_speed_change: args.max_speed_change,
     };
     eprintln!(
         "batch: {} submissions, {} at a time, seed {seed}, into {}",
@@ -152,16 +178,20 @@ pub(super) async fn batch(args: BatchArgs) -> i32 {
         std::sync::Arc::new(crate::events::LineReporter::stderr(false));
     let signals = tokio::spawn(super::grade::cancel_on_signal(cancel.clone(), events));
     let started = Instant::now();
-    let progress = move |line: String| {
+    let progress: batch::Progress = std::sync::Arc::new(move |line: String| {
         eprintln!("[{:>7.1}s] {line}", started.elapsed().as_secs_f64());
-    };
-    let outcome = batch::run(&opts, cancel, &progress).await;
+    });
+    let outcome = batch::run(&opts, cancel, progress).await;
     signals.abort();
     let outcome = match outcome {
         Ok(o) => o,
-        Err(e) => {
+        Err(e @ batch::BatchError::Usage(_)) => {
             eprintln!("error: {e}");
             return exit::USAGE;
+        }
+        Err(e @ batch::BatchError::Reference(_)) => {
+            eprintln!("error: {e}; nothing was graded (this is the machine's failure, not a submission's)");
+            return exit::INFRASTRUCTURE_ERROR;
         }
     };
     let infra = outcome
@@ -182,12 +212,26 @@ pub(super) async fn batch(args: BatchArgs) -> i32 {
     );
     println!("summary: {}", opts.out_dir.join("summary.csv").display());
     println!(
-        "leaderboard: {}",
-        opts.out_dir.join("leaderboard.md").display()
+        "leaderboard: {} and {}",
+        opts.out_dir.join("leaderboard.md").display(),
+        opts.out_dir.join("leaderboard.html").display()
     );
+    let flagged = match &outcome.calibration {
+        Some(c) => {
+            println!(
+                "calibration: {}",
+                opts.out_dir.join(batch::calibration::FILE).display()
+            );
+            if let Some(note) = c.note() {
+                eprintln!("warning: {note}");
+            }
+            c.flagged
+        }
+        None => false,
+    };
     if outcome.interrupted {
         exit::INTERRUPTED
-    } else if infra > 0 {
+    } else if infra > 0 || flagged {
         exit::INFRASTRUCTURE_ERROR
     } else {
         exit::GRADED

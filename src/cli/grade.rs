@@ -235,7 +235,10 @@ fn options(args: &GradeArgs, source: Source, graders: Vec<LoadedGrader>) -> Grad
         build_timeout: args.build_timeout.map(Duration::from_secs),
         ready_timeout: args.ready_timeout.map(Duration::from_secs),
         intake_limits: Limits::default(),
-        latency_reference: args.latency_reference.clone(),
+        latency_reference: args
+            .latency_reference
+            .clone()
+            .map(crate::pipeline::LatencyReference::Measure),
         probe_all: args.probe == ProbeScope::All,
     }
 }

@@ -12,6 +12,8 @@ mod record;
 mod reference;
 mod sandbox;
 
+pub use reference::{LatencyReference, MeasuredReference};
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,9 +46,10 @@ pub struct GradeOptions {
     pub build_timeout: Option<Duration>,
     pub ready_timeout: Option<Duration>,
     pub intake_limits: Limits,
-    /// The assignment's reference submission: measured under the same load first, so that a
-    /// slow machine widens the latency curves instead of costing the candidate points.
-    pub latency_reference: Option<PathBuf>,
+    /// The assignment's reference submission: measured under the same load first (or
+    /// measured already, by a batch), so that a slow machine widens the latency curves instead
+    /// of costing the candidate points.
+    pub latency_reference: Option<LatencyReference>,
     /// Send every contract probe, not the grader's sample of them (`--probe all`).
     pub probe_all: bool,
 }
@@ -90,6 +93,49 @@ pub async fn grade(
     events: Events,
     cancel: CancellationToken,
 ) -> Result<Report, UsageError> {
+    let mut plans = plans_for(opts)?;
+    let run = start_run(opts, &events);
+    let mut record = Record::new(&run.run_id, &run.graders);
+    if let Some(w) = place_on_cores(opts, &mut plans) {
+        record.warn(&events, w);
+    }
+    // The reference first, under the same load: how much slower it runs here than the grader
+    // expects widens the candidate's latency curves.
+    if let Some(reference) = &opts.latency_reference {
+        match reference::scale_to_reference(opts, &mut plans, reference, &events, &cancel).await {
+            Ok(r) => record.reference = r,
+            Err(ending) => return Ok(finish(opts, &plans, run, ending, record)),
+        }
+    }
+    let ending = grade_planned(opts, &plans, &mut record, &events, &cancel).await?;
+    Ok(finish(opts, &plans, run, ending, record))
+}
+
+/// Measures the latency reference `path` under `opts`' graders and cores, as `grade` does
+/// before a candidate, for runs that share one measurement (a batch measures it at its start
+/// and again at its end). `Err` says why it could not be measured.
+pub async fn measure_reference(
+    opts: &GradeOptions,
+    path: &std::path::Path,
+    events: Events,
+    cancel: CancellationToken,
+) -> Result<MeasuredReference, String> {
+    let mut plans = plans_for(opts).map_err(|e| e.0)?;
+    if let Some(w) = place_on_cores(opts, &mut plans) {
+        events.event(&Event::Warning(w));
+    }
+    reference::measure(opts, &plans, path, &events, &cancel)
+        .await
+        .map_err(|ending| match ending {
+            Ending::Stopped { reason, .. } => reason,
+            Ending::Graded => "the reference was graded but measured nothing".into(),
+        })
+}
+
+/// One plan per grader (the latency reference widens each grader's own objectives), after the
+/// checks that need nothing to run: the graders compose, and their prerequisites name checks
+/// their phases declare.
+fn plans_for(opts: &GradeOptions) -> Result<Vec<RunPlan>, UsageError> {
     if opts.graders.is_empty() {
         return Err(UsageError("no grader file given".into()));
     }
@@ -101,32 +147,25 @@ pub async fn grade(
         opts.ready_timeout,
     );
     plan.probe_all = opts.probe_all;
-    // Prerequisites name the checks the phases declare: checked here, before anything runs.
     for g in &opts.graders {
         crate::grader::check_prerequisites(g, &phases::declared_checks(g, &plan))
             .map_err(|e| UsageError(e.to_string()))?;
     }
-    let run = start_run(opts, &events);
-    let mut record = Record::new(&run.run_id, &run.graders);
-    // A container gets its own cores, the load generator the others.
-    if !matches!(opts.source, Source::Url(_)) {
-        let allowed = crate::load::sys::allowed_cpus();
-        if let Some(w) = plan.place_on_cores(opts.planning(), &allowed) {
-            record.warn(&events, w);
-        }
+    Ok(vec![plan; opts.graders.len()])
+}
+
+/// A container gets its own cores, the load generator the others; a warning when they cannot
+/// be kept apart.
+fn place_on_cores(opts: &GradeOptions, plans: &mut [RunPlan]) -> Option<String> {
+    if matches!(opts.source, Source::Url(_)) {
+        return None;
     }
-    // One plan per grader: the latency reference widens each grader's own objectives.
-    let mut plans = vec![plan; opts.graders.len()];
-    // The reference first, under the same load: how much slower it runs here than the grader
-    // expects widens the candidate's latency curves.
-    if let Some(path) = &opts.latency_reference {
-        match reference::scale_to_reference(opts, &mut plans, path, &events, &cancel).await {
-            Ok(r) => record.reference = r,
-            Err(ending) => return Ok(finish(opts, &plans, run, ending, record)),
-        }
+    let allowed = crate::load::sys::allowed_cpus();
+    let mut warning = None;
+    for plan in plans {
+        warning = plan.place_on_cores(opts.planning(), &allowed);
     }
-    let ending = grade_planned(opts, &plans, &mut record, &events, &cancel).await?;
-    Ok(finish(opts, &plans, run, ending, record))
+    warning
 }
 
 /// Grades with a plan per grader made already (the latency reference is graded this way too).

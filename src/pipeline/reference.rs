@@ -4,7 +4,7 @@
 //! from a valid measurement is the grading machine's or the grader's problem, never the
 //! candidate's: an infrastructure error.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
@@ -15,19 +15,47 @@ use crate::plan::{Purpose, RunPlan};
 use crate::report::{Percentiles, ReferenceLatency, Status};
 use crate::verdict::Verdict;
 
-/// Measures the reference and widens the latency objectives of each grader's plan by how much
-/// slower it ran here than that grader declares. Returns, per grader, what was measured for it
-/// (none for a grader without latency).
+/// The latency reference of a run: a submission to measure first, or a measurement made
+/// already (a batch measures the reference once, at its start, for every submission).
+#[derive(Debug, Clone)]
+pub enum LatencyReference {
+    Measure(PathBuf),
+    Measured(std::sync::Arc<MeasuredReference>),
+}
+
+/// What the reference measured, per grader (none for a grader without `reference_ms`
+/// objectives), under the same graders and cores as the runs it scales.
+#[derive(Debug, Clone)]
+pub struct MeasuredReference {
+    pub submission: PathBuf,
+    pub run_id: String,
+    pub corrected: Vec<Option<Percentiles>>,
+}
+
+/// Widens the latency objectives of each grader's plan by how much slower the reference ran
+/// here than that grader declares (measuring it first when asked to). Returns, per grader,
+/// what was measured for it (none for a grader without latency).
 pub async fn scale_to_reference(
     opts: &GradeOptions,
     plans: &mut [RunPlan],
-    path: &Path,
+    reference: &LatencyReference,
     events: &Events,
     cancel: &CancellationToken,
 ) -> Result<Vec<Option<ReferenceLatency>>, Ending> {
-    let (run_id, measured) = measure(opts, plans, path, events, cancel).await?;
+    let measured = match reference {
+        LatencyReference::Measure(path) => {
+            std::sync::Arc::new(measure(opts, plans, path, events, cancel).await?)
+        }
+        LatencyReference::Measured(m) => m.clone(),
+    };
+    let (path, run_id) = (&measured.submission, &measured.run_id);
     let mut out = Vec::new();
-    for ((g, plan), corrected) in opts.graders.iter().zip(plans.iter_mut()).zip(measured) {
+    for ((g, plan), corrected) in opts
+        .graders
+        .iter()
+        .zip(plans.iter_mut())
+        .zip(measured.corrected.iter().cloned())
+    {
         let (Some(l), Some(corrected)) = (&g.grader.latency, corrected) else {
             out.push(None);
             continue;
@@ -48,13 +76,13 @@ pub async fn scale_to_reference(
 /// grader (the phases the registry selects for `Purpose::LatencyReference`: the scripted checks
 /// stay, so the reference is as warm as the candidate when its load starts) and returns its
 /// run id and, per grader, its corrected latency (none for a grader without latency).
-async fn measure(
+pub(super) async fn measure(
     opts: &GradeOptions,
     plans: &[RunPlan],
     path: &Path,
     events: &Events,
     cancel: &CancellationToken,
-) -> Result<(String, Vec<Option<Percentiles>>), Ending> {
+) -> Result<MeasuredReference, Ending> {
     let reference = GradeOptions {
         source: Source::Submission(path.to_path_buf()),
         keep_image: false,
@@ -125,7 +153,11 @@ async fn measure(
             }
         }));
     }
-    Ok((report.run_id, measured))
+    Ok(MeasuredReference {
+        submission: path.to_path_buf(),
+        run_id: report.run_id,
+        corrected: measured,
+    })
 }
 
 /// One of the percentiles a report keeps, by number (see `REFERENCE_PERCENTILES`).
