@@ -302,3 +302,77 @@ fn a_batch_killed_halfway_grades_only_the_missing_ones_and_leaves_nothing() {
     assert_eq!(reports(&out).len(), 4);
     assert!(labelled_by(pid).is_empty(), "{:?}", labelled_by(pid));
 }
+
+/// The latency reference is measured once at the start (every submission's curves are widened
+/// by that measurement) and once at the end; the batch is flagged exactly when the reference's
+/// median moved by more than the share allowed.
+#[test]
+fn a_batch_measures_its_latency_reference_at_the_start_and_the_end() {
+    require_docker();
+    let tmp = tempfile::tempdir().unwrap();
+    let subs = tmp.path().join("subs");
+    for id in ["erin", "frank"] {
+        copy_tree(&fixture("submissions/static-site"), &subs.join(id));
+    }
+    let out = tmp.path().join("out");
+    let run = batch(
+        &subs,
+        &fixture("graders/reference-scaled.toml"),
+        &out,
+        &[
+            "--latency-reference",
+            fixture("submissions/static-site").to_str().unwrap(),
+            // Any move at all flags the batch: the exit code must follow the file.
+            "--max-speed-change",
+            "0.000001",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let text = std::fs::read_to_string(out.join("calibration.json"))
+        .unwrap_or_else(|e| panic!("no calibration.json ({e}): {stdout}\n{stderr}"));
+    let c: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let p50 = |at: &str| {
+        c[at]["p50_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{at}: {c}"))
+    };
+    let (start, end) = (p50("start"), p50("end"));
+    assert!(start > 0.0 && end > 0.0, "{c}");
+    let change = c["change"].as_f64().unwrap();
+    assert!(((end / start - 1.0).abs() - change).abs() < 1e-9, "{c}");
+    let flagged = c["flagged"].as_bool().unwrap();
+    assert_eq!(flagged, change > 0.000001, "{c}");
+    assert_eq!(
+        run.status.code(),
+        Some(if flagged { 4 } else { 0 }),
+        "{stdout}\n{stderr}"
+    );
+    let board = std::fs::read_to_string(out.join("leaderboard.md")).unwrap();
+    assert_eq!(board.contains("speed moved"), flagged, "{board}");
+    let html = std::fs::read_to_string(out.join("leaderboard.html")).unwrap();
+    assert!(
+        html.contains(">erin</a>") && html.contains(">frank</a>"),
+        "{html}"
+    );
+    // Every submission was scaled by the start's measurement, not one of its own.
+    let start_run = c["start"]["run_id"].as_str().unwrap();
+    for id in ["erin", "frank"] {
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("reports/{id}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r["status"], "graded", "{id}: {r}");
+        let reference = &r["graders"][0]["latency"]["reference"];
+        assert_eq!(reference["run_id"], start_run, "{id}: {reference}");
+        assert_no_leftovers(r["run_id"].as_str().unwrap());
+    }
+    assert_no_leftovers(start_run);
+    assert_no_leftovers(c["end"]["run_id"].as_str().unwrap());
+    // The progress named the stage each running submission was in.
+    assert!(
+        stderr.contains("running: erin (") || stderr.contains("running: frank ("),
+        "{stderr}"
+    );
+    assert!(stderr.contains("reference-at-start: median"), "{stderr}");
+}

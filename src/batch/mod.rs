@@ -288,7 +288,7 @@ pub async fn run(
 }
 
 /// Measures the latency reference under the batch's graders, its stages shown on the board as
-/// those of a submission named `latency-reference (start)` or `(end)`.
+/// those of a submission named `reference-at-start` or `reference-at-end`.
 async fn measure_reference(
     grade: &GradeOptions,
     path: &Path,
@@ -296,7 +296,7 @@ async fn measure_reference(
     board: &Arc<Board>,
     cancel: &CancellationToken,
 ) -> Result<MeasuredReference, String> {
-    let id = format!("latency-reference ({when})");
+    let id = format!("reference-at-{when}");
     board.say(format!("{id}: measuring {}", path.display()));
     let events: crate::events::Events = Arc::new(StageReporter {
         id: id.clone(),
@@ -304,12 +304,7 @@ async fn measure_reference(
     });
     let measured = pipeline::measure_reference(grade, path, events, cancel.clone()).await;
     board.finished(&id);
-    let measured = measured.map_err(|why| {
-        format!(
-            "the latency reference {} could not be measured at the {when} of the batch: {why}",
-            path.display()
-        )
-    })?;
+    let measured = measured.map_err(|why| format!("at the {when} of the batch, {why}"))?;
     if let Some(m) = calibration::Measurement::of(&measured) {
         board.say(format!(
             "{id}: median {:.2} ms, p99 {:.2} ms",

@@ -96,7 +96,8 @@ pub async fn grade(
     let mut plans = plans_for(opts)?;
     let run = start_run(opts, &events);
     let mut record = Record::new(&run.run_id, &run.graders);
-    if let Some(w) = place_on_cores(opts, &mut plans) {
+    let container = !matches!(opts.source, Source::Url(_));
+    if let Some(w) = place_on_cores(opts, &mut plans, container) {
         record.warn(&events, w);
     }
     // The reference first, under the same load: how much slower it runs here than the grader
@@ -121,7 +122,7 @@ pub async fn measure_reference(
     cancel: CancellationToken,
 ) -> Result<MeasuredReference, String> {
     let mut plans = plans_for(opts).map_err(|e| e.0)?;
-    if let Some(w) = place_on_cores(opts, &mut plans) {
+    if let Some(w) = place_on_cores(opts, &mut plans, true) {
         events.event(&Event::Warning(w));
     }
     reference::measure(opts, &plans, path, &events, &cancel)
@@ -155,9 +156,9 @@ fn plans_for(opts: &GradeOptions) -> Result<Vec<RunPlan>, UsageError> {
 }
 
 /// A container gets its own cores, the load generator the others; a warning when they cannot
-/// be kept apart.
-fn place_on_cores(opts: &GradeOptions, plans: &mut [RunPlan]) -> Option<String> {
-    if matches!(opts.source, Source::Url(_)) {
+/// be kept apart. Nothing to place without a container (`--url`).
+fn place_on_cores(opts: &GradeOptions, plans: &mut [RunPlan], container: bool) -> Option<String> {
+    if !container {
         return None;
     }
     let allowed = crate::load::sys::allowed_cpus();
