@@ -62,10 +62,66 @@ pub(super) fn cpus_check(cpus: usize, engine_cpus: Option<i64>) -> Check {
     }
 }
 
+/// The load generator's threads ask for real-time priority (`load::sys::make_realtime`), so
+/// that ordinary processes on their cores cannot delay a send by a scheduler time slice; each
+/// grade warns when they cannot have it. Tried on a throwaway thread. That needs CAP_SYS_NICE,
+/// and where the kernel schedules real-time tasks per cgroup (cgroup v1 with
+/// `cpu.rt_runtime_us`) a real-time budget for proctor's cgroup, which a container has none of
+/// unless its engine and its run grant one. `tried` is the attempt's outcome, `rt_budgets`
+/// whether that per-cgroup budget applies here.
+pub(super) fn priority_check(
+    tried: Result<(), String>,
+    container: bool,
+    rt_budgets: bool,
+) -> Check {
+    let name = "load priority";
+    match tried {
+        Ok(()) => Check::ok(
+            name,
+            "the load generator's threads run at real-time priority",
+        ),
+        Err(e) => {
+            let fix = match (container, rt_budgets) {
+                (false, _) => "run proctor as root (or give it CAP_SYS_NICE)".to_string(),
+                (true, false) => "run the container with `--cap-add SYS_NICE`".to_string(),
+                (true, true) => "run the container with `--cap-add SYS_NICE --cpu-rt-runtime 950000`, on an engine started with `--cpu-rt-runtime 950000` (this kernel gives real-time time to cgroups that have a budget)".to_string(),
+            };
+            Check::warn(
+                name,
+                format!("the load generator's threads run at normal priority ({e}): other processes on their cores can delay sends, and each grade says so"),
+                fix,
+            )
+        }
+    }
+}
+
+/// Whether real-time priority can be had here: asked for on a thread that ends at once.
+pub(super) fn try_realtime() -> Result<(), String> {
+    std::thread::spawn(crate::load::sys::make_realtime)
+        .join()
+        .map_err(|_| "the probe thread panicked".to_string())?
+        .map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::doctor::Status;
+
+    #[test]
+    fn real_time_priority_fixes_name_what_is_missing() {
+        assert_eq!(priority_check(Ok(()), true, true).status, Status::Ok);
+        let denied = || Err("Operation not permitted (os error 1)".to_string());
+        let host = priority_check(denied(), false, true);
+        assert_eq!(host.status, Status::Warn);
+        assert!(host.fix.unwrap().contains("root"));
+        assert!(priority_check(denied(), true, false)
+            .fix
+            .unwrap()
+            .contains("--cap-add SYS_NICE"));
+        let budget = priority_check(denied(), true, true).fix.unwrap();
+        assert!(budget.contains("--cpu-rt-runtime"), "{budget}");
+    }
 
     #[test]
     fn one_cpu_warns() {

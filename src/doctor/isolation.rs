@@ -2,6 +2,7 @@
 //! on its container, the process limit on its build, and the firewall rule that shuts it out of
 //! the host's ports. Without one of them a grade is measured without that limit.
 
+use super::container::{cgroup_mount_problem, Place, Reach, CGROUP_FLAG, FIREWALL_FLAG};
 use super::Check;
 use crate::sandbox::system::SystemFacts;
 use crate::sandbox::EngineInfo;
@@ -96,13 +97,22 @@ pub(super) fn limits_check(info: &SystemFacts) -> Check {
 }
 
 /// The build's process limit (`sandbox::build_cgroup`): without it a `RUN` fork bomb can fill
-/// the host's process table. Tried for real: a cgroup is created and removed.
-pub(super) fn build_limit_check(info: &EngineInfo) -> Check {
+/// the host's process table. Tried for real: a cgroup is created and removed. From a container
+/// it must be the host's hierarchy: the engine finds the build's cgroup by its path there.
+pub(super) fn build_limit_check(info: &EngineInfo, place: &Place) -> Check {
     const NAME: &str = "build process limit";
-    let fix = "run proctor as root on the engine's machine, with the engine's cgroupfs driver \
-               (dockerd --exec-opt native.cgroupdriver=cgroupfs), or grade in a throwaway VM";
+    let fix = if place.in_container() {
+        format!("{CGROUP_FLAG}; the engine must use the cgroupfs driver (dockerd --exec-opt native.cgroupdriver=cgroupfs)")
+    } else {
+        "run proctor as root on the engine's machine, with the engine's cgroupfs driver \
+         (dockerd --exec-opt native.cgroupdriver=cgroupfs), or grade in a throwaway VM"
+            .to_string()
+    };
     if !info.local {
         return Check::warn(NAME, "the engine runs on another machine", fix);
+    }
+    if let Some(problem) = cgroup_mount_problem(&place.mounts) {
+        return Check::warn(NAME, format!("builds run without one: {problem}"), fix);
     }
     let probe = format!("doctor-{}-probe", std::process::id());
     match crate::sandbox::build_cgroup::create(&probe, 64, info.cgroup_driver.as_deref()) {
@@ -112,11 +122,24 @@ pub(super) fn build_limit_check(info: &EngineInfo) -> Check {
 }
 
 /// The rule that closes the host's own ports to a candidate's container (`sandbox::firewall`).
-pub(super) async fn firewall_check(info: &EngineInfo) -> Check {
+/// It must go into the host's network namespace: one added in a container's own namespace
+/// would be accepted and protect nothing, so then it is not tried.
+pub(super) async fn firewall_check(info: &EngineInfo, place: &Place, reach: Reach) -> Check {
     const NAME: &str = "host firewall";
-    let fix = "run proctor as root on the engine's machine, with iptables installed";
+    let fix = if place.in_container() {
+        FIREWALL_FLAG
+    } else {
+        "run proctor as root on the engine's machine, with iptables installed"
+    };
     if !info.local {
         return Check::warn(NAME, "the engine runs on another machine", fix);
+    }
+    if reach == Reach::Separate {
+        return Check::warn(
+            NAME,
+            "services could reach ports on the host: a rule added here would go into this network namespace, not the host's",
+            fix,
+        );
     }
     match crate::sandbox::firewall::probe().await {
         Ok(()) => Check::ok(

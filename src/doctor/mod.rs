@@ -11,9 +11,10 @@
 //! it should be) or `FAIL` (grading will fail or cannot be trusted). The exit code is 1 when a
 //! check fails, else 0.
 //!
-//! The checks live by what they look at (`engine`, `isolation`, `images`, `disk`,
+//! The checks live by what they look at (`engine`, `isolation`, `container`, `images`, `disk`,
 //! `contention`); this module runs them in the order a reader would fix them and renders them.
 
+mod container;
 mod contention;
 mod disk;
 mod engine;
@@ -25,7 +26,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::sandbox::{system, Engine};
-use contention::{cpus_check, leftovers_check};
+use container::{container_check, lock_check, network_check, pid_check, Place};
+use contention::{cpus_check, leftovers_check, priority_check, try_realtime};
 use disk::{engine_disk_check, temp_disk_check};
 use engine::{api_check, docker_host, engine_check, runc_check, storage_check, unreachable_check};
 use images::{grader_images, image_checks, repo_grader_images};
@@ -166,6 +168,7 @@ pub async fn checks(root: &Path, extra: Vec<(PathBuf, Vec<String>)>) -> Vec<Chec
             }
         }
     }
+    let place = Place::here();
     match Engine::connect().await {
         Ok(engine) => {
             out.push(engine_check(&engine.info, &host));
@@ -189,8 +192,17 @@ pub async fn checks(root: &Path, extra: Vec<(PathBuf, Vec<String>)>) -> Vec<Chec
                     "run `docker info` to see what the engine says; restart it if it does not answer",
                 )),
             }
-            out.push(build_limit_check(&engine.info));
-            out.push(firewall_check(&engine.info).await);
+            out.push(container_check(&place));
+            let (network, pid, reach) = namespace_checks(&engine, &place, &host).await;
+            out.push(network);
+            out.push(pid);
+            out.push(build_limit_check(&engine.info, &place));
+            out.push(firewall_check(&engine.info, &place, reach).await);
+            out.push(lock_check(
+                place.in_container(),
+                &crate::load::exclusive::lock_path(),
+                &place.mounts,
+            ));
             out.append(&mut grader_problems);
             out.extend(image_checks(&engine, root, &images).await);
             let root_dir = info.as_ref().ok().and_then(|i| i.root_dir.clone());
@@ -202,15 +214,66 @@ pub async fn checks(root: &Path, extra: Vec<(PathBuf, Vec<String>)>) -> Vec<Chec
                 crate::load::sys::allowed_cpus().len(),
                 engine_cpus,
             ));
+            out.push(priority_check(
+                try_realtime(),
+                place.in_container(),
+                Path::new("/sys/fs/cgroup/cpu/cpu.rt_runtime_us").exists(),
+            ));
         }
         Err(e) => {
             out.push(unreachable_check(&e, &host));
+            out.push(container_check(&place));
+            out.push(lock_check(
+                place.in_container(),
+                &crate::load::exclusive::lock_path(),
+                &place.mounts,
+            ));
             out.append(&mut grader_problems);
             out.push(temp_disk_check());
             out.push(cpus_check(crate::load::sys::allowed_cpus().len(), None));
         }
     }
     out
+}
+
+/// Whether proctor shares the engine's network and pid namespaces, and whether services on run
+/// networks are reachable from here (the firewall check needs that verdict too).
+async fn namespace_checks(
+    engine: &Engine,
+    place: &Place,
+    host: &str,
+) -> (Check, Check, container::Reach) {
+    let container = place.in_container();
+    let Some(socket) = host.strip_prefix("unix://").filter(|_| engine.info.local) else {
+        let fix = "run proctor on the engine's machine";
+        return (
+            Check::warn(
+                "network namespace",
+                "the engine runs on another machine: proctor reaches services at their addresses on the run's network, which must be routable from here",
+                fix,
+            ),
+            Check::warn(
+                "pid namespace",
+                "the engine runs on another machine, so its runs' pids are not this machine's",
+                fix,
+            ),
+            container::Reach::Unknown,
+        );
+    };
+    let peer = container::socket_peer_pid(Path::new(socket));
+    let comm = peer
+        .as_ref()
+        .ok()
+        .filter(|&&p| p > 0)
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok());
+    let pid = pid_check(container, peer, comm.as_deref());
+    let visible =
+        container::interfaces(&std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default());
+    let bridges = system::bridge_interfaces(engine)
+        .await
+        .map_err(|e| e.to_string());
+    let (network, reach) = network_check(container, bridges, &visible);
+    (network, pid, reach)
 }
 
 #[cfg(test)]

@@ -100,6 +100,34 @@ pub async fn image_exists(engine: &Engine, image: &str) -> Result<bool, EngineEr
     find_image(engine, image).await.map(|i| i.is_some())
 }
 
+/// The host interfaces of the engine's bridge networks: `docker0` (or whatever the default
+/// bridge is called) and `br-<id>` for the others. A service on a run's network is reachable
+/// from where these interfaces are: `proctor doctor` looks for them to tell whether it runs in
+/// the engine's network namespace.
+pub async fn bridge_interfaces(engine: &Engine) -> Result<Vec<String>, EngineError> {
+    let networks = deadline(
+        READ_TIMEOUT,
+        "list the engine's networks",
+        engine
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>),
+    )
+    .await?;
+    Ok(networks
+        .into_iter()
+        .filter(|n| n.driver.as_deref() == Some("bridge"))
+        .filter_map(|n| {
+            let named = n
+                .options
+                .as_ref()
+                .and_then(|o| o.get("com.docker.network.bridge.name"))
+                .filter(|b| !b.is_empty())
+                .cloned();
+            named.or_else(|| n.id.as_deref().map(super::firewall::bridge_of))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
