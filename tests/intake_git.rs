@@ -1,7 +1,9 @@
 //! Git sources at the intake level: local repositories made by the tests (no network but the
 //! loopback), taken at HEAD, a tag, a branch and a commit id; hostile configuration, hooks,
 //! filters and submodules that must not run or be fetched; unreachable and stalled servers; git
-//! bombs; and the private temporary directory, removed whatever happens.
+//! bombs; the private temporary directory, removed whatever happens; and the opt-in history
+//! (`Limits::history_commits`): its numbers, the git commands it runs and where, and hostile
+//! histories that must neither run anything nor fail the intake.
 //!
 //! Some checks need an environment the test process must not change for the other tests (a
 //! hostile HOME and git config, a TMPDIR to inspect): those re-run this test binary as a child
@@ -24,12 +26,18 @@ const CHILD: &str = "PROCTOR_INTAKE_CHILD";
 
 /// Runs git for the test's own setup, insulated from the developer's configuration.
 fn git(dir: &Path, args: &[&str]) -> String {
+    git_with(dir, args, &[])
+}
+
+/// [`git`] with more environment (author and committer dates, say).
+fn git_with(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
     let out = Command::new("git")
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .envs(envs.iter().copied())
         .args([
             "-c",
             "user.name=Test",
@@ -449,15 +457,9 @@ fn a_tree_that_plants_git_metadata_is_rejected() {
     );
 }
 
-#[test]
-fn an_oversized_repository_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("big");
-    fs::create_dir_all(&src).unwrap();
-    git(&src, &["init", "--quiet"]);
-    write(&src.join("Dockerfile"), "FROM x\n");
-    // Incompressible, so the fetched pack is as big as the file.
-    let mut noise = vec![0u8; 3 << 20];
+/// Incompressible bytes, so a fetched pack is as big as the file.
+fn noise(len: usize) -> Vec<u8> {
+    let mut noise = vec![0u8; len];
     let mut x: u64 = 0x9E3779B97F4A7C15;
     for b in noise.iter_mut() {
         x ^= x << 13;
@@ -465,7 +467,17 @@ fn an_oversized_repository_is_rejected() {
         x ^= x << 17;
         *b = x as u8;
     }
-    fs::write(src.join("weights.bin"), &noise).unwrap();
+    noise
+}
+
+#[test]
+fn an_oversized_repository_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big");
+    fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "--quiet"]);
+    write(&src.join("Dockerfile"), "FROM x\n");
+    fs::write(src.join("weights.bin"), noise(3 << 20)).unwrap();
     git(&src, &["add", "."]);
     git(&src, &["commit", "--quiet", "-m", "big"]);
     let limits = Limits {
@@ -522,13 +534,26 @@ fn host_and_repository_configuration_hooks_and_filters_never_run() {
     if std::env::var_os(CHILD).is_some() {
         // Child: the environment below is hostile. The fetch must still work, untouched.
         let src = std::env::var("PROCTOR_TEST_SOURCE").unwrap();
-        let ctx = intake_git(&src, Some("main"), &Limits::default()).unwrap();
-        assert_eq!(
-            file(&ctx, "model.bin").as_deref(),
-            Some("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n"),
-            "LFS pointers stay pointers"
-        );
-        assert_eq!(file(&ctx, "app.py").as_deref(), Some("print('hi')\n"));
+        let plain = intake_git(&src, Some("main"), &Limits::default()).unwrap();
+        assert!(plain.history.is_none());
+        // With the history asked for, git runs twice more (a fetch, a log): still nothing of
+        // the hostile environment or repository runs.
+        let with_history = Limits {
+            history_commits: Some(10),
+            ..Limits::default()
+        };
+        let deep = intake_git(&src, Some("main"), &with_history).unwrap();
+        assert_eq!(deep.sha256, plain.sha256);
+        let h = deep.history.as_ref().expect("the history was asked for");
+        assert_eq!((h.error.as_deref(), h.commits, h.cut), (None, 1, false));
+        for ctx in [&plain, &deep] {
+            assert_eq!(
+                file(ctx, "model.bin").as_deref(),
+                Some("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n"),
+                "LFS pointers stay pointers"
+            );
+            assert_eq!(file(ctx, "app.py").as_deref(), Some("print('hi')\n"));
+        }
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -698,4 +723,521 @@ fn the_private_directory_is_removed_after_success_and_failure() {
         .map(|e| e.path())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+const ANN: &str = "Ann <ann@example.org>";
+const BEA: &str = "Bea <bea@example.org>";
+/// 2024-03-04T00:00:00Z.
+const DAY0: i64 = 1_709_510_400;
+
+/// One commit of [`HISTORY`]: author, day, hour, subject, body, files written.
+type Step = (
+    &'static str,
+    i64,
+    i64,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+/// Twelve commits by two authors over three days, oldest first. Four generic subjects (wip,
+/// fix, update, asdf), one over 72 characters, one with a body; code and tests that grow
+/// together most of the time.
+const HISTORY: &[Step] = &[
+    (
+        ANN,
+        0,
+        10,
+        "Initial commit",
+        "",
+        &["Dockerfile", "app/main.py"],
+    ),
+    (
+        ANN,
+        0,
+        11,
+        "Add the feature pipeline",
+        "",
+        &["app/features.py"],
+    ),
+    (
+        ANN,
+        0,
+        12,
+        "Add tests for the features",
+        "",
+        &["tests/test_features.py"],
+    ),
+    (BEA, 0, 15, "wip", "", &["app/model.py"]),
+    (BEA, 1, 9, "fix", "", &["app/model.py"]),
+    (
+        BEA,
+        1,
+        10,
+        "Train the churn model and save it",
+        "Gradient boosting on the public training data.",
+        &["train.py", "tests/test_train.py"],
+    ),
+    (ANN, 1, 11, "update", "", &["README.md"]),
+    (
+        ANN,
+        1,
+        14,
+        "Handle missing values in the request",
+        "",
+        &["app/main.py"],
+    ),
+    (
+        ANN,
+        1,
+        15,
+        "Test missing values",
+        "",
+        &["tests/test_api.py"],
+    ),
+    (BEA, 2, 9, "asdf", "", &["app/drift.py"]),
+    (
+        BEA,
+        2,
+        10,
+        "Add drift detection with a KS test per feature and a chi-square test for categories",
+        "",
+        &["app/drift.py", "app/drift_test.py"],
+    ),
+    (
+        ANN,
+        2,
+        11,
+        "Document how to run the service",
+        "",
+        &["README.md"],
+    ),
+];
+
+fn history_repo(dir: &Path) -> PathBuf {
+    let path = dir.join("history");
+    fs::create_dir_all(&path).unwrap();
+    git(&path, &["init", "--quiet"]);
+    for (n, (author, day, hour, subject, body, files)) in HISTORY.iter().enumerate() {
+        for f in *files {
+            let p = path.join(f);
+            let text = if *f == "Dockerfile" {
+                "FROM proctor/busybox:test\n".to_string()
+            } else {
+                format!("{f} at commit {n}\n")
+            };
+            write(&p, &text);
+        }
+        git(&path, &["add", "."]);
+        let date = format!("{} +0000", DAY0 + day * 86_400 + hour * 3600);
+        let mut args = vec!["commit", "--quiet", "--author", author, "-m", subject];
+        if !body.is_empty() {
+            args.extend(["-m", body]);
+        }
+        git_with(
+            &path,
+            &args,
+            &[
+                ("GIT_AUTHOR_DATE", date.as_str()),
+                ("GIT_COMMITTER_DATE", date.as_str()),
+            ],
+        );
+    }
+    path
+}
+
+fn with_history(n: u32) -> Limits {
+    Limits {
+        history_commits: Some(n),
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn the_history_is_read_into_numbers_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = history_repo(dir.path());
+    let src = src.to_str().unwrap();
+
+    let plain = intake_git(src, None, &Limits::default()).unwrap();
+    assert!(plain.history.is_none(), "not asked for");
+
+    let all = intake_git(src, None, &with_history(100)).unwrap();
+    assert_eq!(all.sha256, plain.sha256, "the same build context");
+    assert_eq!(all.commit, plain.commit);
+    let h = all.history.expect("asked for");
+    assert_eq!(h.error, None);
+    assert_eq!(
+        (h.limit, h.commits, h.cut, h.truncated),
+        (100, 12, false, false)
+    );
+    assert_eq!((h.merges, h.authors), (0, 2));
+    assert_eq!(h.first_commit.as_deref(), Some("2024-03-04T10:00:00Z"));
+    assert_eq!(h.last_commit.as_deref(), Some("2024-03-06T11:00:00Z"));
+    assert_eq!(h.span_days, Some(2.0417));
+    assert_eq!(h.active_days, 3);
+    assert_eq!(h.commits_per_active_day, Some(4.0));
+    assert_eq!(
+        h.busiest_day_share,
+        Some(0.4167),
+        "5 of 12 on the second day"
+    );
+    let s = &h.subjects;
+    assert_eq!(s.commits, 12);
+    assert_eq!(s.generic_share, Some(0.3333), "wip, fix, update, asdf");
+    assert_eq!(s.short_share, Some(0.3333));
+    assert_eq!(s.long_share, Some(0.0833));
+    assert_eq!(s.with_body_share, Some(0.0833));
+    assert_eq!(
+        s.capitalized_or_imperative_share,
+        Some(0.8333),
+        "all but wip and asdf"
+    );
+    // Lengths sorted: 3 3 4 6 14 19 24 26 31 33 36 84.
+    assert_eq!(s.median_length, Some(21.5));
+    let t = &h.tests;
+    assert_eq!(t.code_commits, 8);
+    assert_eq!(t.test_commits, 4);
+    assert_eq!(t.code_and_test_commits, 2);
+    // Untested: the initial commit (the next adds no test) and "wip" (nor does "fix").
+    assert_eq!(t.code_with_tests_share, Some(0.75));
+
+    // Five of twelve: the history is cut, and the fifth commit's parent (the shallow
+    // boundary) is not counted.
+    let five = intake_git(src, None, &with_history(5)).unwrap();
+    assert_eq!(five.sha256, plain.sha256);
+    let h = five.history.expect("asked for");
+    assert_eq!(h.error, None);
+    assert_eq!(
+        (h.limit, h.commits, h.cut, h.truncated),
+        (5, 5, true, false)
+    );
+    assert_eq!(h.authors, 2);
+    assert_eq!(h.active_days, 2);
+    assert_eq!(h.first_commit.as_deref(), Some("2024-03-05T14:00:00Z"));
+    assert_eq!(h.subjects.generic_share, Some(0.2), "asdf");
+    assert_eq!(h.subjects.long_share, Some(0.2));
+    assert_eq!(
+        (
+            h.tests.code_commits,
+            h.tests.test_commits,
+            h.tests.code_and_test_commits
+        ),
+        (3, 2, 1)
+    );
+    assert_eq!(h.tests.code_with_tests_share, Some(1.0));
+
+    // Exactly as many as there are: not cut (the root is not mistaken for a boundary).
+    let twelve = intake_git(src, None, &with_history(12))
+        .unwrap()
+        .history
+        .unwrap();
+    assert_eq!((twelve.commits, twelve.cut), (12, false));
+    let eleven = intake_git(src, None, &with_history(11))
+        .unwrap()
+        .history
+        .unwrap();
+    assert_eq!((eleven.commits, eleven.cut), (11, true));
+
+    // A directory has no history, whatever the limits say.
+    let plain_dir = dir.path().join("plain");
+    write(&plain_dir.join("Dockerfile"), "FROM x\n");
+    assert!(intake(&plain_dir, &with_history(5))
+        .unwrap()
+        .history
+        .is_none());
+}
+
+/// Where the real git is (the tests' PATH).
+fn real_git() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|d| d.join("git"))
+        .find(|p| p.is_file())
+        .expect("the tests need git on PATH")
+}
+
+#[test]
+fn history_runs_git_only_in_proctors_own_repository_and_leaves_nothing() {
+    let log_var = "PROCTOR_TEST_GIT_LOG";
+    if std::env::var_os(CHILD).is_some() {
+        let src = std::env::var("PROCTOR_TEST_SOURCE").unwrap();
+        let log = std::env::var(log_var).unwrap();
+        let mark = |what: &str| {
+            let mut text = fs::read_to_string(&log).unwrap_or_default();
+            text.push_str(&format!("== {what}\n"));
+            fs::write(&log, text).unwrap();
+        };
+        mark("default");
+        assert!(intake_git(&src, None, &Limits::default())
+            .unwrap()
+            .history
+            .is_none());
+        mark("history");
+        let h = intake_git(&src, None, &with_history(5))
+            .unwrap()
+            .history
+            .unwrap();
+        assert_eq!((h.error, h.commits), (None, 5));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    let src = history_repo(&d);
+    let log = d.join("git.log");
+    // A git that logs where and how proctor runs it, then runs the real one.
+    let wrapper = d.join("bin/git");
+    write(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\nprintf '%s\\t%s\\n' \"$PWD\" \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real_git().display()
+        ),
+    );
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = d.join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    let path = std::env::join_paths(std::iter::once(d.join("bin")).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    run_child(
+        "history_runs_git_only_in_proctors_own_repository_and_leaves_nothing",
+        &[
+            ("PROCTOR_TEST_SOURCE", src.as_os_str()),
+            (log_var, log.as_os_str()),
+            ("TMPDIR", tmp.as_os_str()),
+            ("PATH", path.as_os_str()),
+        ],
+    );
+
+    let text = fs::read_to_string(&log).unwrap();
+    let (default, history) = text.split_once("== history\n").expect("both runs logged");
+    // The git subcommand of each logged run, after the `-c` options.
+    let commands = |section: &str| -> Vec<(String, String)> {
+        section
+            .lines()
+            .filter(|l| !l.starts_with("=="))
+            .map(|l| {
+                let (cwd, args) = l.split_once('\t').unwrap();
+                (cwd.to_string(), args.to_string())
+            })
+            .collect()
+    };
+    let sub = |args: &str| -> String {
+        let words: Vec<&str> = args.split(' ').collect();
+        let mut i = 0;
+        while i < words.len() {
+            match words[i] {
+                "-c" => i += 2,
+                "--git-dir" | "--work-tree" => i += 2,
+                w => return w.to_string(),
+            }
+        }
+        String::new()
+    };
+    let default = commands(default);
+    let history = commands(history);
+    let names = |cmds: &[(String, String)]| cmds.iter().map(|c| sub(&c.1)).collect::<Vec<_>>();
+    assert_eq!(
+        names(&default),
+        ["init", "fetch", "rev-parse", "ls-tree", "checkout"],
+        "{default:#?}"
+    );
+    assert_eq!(
+        names(&history),
+        [
+            "init",
+            "fetch",
+            "rev-parse",
+            "ls-tree",
+            "checkout",
+            "fetch",
+            "log"
+        ],
+        "{history:#?}"
+    );
+    let first_fetch = |cmds: &[(String, String)]| cmds[1].1.clone();
+    for cmds in [&default, &history] {
+        let f = first_fetch(cmds);
+        assert!(
+            f.contains(" --depth=1 ") && !f.contains("--filter"),
+            "the commit is fetched as without history: {f}"
+        );
+    }
+    let deepen = &history[5].1;
+    assert!(
+        deepen.contains(" --depth=6 --filter=blob:none --no-tags "),
+        "{deepen}"
+    );
+    let commit = git(&src, &["rev-parse", "HEAD"]);
+    assert!(
+        deepen.contains(&format!(" -c remote.proctor.url={} ", src.display()))
+            && deepen.ends_with(&format!("--end-of-options proctor {commit}")),
+        "fetched from the source by commit id: {deepen}"
+    );
+    let log_args = &history[6].1;
+    for flag in [
+        "--no-renames",
+        "--name-only",
+        "--no-mailmap",
+        "--no-ext-diff",
+        "--no-textconv",
+        "--max-count=6",
+    ] {
+        assert!(log_args.contains(flag), "{flag}: {log_args}");
+    }
+    assert!(log_args.ends_with(&format!("--end-of-options {commit} --")));
+    let private = tmp.join("proctor-git-");
+    for (cwd, args) in default.iter().chain(&history) {
+        // Every git runs in the private directory's empty home, on the private bare repository.
+        assert!(
+            cwd.starts_with(private.to_str().unwrap()) && cwd.ends_with("/home"),
+            "{cwd}"
+        );
+        if sub(args) != "init" {
+            assert!(
+                args.contains(&format!(
+                    " --git-dir {}",
+                    Path::new(cwd).parent().unwrap().join("repo.git").display()
+                )),
+                "{args}"
+            );
+        }
+        assert_eq!(
+            args.contains("--work-tree"),
+            sub(args) == "checkout",
+            "only the checkout has a work tree: {args}"
+        );
+        assert!(
+            !args.contains(&format!("{}/.git", src.display())),
+            "the submission's .git is never git's directory: {args}"
+        );
+    }
+    let left: Vec<_> = fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn hostile_history_is_bounded_and_never_fails_the_intake() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let clean_tip = |src: &Path, parent: &str| -> String {
+        let df = raw_object(src, "blob", b"FROM x\n");
+        let tree = raw_object(src, "tree", &tree_entry("100644", "Dockerfile", &df));
+        git(src, &["commit-tree", &tree, "-p", parent, "-m", "Clean up"])
+    };
+
+    // An old commit whose tree plants .git/hooks/post-checkout under a clean tip: the commit
+    // alone is fine; its history fails git's checks, which only the history reports.
+    let evil = d.join("evil");
+    fs::create_dir_all(&evil).unwrap();
+    git(&evil, &["init", "--quiet"]);
+    let hook = raw_object(&evil, "blob", b"#!/bin/sh\ntouch /tmp/pwned-history\n");
+    let hooks = raw_object(&evil, "tree", &tree_entry("100755", "post-checkout", &hook));
+    let dotgit = raw_object(&evil, "tree", &tree_entry("40000", "hooks", &hooks));
+    let mut root = tree_entry("40000", ".git", &dotgit);
+    root.extend(tree_entry("100644", "Dockerfile", &hook));
+    let root = raw_object(&evil, "tree", &root);
+    let old = git(&evil, &["commit-tree", &root, "-m", "evil"]);
+    let tip = clean_tip(&evil, &old);
+    git(&evil, &["update-ref", "refs/heads/main", &tip]);
+    let src = evil.to_str().unwrap();
+    let plain = intake_git(src, None, &Limits::default()).unwrap();
+    assert!(plain.history.is_none(), "depth 1 never sees the old commit");
+    let ctx = intake_git(src, None, &with_history(10)).unwrap();
+    assert_eq!(ctx.sha256, plain.sha256);
+    let h = ctx.history.unwrap();
+    assert_eq!(
+        h.error.as_deref(),
+        Some("the history fails git's integrity checks")
+    );
+    assert_eq!(h.commits, 0);
+    assert!(!Path::new("/tmp/pwned-history").exists());
+
+    // A git bomb (a million files) in an old commit: the tip deletes it, so the tip's own
+    // listing is a million names. The reading stops at its caps, in bounded time.
+    let bomb = d.join("bomb");
+    fs::create_dir_all(&bomb).unwrap();
+    git(&bomb, &["init", "--quiet"]);
+    let blob = raw_object(&bomb, "blob", b"boom\n");
+    let mut level = raw_object(
+        &bomb,
+        "tree",
+        &(0..10)
+            .flat_map(|i| tree_entry("100644", &format!("f{i}"), &blob))
+            .collect::<Vec<u8>>(),
+    );
+    for _ in 0..5 {
+        level = raw_object(
+            &bomb,
+            "tree",
+            &(0..10)
+                .flat_map(|i| tree_entry("40000", &format!("d{i}"), &level))
+                .collect::<Vec<u8>>(),
+        );
+    }
+    let old = git(&bomb, &["commit-tree", &level, "-m", "bomb"]);
+    let tip = clean_tip(&bomb, &old);
+    git(&bomb, &["update-ref", "refs/heads/main", &tip]);
+    let t = Instant::now();
+    let ctx = intake_git(bomb.to_str().unwrap(), None, &with_history(10)).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    let h = ctx.history.unwrap();
+    assert_eq!(h.error, None);
+    assert!(h.truncated && h.cut, "{h:?}");
+    assert_eq!(
+        h.commits, 1,
+        "the tip, its million deletions cut at the caps"
+    );
+}
+
+#[test]
+fn the_history_brings_no_file_contents() {
+    // 3 MiB of weights committed, then deleted: the commit fits in 1 MiB, and so does its
+    // history, because the history is fetched without blobs.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    git(&src, &["init", "--quiet"]);
+    write(&src.join("Dockerfile"), "FROM x\n");
+    fs::write(src.join("weights.bin"), noise(3 << 20)).unwrap();
+    git(&src, &["add", "."]);
+    git(&src, &["commit", "--quiet", "-m", "Add the weights"]);
+    git(&src, &["rm", "--quiet", "weights.bin"]);
+    git(&src, &["commit", "--quiet", "-m", "Remove the weights"]);
+    let limits = Limits {
+        max_total_bytes: 1 << 20,
+        history_commits: Some(10),
+        ..Limits::default()
+    };
+    let src = src.to_str().unwrap();
+    let h = intake_git(src, None, &limits).unwrap().history.unwrap();
+    assert_eq!((h.error.as_deref(), h.commits, h.cut), (None, 2, false));
+
+    // The size watch still holds for the history: an old commit with 3 MiB of message is too
+    // big for 1 MiB. Only the history says so; the intake stands.
+    let big = dir.path().join("big");
+    fs::create_dir_all(&big).unwrap();
+    git(&big, &["init", "--quiet"]);
+    let message: String = noise(3 << 19).iter().map(|b| format!("{b:02x}")).collect();
+    write(&big.join("message.txt"), &message);
+    git(
+        &big,
+        &["commit", "--quiet", "--allow-empty", "-F", "message.txt"],
+    );
+    write(&big.join("Dockerfile"), "FROM x\n");
+    git(&big, &["add", "Dockerfile"]);
+    git(&big, &["commit", "--quiet", "-m", "Add the Dockerfile"]);
+    let ctx = intake_git(big.to_str().unwrap(), None, &limits).unwrap();
+    assert_eq!(names(&ctx), ["Dockerfile"]);
+    let h = ctx.history.unwrap();
+    assert_eq!(
+        (h.error.as_deref(), h.commits),
+        (Some("the history needs more than 1 MiB on disk"), 0)
+    );
 }

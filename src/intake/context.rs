@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::tree::Node;
+use super::History;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
@@ -40,6 +41,11 @@ pub struct BuildContext {
     pub ignored: u64,
     /// For a git source, the commit that was checked out (full hex id).
     pub commit: Option<String>,
+    /// Statistics of the commit's history: only for a git source taken with
+    /// [`Limits::history_commits`](super::Limits::history_commits), `None` otherwise. A history
+    /// that could not be read does not fail the intake: it is `Some` with
+    /// [`History::error`] set.
+    pub history: Option<History>,
 }
 
 /// Sorted entries, owner 0:0, mtime 0, modes 0644/0755: the same files always give the same
@@ -95,6 +101,7 @@ mod tests {
         assert_eq!(ctx.files, 2);
         assert_eq!(ctx.ignored, 0);
         assert!(ctx.commit.is_none());
+        assert!(ctx.history.is_none());
     }
 
     #[test]

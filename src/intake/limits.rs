@@ -22,7 +22,16 @@ pub struct Limits {
     /// Output up to 16 MiB is always allowed, so small, very compressible submissions pass.
     pub max_gzip_ratio: u64,
     /// Deadline for fetching and checking out a git source (120 s); `git` is killed after it.
+    /// With [`history_commits`](Self::history_commits) it also covers fetching and reading the
+    /// history: the whole git intake ends within it.
     pub git_timeout: Duration,
+    /// Opt-in: for a git source, also fetch up to this many commits of history (at most
+    /// 10,000) and compute their statistics into [`BuildContext::history`]. `None` (the
+    /// default) fetches the one commit at depth 1 and computes nothing. Directories and
+    /// archives have no history and ignore it. See the `history` module of the git intake.
+    ///
+    /// [`BuildContext::history`]: super::BuildContext::history
+    pub history_commits: Option<u32>,
 }
 
 impl Default for Limits {
@@ -35,6 +44,7 @@ impl Default for Limits {
             max_path_bytes: 1024,
             max_gzip_ratio: 200,
             git_timeout: Duration::from_secs(120),
+            history_commits: None,
         }
     }
 }

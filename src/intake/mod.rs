@@ -36,7 +36,10 @@ use std::path::Path;
 
 pub use context::{BuildContext, SourceKind};
 pub use error::IntakeError;
-pub use git::{intake_git, is_git_source, sweep_temp_dirs as sweep_git_temp_dirs};
+pub use git::{
+    history, intake_git, is_git_source, sweep_temp_dirs as sweep_git_temp_dirs, History,
+    SubjectStats, TestStats,
+};
 pub use limits::Limits;
 pub use names::MAX_NAME_BYTES;
 

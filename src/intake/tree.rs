@@ -177,6 +177,7 @@ impl Tree {
             bytes,
             ignored: self.ignored,
             commit,
+            history: None,
         })
     }
 

@@ -270,6 +270,7 @@ fn context() -> intake::BuildContext {
         sha256: "abc".into(),
         ignored: 0,
         commit: None,
+        history: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Fetching one commit: init a bare repository, fetch the commit, list its tree against the
-//! limits, check it out, and hand the checkout to the directory walker.
+//! limits, check it out, and hand the checkout to the directory walker; then, only when
+//! [`Limits::history_commits`] asks, read the history's statistics (see `history`).
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -8,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ChildStdout;
 
+use super::history;
 use super::runner::{dir_size, drain, find_git, read_bounded, Failure, Runner};
 use super::source::{check_local, check_rev, is_commit_id, parse_source, Source};
 use super::sweep::TEMP_PREFIX;
@@ -209,9 +211,23 @@ pub fn intake_git(
         .map_err(fail)?;
 
     // From here on only the walker looks at the checkout.
-    let ctx = directory::read(&tree, limits, SourceKind::Git, Some(commit));
+    let mut ctx = directory::read(&tree, limits, SourceKind::Git, Some(commit.clone()))?;
+    if let Some(requested) = limits.history_commits {
+        // Opt-in: git runs again, but only in proctor's own bare repository, and the checkout
+        // is gone before it does.
+        let _ = fs::remove_dir_all(&tree);
+        ctx.history = Some(history::read(
+            &runner,
+            tmp.path(),
+            &gitdir,
+            &remote,
+            &commit,
+            requested,
+            limits,
+        ));
+    }
     drop(tmp);
-    ctx
+    Ok(ctx)
 }
 
 /// Holds the commit's listing (`ls-tree -r -t -l -z`) to the submission limits.

@@ -22,14 +22,24 @@
 //!   symlink, which the walk then vets) and submodules left as empty directories;
 //! - each `git` runs in its own process group, is watched for the deadline (`git_timeout`) and
 //!   for the size of what it writes, and the whole group is killed past either;
-//! - git is never run again once the files are checked out: the directory walker reads them
-//!   (no link followed, `.git` left out, `.dockerignore` applied).
+//! - git is never run in the checkout: the directory walker reads it (no link followed, `.git`
+//!   left out, `.dockerignore` applied). By default git is not run again at all.
+//!
+//! Opt-in ([`Limits::history_commits`](crate::intake::Limits::history_commits) = `Some(n)`):
+//! once the build context is read and the checkout deleted, the same confined git deepens
+//! proctor's own bare repository to `n + 1` commits of history (commits and trees, no blobs:
+//! `--filter=blob:none`), under the same deadline, size watch and object checks, and
+//! `git log` lists their metadata and changed file names, which are reduced to numbers
+//! ([`History`]). The first fetch, the checkout and the build context are the same as without
+//! it; a history that cannot be read only sets [`History::error`]. See `history.rs`.
 
 mod fetch;
+pub mod history;
 mod runner;
 mod source;
 mod sweep;
 
 pub use fetch::intake_git;
+pub use history::{History, SubjectStats, TestStats};
 pub use source::is_git_source;
 pub use sweep::sweep_temp_dirs;

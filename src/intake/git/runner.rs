@@ -133,6 +133,32 @@ impl Runner {
         }
     }
 
+    /// The same confinement and the same deadline, with `GIT_CONFIG_GLOBAL` pointing at
+    /// `config`, a file proctor wrote into its own temporary directory, instead of `/dev/null`.
+    /// Unlike `-c`, which git keeps from the `upload-pack` it starts for a local repository,
+    /// this reaches that `upload-pack` too.
+    pub(super) fn with_global_config(&self, config: &Path) -> Runner {
+        let env = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let v = if *k == "GIT_CONFIG_GLOBAL" {
+                    config.into()
+                } else {
+                    v.clone()
+                };
+                (*k, v)
+            })
+            .collect();
+        Runner {
+            git: self.git.clone(),
+            env,
+            config: self.config.clone(),
+            cwd: self.cwd.clone(),
+            deadline: self.deadline,
+        }
+    }
+
     /// Runs one git command; `consume` reads its stdout on a thread. The command is killed (with
     /// everything it started) past the deadline, or when `watch`'s directory grows past its cap.
     pub(super) fn run<T: Send>(
