@@ -9,6 +9,7 @@
 pub mod batch;
 pub mod check;
 pub mod cli;
+pub mod control;
 pub mod data;
 pub mod digest;
 pub mod doctor;
@@ -27,6 +28,7 @@ pub mod prerequisite;
 pub mod probe;
 pub mod progress;
 pub mod report;
+pub mod review;
 pub mod sandbox;
 pub mod score;
 pub mod target;

@@ -9,7 +9,16 @@ use std::path::{Path, PathBuf};
 /// Lowest first. Keep in step with docs/architecture.md.
 const LAYERS: &[&[&str]] = &[
     &["check", "verdict", "digest", "http", "exit"],
-    &["score", "prerequisite", "expect", "data", "intake", "load"],
+    &[
+        "score",
+        "prerequisite",
+        "expect",
+        "data",
+        "intake",
+        "load",
+        "review",
+        "control",
+    ],
     &["report", "probe"],
     &["events", "grader"],
     &["sandbox", "plan", "target", "progress"],
