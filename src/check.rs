@@ -33,11 +33,19 @@ pub enum Category {
     Latency,
     Drift,
     Monitoring,
+    /// What a prediction costs: CPU per prediction, memory, image size.
+    Cost,
+    /// The candidate's own test suite, run in their image.
+    Tests,
+    /// Static review of the submission: lint, structure, Dockerfile practice, README, history.
+    Review,
+    /// Start-up, graceful shutdown under load, restart.
+    Lifecycle,
 }
 
 impl Category {
     /// Every category, in the order the phases run.
-    pub const ALL: [Category; 9] = [
+    pub const ALL: [Category; 13] = [
         Category::Readiness,
         Category::Correctness,
         Category::Robustness,
@@ -47,6 +55,10 @@ impl Category {
         Category::Latency,
         Category::Drift,
         Category::Monitoring,
+        Category::Cost,
+        Category::Tests,
+        Category::Review,
+        Category::Lifecycle,
     ];
 
     /// The name used in reports and grader files (`missing_data`, ...).
@@ -61,6 +73,10 @@ impl Category {
             Category::Latency => "latency",
             Category::Drift => "drift",
             Category::Monitoring => "monitoring",
+            Category::Cost => "cost",
+            Category::Tests => "tests",
+            Category::Review => "review",
+            Category::Lifecycle => "lifecycle",
         }
     }
 }

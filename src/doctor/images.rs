@@ -12,6 +12,10 @@ use crate::sandbox::{system, Engine};
 const RECIPES: &[(&str, &str)] = &[
     ("proctor/python-ml:3.11", "docker/base/build.sh"),
     ("proctor/busybox:test", "docker/testbase/build.sh"),
+    (
+        crate::sandbox::session::REVIEW_IMAGE,
+        "docker/review/build.sh",
+    ),
 ];
 
 /// Base images the graders under `root/graders` allow, each with the graders that allow it,
@@ -59,13 +63,19 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     }
 }
 
-/// The base images one grader file allows.
+/// The images one grader file needs: the base images it allows, and proctor's review image
+/// when it lints (`[review.lint]`).
 pub(super) fn grader_images(path: &Path) -> Result<Vec<String>, grader::GraderError> {
     let text = std::fs::read_to_string(path).map_err(|source| grader::GraderError::Read {
         path: path.to_owned(),
         source,
     })?;
-    Ok(grader::parse(&text, path)?.submission.allowed_base_images)
+    let g = grader::parse(&text, path)?;
+    let mut images = g.submission.allowed_base_images;
+    if g.review.as_ref().is_some_and(|r| r.lint.is_some()) {
+        images.push(crate::sandbox::session::REVIEW_IMAGE.to_string());
+    }
+    Ok(images)
 }
 
 /// Every base image a grader allows must be in the engine: no image is ever pulled (builds have

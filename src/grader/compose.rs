@@ -21,6 +21,15 @@ pub fn check_composable(graders: &[LoadedGrader]) -> Result<(), GraderError> {
                     other.path.display()
                 )));
             }
+            if earlier.grader.lifecycle.is_some() && other.grader.lifecycle.is_some() {
+                return Err(conflict(
+                    earlier,
+                    other,
+                    "lifecycle",
+                    "only one grader of a run may declare [lifecycle]: it stops the one service \
+                     the graders share",
+                ));
+            }
             if earlier.grader.grader.name == other.grader.grader.name {
                 return Err(conflict(
                     earlier,

@@ -116,6 +116,15 @@ fn load_datasets(
     if let Some(p) = &g.probes {
         known("probes.dataset", &p.dataset)?;
     }
+    if let Some(s) = g.lifecycle.as_ref().and_then(|l| l.shutdown.as_ref()) {
+        let data = known("lifecycle.shutdown.dataset", &s.dataset)?;
+        if data.rows.is_empty() {
+            return Err(invalid(
+                "lifecycle.shutdown.dataset".into(),
+                format!("dataset {:?} has no rows", s.dataset),
+            ));
+        }
+    }
     let needs_prediction = g.quality.is_some()
         || g.consistency.is_some()
         || g.drift.is_some()

@@ -39,6 +39,42 @@ fn default_max_batch() -> usize {
     64
 }
 
+impl PredictionApi {
+    /// The request body holding `instances`.
+    pub fn body(&self, instances: &[serde_json::Map<String, serde_json::Value>]) -> String {
+        let array = serde_json::to_string(instances).expect("instances serialize");
+        self.body_template.replace("$INSTANCES", &array)
+    }
+
+    /// How many instances a request body built from the template holds (the length of the
+    /// array where the template says `$INSTANCES`); None when the body does not have the
+    /// template's shape.
+    pub fn instances_in(&self, body: &str) -> Option<usize> {
+        const MARK: &str = "\"$proctor-instances\"";
+        let template: serde_json::Value =
+            serde_json::from_str(&self.body_template.replace("$INSTANCES", MARK)).ok()?;
+        let pointer = pointer_to(&template, MARK.trim_matches('"'), String::new())?;
+        let body: serde_json::Value = serde_json::from_str(body).ok()?;
+        body.pointer(&pointer)?.as_array().map(Vec::len)
+    }
+}
+
+/// The JSON Pointer of the string `mark` in `v`.
+fn pointer_to(v: &serde_json::Value, mark: &str, at: String) -> Option<String> {
+    let escape = |k: &str| k.replace('~', "~0").replace('/', "~1");
+    match v {
+        serde_json::Value::String(s) if s == mark => Some(at),
+        serde_json::Value::Object(m) => m
+            .iter()
+            .find_map(|(k, v)| pointer_to(v, mark, format!("{at}/{}", escape(k)))),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| pointer_to(v, mark, format!("{at}/{i}"))),
+        _ => None,
+    }
+}
+
 /// A point curve over a measured value: full points at `full_points_at`, none at
 /// `zero_points_at`, linear between. Works in either direction (AUC rises, log loss falls).
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,8 @@
 //! - `invariants`: the `[invariants]` section (order, batch independence, determinism, relations);
 //! - `ml`: datasets, the prediction API and the phases that grade the model itself;
 //! - `probes`: the `[probes]` section (contract probes generated from a schema);
+//! - `production`: what production asks beyond the API: `[lifecycle]`, `[cost]`, `[tests]`,
+//!   `[review]`;
 //! - `load`: reading a file (parsing, body files, datasets);
 //! - `validate`: rules that span several fields;
 //! - `grade`: `[[prerequisite]]` and `[grade]` bands, and checking prerequisites against the
@@ -30,6 +32,7 @@ mod locate;
 mod ml;
 mod model;
 mod probes;
+mod production;
 mod validate;
 
 pub use checks::{CheckSpec, Method, Points, UrlPath};
@@ -44,5 +47,6 @@ pub use model::{
     Grader, GraderMeta, HttpSettings, Readiness, SandboxLimits, SubmissionRules, AUTO_CPUSET,
 };
 pub use probes::ProbesSpec;
+pub use production::*;
 
 pub use crate::check::Visibility;

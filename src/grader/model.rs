@@ -41,6 +41,14 @@ pub struct Grader {
     pub metrics: Option<MetricsSpec>,
     /// Contract probes generated from a dataset's schema (category `robustness`).
     pub probes: Option<ProbesSpec>,
+    /// Start-up, graceful shutdown under load, restart (category `lifecycle`).
+    pub lifecycle: Option<super::LifecycleSpec>,
+    /// CPU per prediction, memory and image size (category `cost`).
+    pub cost: Option<super::CostSpec>,
+    /// The candidate's own test suite (category `tests`).
+    pub tests: Option<super::TestsSpec>,
+    /// Static review of the submission (category `review`).
+    pub review: Option<super::ReviewSpec>,
     /// Points that count only when other points were earned, applied in file order.
     #[serde(default)]
     pub prerequisite: Vec<crate::prerequisite::Prerequisite>,

@@ -88,7 +88,142 @@ pub(super) fn validate(g: &Grader) -> Result<(), (String, String)> {
     if let Some(s) = g.drift.as_ref().and_then(|d| d.statistics.as_ref()) {
         validate_drift_statistics(s)?;
     }
+    validate_production(g)?;
     super::grade::validate(&g.grade, &g.prerequisite)?;
+    Ok(())
+}
+
+/// `[lifecycle]`, `[cost]`, `[tests]` and `[review]`: curves that fall, and what each needs.
+fn validate_production(g: &Grader) -> Result<(), (String, String)> {
+    use super::LowerIsBetter;
+    let curve = |field: &str, c: &Option<LowerIsBetter>| match c.as_ref().and_then(|c| c.invalid())
+    {
+        Some(m) => Err((field.to_string(), m)),
+        None => Ok(()),
+    };
+    if let Some(l) = &g.lifecycle {
+        curve("lifecycle.cold_start", &l.cold_start)?;
+        if let Some(s) = &l.shutdown {
+            if s.connections == 0 || s.connections > 64 {
+                return Err((
+                    "lifecycle.shutdown.connections".into(),
+                    "must be 1 to 64".into(),
+                ));
+            }
+            for (field, v, max) in [
+                ("lifecycle.shutdown.load_secs", s.load_secs, 60.0),
+                ("lifecycle.shutdown.grace_secs", s.grace_secs, 300.0),
+            ] {
+                if !(v > 0.0 && v <= max) {
+                    return Err((field.into(), format!("must be above 0 and at most {max}")));
+                }
+            }
+            if g.prediction.is_none() {
+                return Err((
+                    "lifecycle.shutdown".into(),
+                    "needs a [prediction] section: its load is batches of the largest size the                      prediction API allows"
+                        .into(),
+                ));
+            }
+        }
+        if l.cold_start.is_none() && l.shutdown.is_none() && l.restart.is_none() {
+            return Err((
+                "lifecycle".into(),
+                "declares nothing: give cold_start, [lifecycle.shutdown] or [lifecycle.restart]"
+                    .into(),
+            ));
+        }
+        if l.restart.is_some() && l.shutdown.is_none() {
+            return Err((
+                "lifecycle.restart".into(),
+                "needs [lifecycle.shutdown]: the service is restarted after it was stopped".into(),
+            ));
+        }
+    }
+    if let Some(c) = &g.cost {
+        for (field, v) in [
+            ("cost.cpu_ms_per_1000", &c.cpu_ms_per_1000),
+            ("cost.cpu_vs_reference", &c.cpu_vs_reference),
+            (
+                "cost.memory_growth_mb_per_1000",
+                &c.memory_growth_mb_per_1000,
+            ),
+            ("cost.peak_memory_mb", &c.peak_memory_mb),
+            ("cost.startup_memory_mb", &c.startup_memory_mb),
+            ("cost.steady_memory_mb", &c.steady_memory_mb),
+            ("cost.image_mb", &c.image_mb),
+        ] {
+            curve(field, v)?;
+        }
+        if let (Some(a), Some(r)) = (&c.cpu_ms_per_1000, &c.cpu_vs_reference) {
+            if a.points != r.points {
+                return Err((
+                    "cost.cpu_vs_reference.points".into(),
+                    format!(
+                        "must equal cost.cpu_ms_per_1000.points ({}): the two curves grade one \
+                         check, the second when the reference was measured in the run",
+                        a.points.0
+                    ),
+                ));
+            }
+        }
+        let per_load = c.cpu_ms_per_1000.is_some()
+            || c.cpu_vs_reference.is_some()
+            || c.memory_growth_mb_per_1000.is_some()
+            || c.steady_memory_mb.is_some();
+        if per_load && g.latency.is_none() {
+            return Err((
+                "cost".into(),
+                "CPU per prediction and memory over the load are measured during the latency                  phase's load: declare [latency]"
+                    .into(),
+            ));
+        }
+    }
+    if let Some(t) = &g.tests {
+        if t.command.is_empty() || t.command[0].trim().is_empty() {
+            return Err(("tests.command".into(), "needs a program to run".into()));
+        }
+        if !t.junit.starts_with("/tmp/") {
+            return Err((
+                "tests.junit".into(),
+                "must be a file under /tmp/: the rest of the container is read-only".into(),
+            ));
+        }
+        if t.timeout_secs == 0 || t.timeout_secs > 3600 {
+            return Err(("tests.timeout_secs".into(), "must be 1 to 3600".into()));
+        }
+        let curve_rises = (0.0..1.0).contains(&t.zero_pass_share)
+            && t.zero_pass_share < t.full_pass_share
+            && t.full_pass_share <= 1.0;
+        if !curve_rises {
+            return Err((
+                "tests.full_pass_share".into(),
+                "need 0 <= zero_pass_share < full_pass_share <= 1".into(),
+            ));
+        }
+        if t.full_count == 0 {
+            return Err(("tests.full_count".into(), "must be at least 1".into()));
+        }
+    }
+    if let Some(r) = &g.review {
+        if let Some(l) = &r.lint {
+            curve("review.lint.per_1000_lines", &Some(l.per_1000_lines))?;
+            if !(40..=1000).contains(&l.max_line_length) {
+                return Err((
+                    "review.lint.max_line_length".into(),
+                    "must be 40 to 1000".into(),
+                ));
+            }
+        }
+        if let Some(h) = &r.history {
+            if h.max_commits == 0 || h.max_commits > 10_000 {
+                return Err((
+                    "review.history.max_commits".into(),
+                    "must be 1 to 10000".into(),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -179,6 +179,9 @@ pub struct Outcome {
     /// Measured requests that finished.
     pub requests: u64,
     pub ok: u64,
+    /// Every request sent, the warm-up's included: what the service worked on while the load
+    /// ran (the cost of a prediction is reckoned from it).
+    pub sent: u64,
     /// Failures by kind: `status_500`, `timeout`, `connect`, `closed`, `body_too_large`, ...
     pub errors: BTreeMap<String, u64>,
     /// Every status received (successes included).
@@ -380,7 +383,10 @@ pub async fn run(
     for s in all {
         merged.merge(s);
     }
-    Ok(summarize(merged, plan, measure_start, threads))
+    Ok(Outcome {
+        sent: sent.load(Ordering::Relaxed),
+        ..summarize(merged, plan, measure_start, threads)
+    })
 }
 
 fn summarize(s: stats::Stats, plan: &Plan, measure_start: Instant, threads: usize) -> Outcome {
@@ -487,6 +493,7 @@ fn summarize(s: stats::Stats, plan: &Plan, measure_start: Instant, threads: usiz
     Outcome {
         requests: s.requests,
         ok: s.ok,
+        sent: s.requests,
         errors,
         statuses: s.statuses.clone(),
         body_bytes: s.body_bytes,

@@ -11,10 +11,12 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::check::{Category, DeclaredCheck};
+use crate::control::{MachineError, ServiceControl};
 use crate::events::{Event, Events};
 use crate::grader::{trim, LatencySpec, LoadedGrader, Method, Visibility};
 use crate::load::search::{self, SearchResult};
 use crate::load::{self, Mode, Outcome, Plan, RequestSpec, Stage, Validity};
+use crate::phases::LoadUsage;
 use crate::plan::{Purpose, RunPlan};
 use crate::report::{CheckResult, LatencyReport, PercentilePoint};
 use crate::score::linear_points;
@@ -95,19 +97,38 @@ pub async fn run(
     run_plan: &RunPlan,
     default_vis: Visibility,
     events: &Events,
-) -> (Vec<CheckResult>, LatencyReport) {
+    usage: Option<&dyn ServiceControl>,
+) -> Result<(Vec<CheckResult>, LatencyReport, Option<LoadUsage>), MachineError> {
     let request = request_of(target, spec);
     let plan = Plan {
         curves: curves_of(spec, run_plan),
         ..plan_of(spec, run_plan.seed, run_plan.load_cpus.clone())
     };
     let mut attempts = 0;
+    let mut load_usage = None;
     let result = loop {
         attempts += 1;
+        // What the container used while this attempt's load ran (the cost of a prediction),
+        // read just before and just after it: the service is idle on either side.
+        let before = match usage {
+            Some(c) => Some(c.usage().await?),
+            None => None,
+        };
+        let started = std::time::Instant::now();
         let r = load::run(&request, &plan, |done, total| {
             events.event(&Event::LoadProgress { done, total })
         })
         .await;
+        if let (Some(c), Some(before), Ok(o)) = (usage, before, &r) {
+            load_usage = Some(LoadUsage {
+                requests: o.sent,
+                ok: o.ok,
+                measured: o.requests,
+                seconds: started.elapsed().as_secs_f64(),
+                before,
+                after: c.usage().await?,
+            });
+        }
         let validity = match &r {
             Ok(o) => o.validity.clone(),
             Err(e) => Validity {
@@ -240,7 +261,7 @@ pub async fn run(
             .ok()
             .map(|r| crate::report::ThroughputSearch::of(r, s.repeats));
     }
-    (checks, report)
+    Ok((checks, report, load_usage))
 }
 
 /// The pause between two measurements of the search.
@@ -583,10 +604,28 @@ impl super::Phase for Latency {
             let Some(spec) = &g.latency else {
                 return;
             };
-            let (checks, report) =
-                run(cx.target, spec, cx.plan, g.grader.visibility, cx.events).await;
-            out.checks = checks;
-            out.section = Some(super::Section::Latency(Box::new(report)));
+            // The container's usage is read only when a grader scores what it costs.
+            let usage = cx.container.filter(|_| g.cost.is_some());
+            match run(
+                cx.target,
+                spec,
+                cx.plan,
+                g.grader.visibility,
+                cx.events,
+                usage,
+            )
+            .await
+            {
+                Ok((checks, report, load_usage)) => {
+                    out.checks = checks;
+                    out.section = Some(super::Section::Latency(Box::new(report)));
+                    *cx.handoff
+                        .load_usage
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = load_usage;
+                }
+                Err(e) => out.machine_failure = Some(e),
+            }
         })
     }
 }

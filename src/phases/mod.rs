@@ -13,26 +13,31 @@
 
 pub mod checks;
 pub mod consistency;
+pub mod cost;
 pub mod drift;
 pub mod invariants;
 pub mod latency;
+pub mod lifecycle;
 pub mod monitoring;
 pub mod predict;
 pub mod probes;
 pub mod quality;
 pub mod readiness;
+pub mod review;
+pub mod suite;
 
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
 use crate::check::{CheckResult, DeclaredCheck};
+use crate::control::{MachineError, ServiceControl};
 use crate::events::{Event, Events, Stage, StageTimer};
 use crate::grader::LoadedGrader;
 use crate::plan::{Purpose, RunPlan};
 use crate::report::{
-    ConsistencyReport, DriftReport, InvariantsReport, LatencyReport, MonitoringReport,
-    ProbesReport, QualityReport, StageTiming,
+    ConsistencyReport, CostReport, DriftReport, InvariantsReport, LatencyReport, LifecycleReport,
+    MonitoringReport, ProbesReport, QualityReport, ReviewReport, StageTiming, TestsReport,
 };
 use crate::target::Target;
 
@@ -46,8 +51,12 @@ pub fn registry() -> &'static [&'static dyn Phase] {
         &consistency::Consistency,
         &invariants::Invariants,
         &latency::Latency,
+        &cost::Cost,
         &drift::Drift,
         &monitoring::Monitoring,
+        &suite::Suite,
+        &review::ReviewPhase,
+        &lifecycle::Lifecycle,
     ]
 }
 
@@ -67,8 +76,51 @@ pub struct Context<'a> {
     pub grader: &'a LoadedGrader,
     pub plan: &'a RunPlan,
     pub events: &'a Events,
+    /// The container this run started, for the phases that need more than HTTP; none with
+    /// `--url`.
+    pub container: Option<&'a dyn ServiceControl>,
+    /// The vetted submission, for the static review; none with `--url`.
+    pub submission: Option<&'a Submitted>,
+    /// What earlier phases of this grader left for later ones.
+    pub handoff: &'a Handoff,
+}
+
+impl Context<'_> {
     /// Whether the target is a container this run started (not a `--url`).
-    pub has_container: bool,
+    pub fn has_container(&self) -> bool {
+        self.container.is_some()
+    }
+}
+
+/// The submission as intake vetted it: the build context the engine built, for the review.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The canonical tar of the build context.
+    pub tar: Vec<u8>,
+    pub dockerfile: String,
+    /// A git source's bounded history, when a grader asked for it (`[review.history]`).
+    pub history: Option<crate::intake::History>,
+}
+
+/// What one phase leaves for a later one of the same grader: data flows forward only (the
+/// latency phase measures what its load cost the container; the cost phase scores it).
+#[derive(Debug, Default)]
+pub struct Handoff {
+    pub load_usage: std::sync::Mutex<Option<LoadUsage>>,
+}
+
+/// What the container used while the latency phase's fixed-rate load ran.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LoadUsage {
+    /// Requests sent, the warm-up's included.
+    pub requests: u64,
+    /// Of the measured requests (after the warm-up): how many, and how many succeeded.
+    pub measured: u64,
+    pub ok: u64,
+    /// How long the load ran, warm-up included.
+    pub seconds: f64,
+    pub before: crate::control::Usage,
+    pub after: crate::control::Usage,
 }
 
 /// A phase's own part of the report.
@@ -81,6 +133,10 @@ pub enum Section {
     Drift(DriftReport),
     Monitoring(MonitoringReport),
     Probes(ProbesReport),
+    Lifecycle(LifecycleReport),
+    Cost(CostReport),
+    Tests(TestsReport),
+    Review(Box<ReviewReport>),
 }
 
 /// What a phase has produced so far. Phases write into it as they go, so that a phase stopped
@@ -89,6 +145,9 @@ pub enum Section {
 pub struct PhaseOutput {
     pub checks: Vec<CheckResult>,
     pub section: Option<Section>,
+    /// The engine failed while the phase used the container: the run stops as the machine's
+    /// failure, never as the candidate's zero.
+    pub machine_failure: Option<MachineError>,
 }
 
 pub trait Phase: Sync {
@@ -117,6 +176,12 @@ pub trait Phase: Sync {
 
     /// It runs when the latency reference is measured.
     fn in_latency_reference(&self) -> bool {
+        false
+    }
+
+    /// It stops the service (on purpose): it runs after every other phase of every grader of
+    /// the run, so that none of them meets a service it stopped.
+    fn disrupts(&self) -> bool {
         false
     }
 
@@ -160,6 +225,10 @@ pub struct Outcome {
     pub drift: Option<DriftReport>,
     pub monitoring: Option<MonitoringReport>,
     pub probes: Option<ProbesReport>,
+    pub lifecycle: Option<LifecycleReport>,
+    pub cost: Option<CostReport>,
+    pub tests: Option<TestsReport>,
+    pub review: Option<Box<ReviewReport>>,
     /// Time spent in each phase that ran.
     pub timings: Vec<StageTiming>,
 }
@@ -177,6 +246,10 @@ impl Outcome {
             Some(Section::Drift(r)) => self.drift = Some(r),
             Some(Section::Monitoring(r)) => self.monitoring = Some(r),
             Some(Section::Probes(r)) => self.probes = Some(r),
+            Some(Section::Lifecycle(r)) => self.lifecycle = Some(r),
+            Some(Section::Cost(r)) => self.cost = Some(r),
+            Some(Section::Tests(r)) => self.tests = Some(r),
+            Some(Section::Review(r)) => self.review = Some(r),
             None => {}
         }
     }
@@ -185,6 +258,7 @@ impl Outcome {
 /// The run could not go on, for a reason that is not the candidate's.
 #[derive(Debug, Clone)]
 pub struct Stopped {
+    pub verdict: crate::verdict::Verdict,
     pub reason: String,
 }
 
@@ -211,10 +285,17 @@ pub fn declared_checks(grader: &LoadedGrader, plan: &RunPlan) -> Vec<DeclaredChe
     out
 }
 
-/// Runs every selected phase after readiness, each within its budget. Checks land in `out` as
-/// each phase goes. `Err` when the machine could not be had for a latency measurement.
-pub async fn run_phases(cx: &Context<'_>, out: &mut Outcome) -> Result<(), Stopped> {
-    let phases: Vec<&dyn Phase> = selected(cx.grader, cx.plan).collect();
+/// Runs the selected phases after readiness that stop the service (`disruptive`) or the others,
+/// each within its budget. Checks land in `out` as each phase goes. `Err` when the machine
+/// could not be had for a latency measurement, or the engine failed a phase.
+pub async fn run_phases(
+    cx: &Context<'_>,
+    out: &mut Outcome,
+    disruptive: bool,
+) -> Result<(), Stopped> {
+    let phases: Vec<&dyn Phase> = selected(cx.grader, cx.plan)
+        .filter(|p| p.disrupts() == disruptive)
+        .collect();
     run_each(cx, &phases, out).await
 }
 
@@ -226,7 +307,7 @@ async fn run_each(
 ) -> Result<(), Stopped> {
     for &phase in phases {
         let stage = Stage::Phase(phase.name());
-        if phase.needs() == Needs::Container && !cx.has_container {
+        if phase.needs() == Needs::Container && !cx.has_container() {
             let why = "not applicable: this phase needs the container, and a --url service has \
                        none"
                 .to_string();
@@ -251,6 +332,7 @@ async fn run_each(
                 )))
             });
             let lock = lock.await.map_err(|e| Stopped {
+                verdict: crate::verdict::Verdict::LatencyMeasurementInvalid,
                 reason: e.to_string(),
             })?;
             (Some(lock), None)
@@ -282,12 +364,19 @@ async fn run_each(
         for r in &out.running.checks {
             emit_check(cx.events, r);
         }
+        let failure = out.running.machine_failure.take();
         out.settle();
         let mut timing = timer.finish(cx.events);
         timing.budget_seconds = Some(budget.as_secs_f64().round());
         timing.out_of_budget = !finished;
         timing.lock_wait_seconds = crate::events::lock_wait(lock_wait);
         out.timings.push(timing);
+        if let Some(e) = failure {
+            return Err(Stopped {
+                verdict: e.verdict,
+                reason: format!("the {} phase could not go on: {}", phase.name(), e.reason),
+            });
+        }
     }
     Ok(())
 }
@@ -361,6 +450,47 @@ mod tests {
         }
     }
 
+    /// A container that can do nothing: these tests never ask it.
+    struct NoControl;
+    impl ServiceControl for NoControl {
+        fn signal<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<crate::control::Signalled, MachineError>> {
+            unimplemented!()
+        }
+        fn wait_stopped(
+            &self,
+            _: Duration,
+        ) -> BoxFuture<'_, Result<Option<crate::control::Stopped>, MachineError>> {
+            unimplemented!()
+        }
+        fn restart(&self) -> BoxFuture<'_, Result<String, MachineError>> {
+            unimplemented!()
+        }
+        fn usage(&self) -> BoxFuture<'_, Result<crate::control::Usage, MachineError>> {
+            unimplemented!()
+        }
+        fn startup(&self) -> crate::control::Startup {
+            Default::default()
+        }
+        fn image_size(&self) -> Option<u64> {
+            None
+        }
+        fn run_in_image<'a>(
+            &'a self,
+            _: &'a crate::control::Command,
+        ) -> BoxFuture<'a, Result<crate::control::CommandOutcome, MachineError>> {
+            unimplemented!()
+        }
+        fn run_review<'a>(
+            &'a self,
+            _: &'a crate::control::Command,
+        ) -> BoxFuture<'a, Result<crate::control::CommandOutcome, MachineError>> {
+            unimplemented!()
+        }
+    }
+
     fn fake_grader() -> LoadedGrader {
         crate::grader::fixtures::loaded(crate::grader::fixtures::MINIMAL)
     }
@@ -370,12 +500,16 @@ mod tests {
         let plan = RunPlan::new(&grader, 1, None, None);
         let target = Target::new("http://127.0.0.1:9", &grader.grader.http);
         let events: Events = std::sync::Arc::new(crate::events::Silent);
+        let handoff = Handoff::default();
+        let control = NoControl;
         let cx = Context {
             target: &target,
             grader: &grader,
             plan: &plan,
             events: &events,
-            has_container,
+            container: has_container.then_some(&control as &dyn ServiceControl),
+            submission: None,
+            handoff: &handoff,
         };
         let mut out = Outcome::default();
         run_each(&cx, &[phase], &mut out).await.unwrap();

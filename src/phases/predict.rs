@@ -33,8 +33,7 @@ impl Predictor<'_> {
         &self,
         instances: &[Map<String, Value>],
     ) -> Result<Vec<(Value, Scored)>, String> {
-        let array = serde_json::to_string(instances).expect("instances serialize");
-        let body = self.api.body_template.replace("$INSTANCES", &array);
+        let body = self.api.body(instances);
         let resp = http::send(
             &self.target.client,
             reqwest::Method::POST,

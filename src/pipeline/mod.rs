@@ -180,7 +180,7 @@ async fn grade_planned(
     Ok(match &opts.source {
         Source::Url(url) => {
             let ending = tokio::select! {
-                v = grade_target(opts, plans, url, None, record, events) => v,
+                v = grade_target(opts, plans, url, None, None, record, events) => v,
                 _ = cancel.cancelled() => Ending::interrupted(),
             };
             record.settle_phases();
@@ -268,7 +268,16 @@ async fn vet_submission(
     events: &Events,
 ) -> Result<Result<(intake::BuildContext, Vec<String>), Ending>, UsageError> {
     let t = StageTimer::start(events, Stage::Intake);
-    let limits = opts.intake_limits.clone();
+    let mut limits = opts.intake_limits.clone();
+    // A git source's history is fetched only when a grader reports on it, and only as far back
+    // as the one asking most.
+    limits.history_commits = opts
+        .graders
+        .iter()
+        .filter_map(|g| g.grader.review.as_ref()?.history.as_ref())
+        .map(|h| h.max_commits)
+        .max()
+        .or(limits.history_commits);
     let source = opts.source.clone();
     // Intake reads files and may run git: blocking work, off the async threads.
     let intake_result = tokio::task::spawn_blocking(move || match &source {
@@ -401,8 +410,50 @@ async fn build_and_grade(
         }
         Err(BaseImageError::Engine(e)) => return Ending::engine(&e),
     }
+    // proctor's own image for the linter: missing, it is the machine's to fix, before a build.
+    if opts
+        .graders
+        .iter()
+        .any(|g| g.grader.review.as_ref().is_some_and(|r| r.lint.is_some()))
+    {
+        let review = crate::sandbox::session::REVIEW_IMAGE.to_string();
+        match session
+            .check_base_images(std::slice::from_ref(&review))
+            .await
+        {
+            Ok(()) => {}
+            Err(BaseImageError::Missing(_)) => {
+                return Ending::stopped(
+                    Verdict::BaseImageMissing,
+                    format!(
+                        "proctor's review image {review} is not on this machine; build it with \
+                         `bash docker/review/build.sh`"
+                    ),
+                )
+            }
+            Err(BaseImageError::Engine(e)) => return Ending::engine(&e),
+        }
+    }
 
     let plan = &plans[0];
+    // The static review reads the vetted context in proctor (and, for lint, in proctor's
+    // review image): kept only when a grader asks for it.
+    let submitted = opts
+        .graders
+        .iter()
+        .any(|g| g.grader.review.is_some())
+        .then(|| phases::Submitted {
+            tar: ctx.tar.clone(),
+            dockerfile: ctx.dockerfile.clone(),
+            history: ctx.history.clone(),
+        });
+    if opts
+        .graders
+        .iter()
+        .any(|g| g.grader.review.as_ref().is_some_and(|r| r.lint.is_some()))
+    {
+        session.keep_review_context(ctx.tar.clone());
+    }
     // A build is heavy: it waits while a latency measurement runs on this machine.
     let waiting = std::time::Instant::now();
     let busy = phases::busy(&crate::load::exclusive::lock_path(), events, "build").await;
@@ -448,7 +499,16 @@ async fn build_and_grade(
         Ok(s) => s,
         Err(e) => return Ending::engine(&e),
     };
-    grade_target(opts, plans, &service.url, Some(session), record, events).await
+    grade_target(
+        opts,
+        plans,
+        &service.url,
+        Some(session),
+        submitted.as_ref(),
+        record,
+        events,
+    )
+    .await
 }
 
 /// Readiness, then every grader's phases, grader after grader. With a container, each stage
@@ -458,6 +518,7 @@ async fn grade_target(
     plans: &[RunPlan],
     url: &str,
     session: Option<&mut dyn Sandbox>,
+    submitted: Option<&phases::Submitted>,
     record: &mut Record,
     events: &Events,
 ) -> Ending {
@@ -498,16 +559,27 @@ async fn grade_target(
         );
     }
 
-    let has_container = session.is_some();
+    // The start as the service's container saw it: cold start, and the memory at ready when
+    // a grader scores it.
+    if let Some(s) = session.as_deref() {
+        let memory = opts.graders.iter().any(|g| g.grader.cost.is_some());
+        if let Err(e) = s.note_ready(memory).await {
+            return Ending::engine(&e);
+        }
+    }
+    let control = session.as_deref().map(sandbox::Control);
+    let container = control
+        .as_ref()
+        .map(|c| c as &dyn crate::control::ServiceControl);
     let ran = tokio::select! {
-        r = run_graders(opts, plans, &targets, has_container, events, &mut record.outcomes) => r,
+        r = run_graders(opts, plans, &targets, container, submitted, events, &mut record.outcomes) => r,
         e = exited(session.as_deref()) => { record.settle_outcomes(); match e {
             Ok(exit) => return service_ended(session, exit, Ended::WhileGraded),
             Err(e) => return Ending::engine(&e),
         }}
     };
     if let Err(stopped) = ran {
-        return Ending::stopped(Verdict::LatencyMeasurementInvalid, stopped.reason);
+        return Ending::stopped(stopped.verdict, stopped.reason);
     }
     // The service may also have died during the very last request.
     if let Some(s) = session.as_deref() {
@@ -524,32 +596,40 @@ async fn grade_target(
         .unwrap_or(Ending::Graded)
 }
 
-/// Every grader's phases against the one service, in the order the graders were given.
+/// Every grader's phases against the one service, in the order the graders were given; then
+/// the phases that stop the service (lifecycle), so that no grader meets a service another
+/// one stopped.
 async fn run_graders(
     opts: &GradeOptions,
     plans: &[RunPlan],
     targets: &[Target],
-    has_container: bool,
+    container: Option<&dyn crate::control::ServiceControl>,
+    submitted: Option<&phases::Submitted>,
     events: &Events,
     outcomes: &mut [phases::Outcome],
 ) -> Result<(), phases::Stopped> {
     let several = opts.graders.len() > 1;
-    for (i, grader) in opts.graders.iter().enumerate() {
-        if several {
-            events.event(&Event::Info(format!(
-                "grading with {} ({})",
-                grader.grader.grader.name,
-                grader.path.display()
-            )));
+    let handoffs: Vec<phases::Handoff> = opts.graders.iter().map(|_| Default::default()).collect();
+    for disruptive in [false, true] {
+        for (i, grader) in opts.graders.iter().enumerate() {
+            if several && !disruptive {
+                events.event(&Event::Info(format!(
+                    "grading with {} ({})",
+                    grader.grader.grader.name,
+                    grader.path.display()
+                )));
+            }
+            let cx = Context {
+                target: &targets[i],
+                grader,
+                plan: &plans[i],
+                events,
+                container,
+                submission: submitted,
+                handoff: &handoffs[i],
+            };
+            phases::run_phases(&cx, &mut outcomes[i], disruptive).await?;
         }
-        let cx = Context {
-            target: &targets[i],
-            grader,
-            plan: &plans[i],
-            events,
-            has_container,
-        };
-        phases::run_phases(&cx, &mut outcomes[i]).await?;
     }
     Ok(())
 }

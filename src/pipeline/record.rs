@@ -231,6 +231,10 @@ impl Record {
                 drift: outcome.drift,
                 monitoring: outcome.monitoring,
                 probes: outcome.probes,
+                lifecycle: outcome.lifecycle,
+                cost: outcome.cost,
+                tests: outcome.tests,
+                review: outcome.review,
             });
             checks.extend(own);
         }

@@ -30,6 +30,8 @@ pub struct MeasuredReference {
     pub submission: PathBuf,
     pub run_id: String,
     pub corrected: Vec<Option<Percentiles>>,
+    /// Per grader with `[cost]`: the reference's CPU milliseconds per 1000 predictions.
+    pub cpu_ms_per_1000: Vec<Option<f64>>,
 }
 
 /// Widens the latency objectives of each grader's plan by how much slower the reference ran
@@ -49,6 +51,9 @@ pub async fn scale_to_reference(
         LatencyReference::Measured(m) => m.clone(),
     };
     let (path, run_id) = (&measured.submission, &measured.run_id);
+    for (plan, cpu) in plans.iter_mut().zip(&measured.cpu_ms_per_1000) {
+        plan.reference_cpu_ms_per_1000 = *cpu;
+    }
     let mut out = Vec::new();
     for ((g, plan), corrected) in opts
         .graders
@@ -153,10 +158,16 @@ pub(super) async fn measure(
             }
         }));
     }
+    let cpu_ms_per_1000 = report
+        .graders
+        .iter()
+        .map(|g| g.cost.as_ref().and_then(|c| c.cpu_ms_per_1000))
+        .collect();
     Ok(MeasuredReference {
         submission: path.to_path_buf(),
         run_id: report.run_id,
         corrected: measured,
+        cpu_ms_per_1000,
     })
 }
 

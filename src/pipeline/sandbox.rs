@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use crate::control::{Command, CommandOutcome, Signalled, Startup, Usage};
 use crate::events::Events;
 use crate::grader::{SandboxLimits, SubmissionRules};
 use crate::sandbox::build::{BuildFailure, Built};
@@ -55,6 +56,63 @@ pub trait Sandbox: Send + Sync {
 
     /// Removes everything the run created; what could not be removed.
     fn close(self: Box<Self>) -> BoxFuture<'static, Vec<String>>;
+
+    // What the phases may do to the service beyond HTTP (`control::ServiceControl`). A sandbox
+    // that cannot (the tests' fake) says so; a phase that asks then stops the run as the
+    // machine's failure.
+
+    /// Keeps the vetted build context for `run_review`.
+    fn keep_review_context(&mut self, _tar: Vec<u8>) {}
+
+    /// Records the service's start once it answered ready (with its memory, when asked).
+    fn note_ready(&self, _memory: bool) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn startup(&self) -> Startup {
+        Startup::default()
+    }
+
+    fn image_size(&self) -> Option<u64> {
+        None
+    }
+
+    fn signal<'a>(&'a self, _signal: &'a str) -> BoxFuture<'a, Result<Signalled, EngineError>> {
+        Box::pin(async { Err(unsupported("signal the service")) })
+    }
+
+    fn wait_stopped(
+        &self,
+        _limit: Duration,
+    ) -> BoxFuture<'_, Result<Option<(ExitInfo, Duration)>, EngineError>> {
+        Box::pin(async { Err(unsupported("wait for the service to stop")) })
+    }
+
+    fn restart(&self) -> BoxFuture<'_, Result<String, EngineError>> {
+        Box::pin(async { Err(unsupported("start the service again")) })
+    }
+
+    fn usage(&self) -> BoxFuture<'_, Result<Usage, EngineError>> {
+        Box::pin(async { Err(unsupported("read the service's usage")) })
+    }
+
+    fn run_in_image<'a>(
+        &'a self,
+        _command: &'a Command,
+    ) -> BoxFuture<'a, Result<CommandOutcome, EngineError>> {
+        Box::pin(async { Err(unsupported("run a command in the image")) })
+    }
+
+    fn run_review<'a>(
+        &'a self,
+        _command: &'a Command,
+    ) -> BoxFuture<'a, Result<CommandOutcome, EngineError>> {
+        Box::pin(async { Err(unsupported("run the review")) })
+    }
+}
+
+fn unsupported(action: &str) -> EngineError {
+    EngineError::api(action, "this sandbox cannot")
 }
 
 impl Sandbox for Session {
@@ -114,5 +172,121 @@ impl Sandbox for Session {
 
     fn close(self: Box<Self>) -> BoxFuture<'static, Vec<String>> {
         Box::pin(Session::close(*self))
+    }
+
+    fn keep_review_context(&mut self, tar: Vec<u8>) {
+        Session::keep_review_context(self, tar)
+    }
+
+    fn note_ready(&self, memory: bool) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(Session::note_ready(self, memory))
+    }
+
+    fn startup(&self) -> Startup {
+        Session::startup(self)
+    }
+
+    fn image_size(&self) -> Option<u64> {
+        Session::image_size(self)
+    }
+
+    fn signal<'a>(&'a self, signal: &'a str) -> BoxFuture<'a, Result<Signalled, EngineError>> {
+        Box::pin(Session::signal(self, signal))
+    }
+
+    fn wait_stopped(
+        &self,
+        limit: Duration,
+    ) -> BoxFuture<'_, Result<Option<(ExitInfo, Duration)>, EngineError>> {
+        Box::pin(Session::wait_stopped(self, limit))
+    }
+
+    fn restart(&self) -> BoxFuture<'_, Result<String, EngineError>> {
+        Box::pin(Session::restart(self))
+    }
+
+    fn usage(&self) -> BoxFuture<'_, Result<Usage, EngineError>> {
+        Box::pin(Session::usage(self))
+    }
+
+    fn run_in_image<'a>(
+        &'a self,
+        command: &'a Command,
+    ) -> BoxFuture<'a, Result<CommandOutcome, EngineError>> {
+        Box::pin(Session::run_in_image(self, command))
+    }
+
+    fn run_review<'a>(
+        &'a self,
+        command: &'a Command,
+    ) -> BoxFuture<'a, Result<CommandOutcome, EngineError>> {
+        Box::pin(Session::run_review(self, command))
+    }
+}
+
+/// The sandbox as the phases see it (`control::ServiceControl`): engine failures become the
+/// machine's failures, with the verdict that names them.
+pub struct Control<'a>(pub &'a dyn Sandbox);
+
+fn machine(e: EngineError) -> crate::control::MachineError {
+    crate::control::MachineError {
+        verdict: e.verdict(),
+        reason: e.to_string(),
+    }
+}
+
+impl crate::control::ServiceControl for Control<'_> {
+    fn signal<'a>(
+        &'a self,
+        signal: &'a str,
+    ) -> BoxFuture<'a, Result<Signalled, crate::control::MachineError>> {
+        Box::pin(async move { self.0.signal(signal).await.map_err(machine) })
+    }
+
+    fn wait_stopped(
+        &self,
+        limit: Duration,
+    ) -> BoxFuture<'_, Result<Option<crate::control::Stopped>, crate::control::MachineError>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .wait_stopped(limit)
+                .await
+                .map_err(machine)?
+                .map(|(exit, after)| crate::control::Stopped {
+                    exit_code: exit.exit_code,
+                    after,
+                }))
+        })
+    }
+
+    fn restart(&self) -> BoxFuture<'_, Result<String, crate::control::MachineError>> {
+        Box::pin(async move { self.0.restart().await.map_err(machine) })
+    }
+
+    fn usage(&self) -> BoxFuture<'_, Result<Usage, crate::control::MachineError>> {
+        Box::pin(async move { self.0.usage().await.map_err(machine) })
+    }
+
+    fn startup(&self) -> Startup {
+        self.0.startup()
+    }
+
+    fn image_size(&self) -> Option<u64> {
+        self.0.image_size()
+    }
+
+    fn run_in_image<'a>(
+        &'a self,
+        command: &'a Command,
+    ) -> BoxFuture<'a, Result<CommandOutcome, crate::control::MachineError>> {
+        Box::pin(async move { self.0.run_in_image(command).await.map_err(machine) })
+    }
+
+    fn run_review<'a>(
+        &'a self,
+        command: &'a Command,
+    ) -> BoxFuture<'a, Result<CommandOutcome, crate::control::MachineError>> {
+        Box::pin(async move { self.0.run_review(command).await.map_err(machine) })
     }
 }

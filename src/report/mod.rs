@@ -8,6 +8,7 @@ mod json;
 mod junit;
 mod markdown;
 mod model;
+mod production;
 mod stopped;
 mod summary;
 #[cfg(test)]
@@ -21,6 +22,7 @@ pub use json::Json;
 pub use junit::Junit;
 pub use markdown::{cell as markdown_cell, Markdown};
 pub use model::*;
+pub use production::*;
 pub use summary::{summary_text, summary_text_except, Summary};
 pub use view::{Render, View};
 pub use write::{write_atomic, write_json_atomic};

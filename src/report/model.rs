@@ -84,6 +84,18 @@ pub struct GraderRun {
     /// The contract probes: cases per class and, in the grader's view only, every failed case.
     #[serde(default)]
     pub probes: Option<ProbesReport>,
+    /// Start-up, graceful shutdown under load, restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<super::LifecycleReport>,
+    /// What a prediction costs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<super::CostReport>,
+    /// The candidate's own tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<super::TestsReport>,
+    /// The static review (the candidate's view keeps it only when the grader marks it visible).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Box<super::ReviewReport>>,
 }
 
 impl Report {

@@ -286,7 +286,7 @@ mod tests {
         assert!(
             s.contains(
                 "not tested by this grader: correctness, robustness, missing_data, quality, \
-                 consistency, latency, drift, monitoring\n"
+                 consistency, latency, drift, monitoring, cost, tests, review, lifecycle\n"
             ),
             "{s}"
         );

@@ -74,6 +74,25 @@ pub async fn start(
         }),
     )
     .await?;
+    // proctor talks to the container's own address: the run's bridge must be in proctor's
+    // network namespace. It is not when proctor runs in a container without the host's
+    // network; every grade would then end "never ready", blamed on the candidate.
+    let bridge = super::firewall::bridge_of(&network.id);
+    if engine.info.local
+        && !std::path::Path::new("/sys/class/net")
+            .join(&bridge)
+            .exists()
+    {
+        return Err(EngineError::Api {
+            action: "reach the run's network".into(),
+            detail: format!(
+                "its bridge {bridge} is not in proctor's network namespace, so the service \
+                 could not be reached; when proctor runs in a container, give it the host's \
+                 network (docker run --network host, Kubernetes hostNetwork: true; see \
+                 docker/harness/README.md)"
+            ),
+        });
+    }
     // Before the container starts: it must never see the host's ports open.
     let host_isolation = if engine.info.local {
         super::firewall::isolate(&network.id, run_id).await

@@ -35,27 +35,7 @@ impl Monitor {
     /// Starts watching container `id`. The engine streams stay open until `stop`.
     pub fn start(engine: &Engine, id: &str) -> Monitor {
         let peaks = Arc::new(Mutex::new(Peaks::default()));
-        let stats = {
-            let docker = engine.docker.clone();
-            let (id, peaks) = (id.to_string(), peaks.clone());
-            tokio::spawn(async move {
-                let options = StatsOptions {
-                    stream: true,
-                    one_shot: false,
-                };
-                let mut stream = docker.stats(&id, Some(options));
-                while let Some(Ok(s)) = stream.next().await {
-                    let memory = s
-                        .memory_stats
-                        .as_ref()
-                        .and_then(|m| m.max_usage.or(m.usage));
-                    let pids = s.pids_stats.as_ref().and_then(|p| p.current);
-                    let mut p = peaks.lock().unwrap_or_else(|e| e.into_inner());
-                    p.memory_bytes = max_of(p.memory_bytes, memory);
-                    p.pids = max_of(p.pids, pids);
-                }
-            })
-        };
+        let stats = stats_task(engine, id, peaks.clone());
         let ooms = {
             let docker = engine.docker.clone();
             let (id, peaks) = (id.to_string(), peaks.clone());
@@ -80,6 +60,12 @@ impl Monitor {
         }
     }
 
+    /// Watches the container's stats again after it was started again (the engine ends a
+    /// stats stream when its container stops).
+    pub fn watch_again(&mut self, engine: &Engine, id: &str) {
+        self.tasks.push(stats_task(engine, id, self.peaks.clone()));
+    }
+
     /// What has been seen so far.
     pub fn snapshot(&self) -> Peaks {
         self.peaks.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -101,6 +87,29 @@ impl Drop for Monitor {
             t.abort();
         }
     }
+}
+
+/// Samples the container's stats stream (one a second) into `peaks` until it ends.
+fn stats_task(engine: &Engine, id: &str, peaks: Arc<Mutex<Peaks>>) -> JoinHandle<()> {
+    let docker = engine.docker.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let options = StatsOptions {
+            stream: true,
+            one_shot: false,
+        };
+        let mut stream = docker.stats(&id, Some(options));
+        while let Some(Ok(s)) = stream.next().await {
+            let memory = s
+                .memory_stats
+                .as_ref()
+                .and_then(|m| m.max_usage.or(m.usage));
+            let pids = s.pids_stats.as_ref().and_then(|p| p.current);
+            let mut p = peaks.lock().unwrap_or_else(|e| e.into_inner());
+            p.memory_bytes = max_of(p.memory_bytes, memory);
+            p.pids = max_of(p.pids, pids);
+        }
+    })
 }
 
 fn max_of(a: Option<u64>, b: Option<u64>) -> Option<u64> {

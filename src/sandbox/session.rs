@@ -4,14 +4,22 @@
 //! grader's limits into engine settings (build cgroup, byte units, the container's address, the
 //! out-of-memory verdict) is decided here, once.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::build::{self, BuildFailure, BuildLimits, Built};
 use super::container::{self, ExitInfo};
+use super::job::{self, Job};
 use super::monitor::{self, Monitor, Peaks};
-use super::{build_cgroup, cleanup, Engine, EngineError, EngineInfo};
+use super::{build_cgroup, cleanup, control, Engine, EngineError, EngineInfo};
+use crate::control::{Command, CommandOutcome, Startup, Usage};
 use crate::events::Events;
 use crate::grader::{SandboxLimits, SubmissionRules};
+
+/// proctor's own image for static review (a linter over the vetted build context), built from
+/// Debian packages by `docker/review/build.sh`.
+pub const REVIEW_IMAGE: &str = "proctor/review:1";
 
 /// Why a base image cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +59,21 @@ pub struct Session {
     /// the engine has stopped the step (see `close`).
     build_cgroup: Option<build_cgroup::BuildCgroup>,
     container: Option<String>,
+    /// The run's network (by name) and the service's port, to find it again after a restart.
+    network: Option<(String, u16)>,
+    /// The candidate's image (tag) and its size, once built.
+    image: Option<(String, Option<u64>)>,
+    /// The vetted build context, kept for the review image when a grader asks for it.
+    review_context: Option<Vec<u8>>,
     limits: Option<SandboxLimits>,
-    monitor: Option<Monitor>,
+    /// Behind a lock: a restart starts watching the container's stats again.
+    monitor: Mutex<Option<Monitor>>,
+    /// When the container was started, and what its start measured once it was ready.
+    started: Option<Instant>,
+    startup: Mutex<Startup>,
+    /// A phase signalled the service (to stop it on purpose): from then on its exit is that
+    /// phase's to judge, not a crash of the run.
+    handed_over: AtomicBool,
     /// The exit, once seen.
     exit: Option<ExitInfo>,
 }
@@ -66,8 +87,14 @@ impl Session {
             keep_image,
             build_cgroup: None,
             container: None,
+            network: None,
+            image: None,
+            review_context: None,
             limits: None,
-            monitor: None,
+            monitor: Mutex::new(None),
+            started: None,
+            startup: Mutex::new(Startup::default()),
+            handed_over: AtomicBool::new(false),
             exit: None,
         })
     }
@@ -131,7 +158,15 @@ impl Session {
         let tag = format!("proctor/submission:{}", self.run_id);
         let built = build::build(&self.engine, context, &tag, &self.run_id, &limits, events).await;
         self.release_build_cgroup().await;
+        if let Ok(Ok(b)) = &built {
+            self.image = Some((b.tag.clone(), b.size_bytes.map(|s| s.max(0) as u64)));
+        }
         built
+    }
+
+    /// Keeps the vetted build context for the review image (`run_review`).
+    pub fn keep_review_context(&mut self, tar: Vec<u8>) {
+        self.review_context = Some(tar);
     }
 
     /// Starts the built image in the sandbox and starts watching it. Warns when the host's own
@@ -144,7 +179,9 @@ impl Session {
         warnings: &mut Vec<String>,
     ) -> Result<Service, EngineError> {
         let running = container::start(&self.engine, &built.tag, &self.run_id, limits).await?;
+        self.started = Some(Instant::now());
         self.container = Some(running.container_id.clone());
+        self.network = Some((format!("proctor-{}", self.run_id), port));
         self.limits = Some(limits.clone());
         if let Err(why) = &running.host_isolation {
             warnings.push(format!(
@@ -152,7 +189,8 @@ impl Session {
                  the engine's machine, with iptables, to close them"
             ));
         }
-        self.monitor = Some(Monitor::start(&self.engine, &running.container_id));
+        *self.monitor.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(Monitor::start(&self.engine, &running.container_id));
         Ok(Service {
             url: format!("http://{}:{port}", running.ip),
             container_id: running.container_id,
@@ -161,18 +199,26 @@ impl Session {
 
     /// Resolves when the container stops (never, when there is none). A process the kernel
     /// killed for memory counts as an OOM kill even when the main process then exited cleanly.
+    /// Once a phase has signalled the service on purpose (`signal`), its exit is that phase's
+    /// to judge: this no longer resolves.
     pub async fn wait_exit(&self) -> Result<ExitInfo, EngineError> {
         match &self.container {
-            Some(id) => container::wait_exit(&self.engine, id)
-                .await
-                .map(|e| self.with_oom(e)),
+            Some(id) => {
+                let exit = container::wait_exit(&self.engine, id).await?;
+                if self.handed_over.load(Ordering::SeqCst) {
+                    return std::future::pending().await;
+                }
+                Ok(self.with_oom(exit))
+            }
             None => std::future::pending().await,
         }
     }
 
-    /// The container's exit if it has stopped already (it may have died on the last request).
+    /// The container's exit if it has stopped already (it may have died on the last request);
+    /// none once a phase stopped it on purpose.
     pub async fn exited(&self) -> Result<Option<ExitInfo>, EngineError> {
         match &self.container {
+            Some(_) if self.handed_over.load(Ordering::SeqCst) => Ok(None),
             Some(id) => Ok(container::exit_info(&self.engine, id)
                 .await?
                 .map(|e| self.with_oom(e))),
@@ -183,9 +229,120 @@ impl Session {
     fn with_oom(&self, mut exit: ExitInfo) -> ExitInfo {
         exit.oom_killed |= self
             .monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .is_some_and(|m| m.snapshot().oom_kills > 0);
         exit
+    }
+
+    /// Records the service's start once it answered ready: the time since the container
+    /// started, and (with `memory`) its memory at that moment.
+    pub async fn note_ready(&self, memory: bool) -> Result<(), EngineError> {
+        let cold_start = self.started.map(|s| s.elapsed());
+        let memory_bytes = match (&self.container, memory) {
+            (Some(id), true) => Some(control::usage(&self.engine, id).await?.memory_bytes),
+            _ => None,
+        };
+        *self.startup.lock().unwrap_or_else(|e| e.into_inner()) = Startup {
+            cold_start,
+            memory_bytes,
+        };
+        Ok(())
+    }
+
+    pub fn startup(&self) -> Startup {
+        *self.startup.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn image_size(&self) -> Option<u64> {
+        self.image.as_ref().and_then(|(_, size)| *size)
+    }
+
+    fn container_id(&self, action: &str) -> Result<&str, EngineError> {
+        self.container
+            .as_deref()
+            .ok_or_else(|| EngineError::api(action, "no container was started"))
+    }
+
+    /// Sends `signal` to the service; from then on its exit is the caller's to judge.
+    pub async fn signal(&self, signal: &str) -> Result<crate::control::Signalled, EngineError> {
+        let id = self.container_id("signal the container")?;
+        self.handed_over.store(true, Ordering::SeqCst);
+        control::signal_precisely(&self.engine, id, signal).await
+    }
+
+    pub async fn wait_stopped(
+        &self,
+        limit: Duration,
+    ) -> Result<Option<(ExitInfo, Duration)>, EngineError> {
+        let id = self.container_id("wait for the container to stop")?;
+        control::wait_stopped(&self.engine, id, limit).await
+    }
+
+    /// Starts the stopped service again (same container); its new URL.
+    pub async fn restart(&self) -> Result<String, EngineError> {
+        let id = self.container_id("start the container again")?;
+        let (network, port) = self
+            .network
+            .clone()
+            .ok_or_else(|| EngineError::api("start the container again", "no network"))?;
+        let ip = control::restart(&self.engine, id, &network).await?;
+        if let Some(m) = self
+            .monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            m.watch_again(&self.engine, id);
+        }
+        Ok(format!("http://{ip}:{port}"))
+    }
+
+    pub async fn usage(&self) -> Result<Usage, EngineError> {
+        let id = self.container_id("read the container's stats")?;
+        control::usage(&self.engine, id).await
+    }
+
+    /// Runs `command` in a fresh container of the candidate's image, under the service's limits.
+    pub async fn run_in_image(&self, command: &Command) -> Result<CommandOutcome, EngineError> {
+        let (image, _) = self
+            .image
+            .clone()
+            .ok_or_else(|| EngineError::api("run a command in the image", "no image was built"))?;
+        job::run(&self.engine, &self.run_id, &self.job(image, command, None)).await
+    }
+
+    /// Runs `command` in proctor's review image with the vetted build context at `/src`.
+    pub async fn run_review(&self, command: &Command) -> Result<CommandOutcome, EngineError> {
+        let context = self
+            .review_context
+            .clone()
+            .ok_or_else(|| EngineError::api("run the review", "the build context was not kept"))?;
+        let job = self.job(
+            REVIEW_IMAGE.to_string(),
+            command,
+            Some(("/src".to_string(), context)),
+        );
+        job::run(&self.engine, &self.run_id, &job).await
+    }
+
+    fn job(&self, image: String, command: &Command, upload: Option<(String, Vec<u8>)>) -> Job {
+        let limits = self.limits.clone().unwrap_or_default();
+        Job {
+            image,
+            name: command.name.clone(),
+            command: command.argv.clone(),
+            memory_mb: limits.memory_mb,
+            cpus: limits.cpus,
+            pids_limit: limits.pids_limit,
+            tmpfs_mb: limits.tmpfs_mb,
+            timeout: command.timeout,
+            max_output: command.max_output,
+            read_file: command.read_file.clone(),
+            max_file: command.max_file,
+            upload,
+        }
     }
 
     /// Records the exit the pipeline saw, so `finish` reports it as seen.
@@ -200,7 +357,13 @@ impl Session {
             Some(e) => Some(e),
             None => container::exit_info(&self.engine, &id).await.ok().flatten(),
         };
-        let peaks = self.monitor.take().map(Monitor::stop).unwrap_or_default();
+        let peaks = self
+            .monitor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(Monitor::stop)
+            .unwrap_or_default();
         let warnings = self
             .limits
             .as_ref()

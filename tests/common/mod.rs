@@ -33,7 +33,7 @@ pub fn require_docker() {
             }
             Err(e) => return Err(format!("integration tests need the docker CLI and a Docker engine: {e}")),
         }
-        for script in ["docker/base/build.sh", "docker/testbase/build.sh"] {
+        for script in ["docker/base/build.sh", "docker/testbase/build.sh", "docker/review/build.sh"] {
             let status = Command::new("bash").arg(repo().join(script)).status().map_err(|e| format!("{script}: {e}"))?;
             if !status.success() {
                 return Err(format!("{script} failed ({status}); its output is above"));

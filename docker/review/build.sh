@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Builds proctor/review:1, proctor's own image for the static review of submissions: the base
+# image proctor/python-ml:3.11 plus Debian's pycodestyle and pyflakes. proctor runs the linters
+# in it over the vetted build context (unpacked at /src), never over the host's files and never
+# in the candidate's image, which the candidate controls.
+#
+# No registry is needed: the two packages are downloaded from Debian's archive on the host
+# (`apt-get download`; both are pure Python, architecture `all`) and installed with dpkg in a
+# build without network. Without apt-get, their wheels are downloaded from PyPI instead.
+#
+# Usage: docker/review/build.sh [--force]
+# Environment:
+#   PROCTOR_REVIEW_IMAGE  tag to build          (default proctor/review:1)
+#   PROCTOR_BASE_IMAGE    the image it builds on (default proctor/python-ml:3.11; built first
+#                         with docker/base/build.sh when missing)
+#   PROCTOR_LOCK_DIR      where the lock file lives (default ${TMPDIR:-/tmp})
+set -euo pipefail
+
+IMAGE="${PROCTOR_REVIEW_IMAGE:-proctor/review:1}"
+BASE="${PROCTOR_BASE_IMAGE:-proctor/python-ml:3.11}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# Bump with any change to what the image holds.
+RECIPE_VERSION=1
+
+force=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=1 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "build.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf 'review-image: %s\n' "$*" >&2; }
+image_exists() {
+  [[ "$(docker image inspect --format '{{ index .Config.Labels "io.proctor.review.version" }}' "$IMAGE" 2>/dev/null)" == "$RECIPE_VERSION" ]]
+}
+
+command -v docker >/dev/null || { log "docker CLI not found"; exit 1; }
+if [[ $force -eq 0 ]] && image_exists; then
+  log "$IMAGE already present"
+  exit 0
+fi
+
+# Parallel tests call this script: one build at a time, the others wait and then find it.
+LOCK_DIR="${PROCTOR_LOCK_DIR:-${TMPDIR:-/tmp}}"
+mkdir -p "$LOCK_DIR"
+exec 9>"$LOCK_DIR/proctor-review-${IMAGE//[^A-Za-z0-9._-]/_}.lock"
+flock 9
+if [[ $force -eq 0 ]] && image_exists; then
+  log "$IMAGE was built meanwhile"
+  exit 0
+fi
+
+if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+  log "$BASE is missing; building it first"
+  PROCTOR_BASE_IMAGE="$BASE" bash "$HERE/../base/build.sh"
+fi
+
+ctx="$(mktemp -d)"
+trap 'rm -rf "$ctx"' EXIT
+if command -v apt-get >/dev/null; then
+  log "downloading Debian's python3-pycodestyle and python3-pyflakes"
+  if ! (cd "$ctx" && apt-get download -qq python3-pycodestyle python3-pyflakes 2>/dev/null); then
+    apt-get update -qq
+    (cd "$ctx" && apt-get download -qq python3-pycodestyle python3-pyflakes)
+  fi
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $BASE
+COPY *.deb /tmp/debs/
+RUN dpkg -i /tmp/debs/*.deb && rm -rf /tmp/debs && mkdir -p /src \\
+ && python3 -m pycodestyle --version && python3 -m pyflakes --version
+LABEL io.proctor.review=1 io.proctor.review.version=$RECIPE_VERSION
+DOCKERFILE
+else
+  log "no apt-get: downloading the pycodestyle and pyflakes wheels from PyPI"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$ctx" \
+    'pycodestyle==2.10.0' 'pyflakes==2.5.0'
+  cat >"$ctx/Dockerfile" <<DOCKERFILE
+FROM $BASE
+COPY *.whl /opt/review/
+ENV PYTHONPATH=/opt/review/pycodestyle-2.10.0-py2.py3-none-any.whl:/opt/review/pyflakes-2.5.0-py2.py3-none-any.whl
+RUN mkdir -p /src && python3 -m pycodestyle --version && python3 -m pyflakes --version
+LABEL io.proctor.review=1 io.proctor.review.version=$RECIPE_VERSION
+DOCKERFILE
+fi
+start=$SECONDS
+docker build --network none -q -t "$IMAGE" "$ctx" >/dev/null
+log "built $IMAGE in $((SECONDS - start)) s"

@@ -1,0 +1,381 @@
+//! Cost: what a prediction costs, read from the container's cgroup (through the engine's stats)
+//! around the latency phase's fixed-rate load, which that phase hands over (`Handoff`): CPU
+//! milliseconds per 1000 predictions, memory at start-up, before and after the load, its
+//! growth per 1000 predictions (a leak shows here), the kernel's peak, and the image's size.
+//! Each on the grader's lower-is-better curve; CPU also as a multiple of the reference's when
+//! the reference was measured in the same run, so that the machine's speed cancels out.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::check::{Category, CheckResult, DeclaredCheck};
+use crate::grader::{CostSpec, LatencySpec, LoadedGrader, LowerIsBetter, PredictionApi};
+use crate::phases::{LoadUsage, Needs};
+use crate::report::CostReport;
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// The cost metrics a grader may score, in the order they are reported: (check name, the
+/// curve's field, the report's value).
+fn metrics(spec: &CostSpec) -> Vec<(&'static str, Option<&LowerIsBetter>)> {
+    vec![
+        ("CPU per 1000 predictions", cpu_curve(spec, false)),
+        (
+            "memory growth per 1000 predictions",
+            spec.memory_growth_mb_per_1000.as_ref(),
+        ),
+        ("peak memory", spec.peak_memory_mb.as_ref()),
+        ("memory at start-up", spec.startup_memory_mb.as_ref()),
+        ("memory after the load", spec.steady_memory_mb.as_ref()),
+        ("image size", spec.image_mb.as_ref()),
+    ]
+}
+
+/// The CPU curve: relative to the reference when one was measured and the grader has that
+/// curve, else absolute.
+fn cpu_curve(spec: &CostSpec, relative: bool) -> Option<&LowerIsBetter> {
+    match (relative, &spec.cpu_vs_reference, &spec.cpu_ms_per_1000) {
+        (true, Some(c), _) => Some(c),
+        (_, _, Some(c)) => Some(c),
+        (_, c, None) => c.as_ref(),
+    }
+}
+
+/// Instances per request of the latency load: the mean over its bodies of the array where the
+/// prediction template holds its instances; 1 when the grader has no template or a body does
+/// not follow it.
+pub fn instances_per_request(latency: &LatencySpec, api: Option<&PredictionApi>) -> f64 {
+    let counts: Vec<f64> = latency
+        .bodies
+        .iter()
+        .map(|b| {
+            api.and_then(|a| a.instances_in(b))
+                .map_or(1.0, |n| n as f64)
+        })
+        .collect();
+    if counts.is_empty() {
+        1.0
+    } else {
+        counts.iter().sum::<f64>() / counts.len() as f64
+    }
+}
+
+/// The report from what the container used, with the reference's CPU when there is one.
+pub fn report_of(
+    usage: Option<&LoadUsage>,
+    per_request: f64,
+    startup_memory: Option<u64>,
+    image_bytes: Option<u64>,
+    reference_cpu: Option<f64>,
+) -> CostReport {
+    let r = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+    let mb = |b: u64| r(b as f64 / MB, 1);
+    let mut out = CostReport {
+        instances_per_request: r(per_request, 2),
+        startup_memory_mb: startup_memory.map(mb),
+        image_mb: image_bytes.map(mb),
+        reference_cpu_ms_per_1000: reference_cpu,
+        ..CostReport::default()
+    };
+    let Some(u) = usage else {
+        return out;
+    };
+    // Failed requests predicted nothing: a service that fails fast is not cheap.
+    let success = if u.measured > 0 {
+        u.ok as f64 / u.measured as f64
+    } else {
+        0.0
+    };
+    let predictions = (u.requests as f64 * per_request * success).round();
+    out.requests = u.requests;
+    out.predictions = predictions as u64;
+    out.load_seconds = r(u.seconds, 2);
+    let cpu = u.after.cpu_ns.saturating_sub(u.before.cpu_ns) as f64 / 1e9;
+    out.cpu_seconds = Some(r(cpu, 3));
+    out.memory_before_load_mb = Some(mb(u.before.memory_bytes));
+    out.steady_memory_mb = Some(mb(u.after.memory_bytes));
+    out.peak_memory_mb = u
+        .after
+        .peak_memory_bytes
+        .or(u.before.peak_memory_bytes)
+        .map(mb);
+    if predictions > 0.0 {
+        let per_1000 = cpu * 1000.0 / predictions * 1000.0;
+        out.cpu_ms_per_1000 = Some(r(per_1000, 1));
+        let growth = u.after.memory_bytes as f64 - u.before.memory_bytes as f64;
+        out.memory_growth_mb_per_1000 = Some(r(growth / MB * 1000.0 / predictions, 2));
+        out.cpu_vs_reference = reference_cpu
+            .filter(|c| *c > 0.0)
+            .map(|c| r(per_1000 / c, 3));
+    }
+    out
+}
+
+/// The checks of `spec` on `report`: each metric with a curve and points, on its curve; a metric
+/// that could not be measured scores zero and says why.
+pub fn grade(
+    spec: &CostSpec,
+    report: &CostReport,
+    vis: crate::check::Visibility,
+) -> Vec<CheckResult> {
+    let relative = report.cpu_vs_reference.is_some();
+    let values: [(Option<f64>, &str); 6] = [
+        if relative && spec.cpu_vs_reference.is_some() {
+            (
+                report.cpu_vs_reference,
+                "× the reference's CPU per prediction",
+            )
+        } else {
+            (report.cpu_ms_per_1000, "CPU ms per 1000 predictions")
+        },
+        (
+            report.memory_growth_mb_per_1000,
+            "MB of growth per 1000 predictions",
+        ),
+        (report.peak_memory_mb, "MB at the peak"),
+        (report.startup_memory_mb, "MB at start-up"),
+        (report.steady_memory_mb, "MB after the load"),
+        (report.image_mb, "MB"),
+    ];
+    let mut curves = metrics(spec);
+    curves[0].1 = cpu_curve(spec, relative);
+    curves
+        .into_iter()
+        .zip(values)
+        .filter_map(|((name, curve), (value, unit))| {
+            let curve = curve?;
+            let max = curve.points.0;
+            let (points, message) = match value {
+                Some(v) => (
+                    curve.points_for(v),
+                    format!(
+                        "{} {unit} (full points at <= {}, none at >= {})",
+                        trim(v),
+                        trim(curve.full),
+                        trim(curve.zero)
+                    ),
+                ),
+                None => (
+                    0.0,
+                    format!("not measured: {}", why_unmeasured(name, report)),
+                ),
+            };
+            Some(CheckResult {
+                grader: String::new(),
+                name: name.to_string(),
+                category: Category::Cost,
+                points,
+                max_points: max,
+                passed: points >= max,
+                message,
+                visibility: vis,
+            })
+        })
+        .collect()
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn why_unmeasured(name: &str, report: &CostReport) -> &'static str {
+    if name == "image size" {
+        "the engine did not report the image's size"
+    } else if report.requests == 0 {
+        "the latency phase's load did not run"
+    } else {
+        "no request of the load succeeded, so no prediction was made"
+    }
+}
+
+pub struct Cost;
+
+impl super::Phase for Cost {
+    fn name(&self) -> &'static str {
+        "cost"
+    }
+
+    fn declared(&self, g: &LoadedGrader) -> bool {
+        g.grader.cost.is_some()
+    }
+
+    fn checks(&self, g: &LoadedGrader) -> Vec<DeclaredCheck> {
+        let Some(spec) = &g.grader.cost else {
+            return Vec::new();
+        };
+        let vis = spec.visibility.unwrap_or(g.grader.grader.visibility);
+        metrics(spec)
+            .into_iter()
+            // The CPU check is one check whichever curve grades it.
+            .zip(std::iter::once(cpu_curve(spec, true)).chain(std::iter::repeat(None)))
+            .filter_map(|((name, curve), relative)| {
+                let points = curve.or(relative)?.points.0;
+                Some(DeclaredCheck::new(name, Category::Cost, points, vis))
+            })
+            .collect()
+    }
+
+    fn budget(&self, _: &LoadedGrader) -> Duration {
+        // It reads what the latency phase measured; nothing of its own waits.
+        Duration::from_secs(10)
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::Container
+    }
+
+    fn in_latency_reference(&self) -> bool {
+        // The reference's own CPU per prediction is what `cpu_vs_reference` divides by.
+        true
+    }
+
+    fn run<'a>(
+        &'a self,
+        cx: &'a super::Context<'a>,
+        out: &'a mut super::PhaseOutput,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let g = &cx.grader.grader;
+            let (Some(spec), Some(container)) = (&g.cost, cx.container) else {
+                return;
+            };
+            let per_request = g
+                .latency
+                .as_ref()
+                .map_or(1.0, |l| instances_per_request(l, g.prediction.as_ref()));
+            let usage = *cx
+                .handoff
+                .load_usage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let report = report_of(
+                usage.as_ref(),
+                per_request,
+                container.startup().memory_bytes,
+                container.image_size(),
+                cx.plan.reference_cpu_ms_per_1000,
+            );
+            let vis = spec.visibility.unwrap_or(g.grader.visibility);
+            out.checks = grade(spec, &report, vis);
+            out.section = Some(super::Section::Cost(report));
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::Usage;
+
+    fn usage(cpu_s: f64, mem_before_mb: f64, mem_after_mb: f64) -> LoadUsage {
+        LoadUsage {
+            requests: 1000,
+            measured: 800,
+            ok: 800,
+            seconds: 12.0,
+            before: Usage {
+                cpu_ns: 5_000_000_000,
+                memory_bytes: (mem_before_mb * MB) as u64,
+                peak_memory_bytes: Some((mem_before_mb * MB) as u64),
+            },
+            after: Usage {
+                cpu_ns: 5_000_000_000 + (cpu_s * 1e9) as u64,
+                memory_bytes: (mem_after_mb * MB) as u64,
+                peak_memory_bytes: Some((mem_after_mb * 1.5 * MB) as u64),
+            },
+        }
+    }
+
+    fn spec(extra: &str) -> CostSpec {
+        toml::from_str(&format!(
+            "cpu_ms_per_1000 = {{ full = 2000, zero = 10000, points = 2 }}\n\
+             memory_growth_mb_per_1000 = {{ full = 1, zero = 20, points = 2 }}\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn cpu_and_growth_are_per_1000_successful_predictions() {
+        let r = report_of(
+            Some(&usage(1.5, 100.0, 110.0)),
+            1.0,
+            Some(90 * 1024 * 1024),
+            None,
+            None,
+        );
+        assert_eq!(r.predictions, 1000);
+        assert_eq!(r.cpu_ms_per_1000, Some(1500.0));
+        assert_eq!(r.memory_growth_mb_per_1000, Some(10.0));
+        assert_eq!(r.startup_memory_mb, Some(90.0));
+        assert_eq!(r.peak_memory_mb, Some(165.0));
+        // Half the requests failed: half the predictions, twice the cost of each.
+        let mut half = usage(1.5, 100.0, 110.0);
+        half.ok = 400;
+        let r = report_of(Some(&half), 1.0, None, None, None);
+        assert_eq!((r.predictions, r.cpu_ms_per_1000), (500, Some(3000.0)));
+        // Batches of 4: four predictions a request.
+        let r = report_of(Some(&usage(1.5, 100.0, 100.0)), 4.0, None, None, None);
+        assert_eq!(r.cpu_ms_per_1000, Some(375.0));
+    }
+
+    #[test]
+    fn a_leak_loses_the_growth_points_and_keeps_the_cpu_points() {
+        let s = spec("");
+        let vis = crate::check::Visibility::Visible;
+        let lean = grade(
+            &s,
+            &report_of(Some(&usage(1.5, 100.0, 100.5)), 1.0, None, None, None),
+            vis,
+        );
+        assert!(lean.iter().all(|c| c.passed), "{lean:?}");
+        let leak = grade(
+            &s,
+            &report_of(Some(&usage(1.5, 100.0, 180.0)), 1.0, None, None, None),
+            vis,
+        );
+        assert_eq!(leak[0].points, 2.0, "{}", leak[0].message);
+        assert_eq!(leak[1].points, 0.0, "{}", leak[1].message);
+        assert!(
+            leak[1].message.starts_with("80 MB of growth per 1000"),
+            "{}",
+            leak[1].message
+        );
+    }
+
+    #[test]
+    fn the_reference_curve_replaces_the_absolute_one_when_measured() {
+        let s = spec("cpu_vs_reference = { full = 1.5, zero = 4.0, points = 2 }\n");
+        let vis = crate::check::Visibility::Visible;
+        // 3000 ms here is slow in absolute terms, but the reference took 2000 on this machine.
+        let r = report_of(
+            Some(&usage(3.0, 100.0, 100.0)),
+            1.0,
+            None,
+            None,
+            Some(2000.0),
+        );
+        assert_eq!(r.cpu_vs_reference, Some(1.5));
+        let c = &grade(&s, &r, vis)[0];
+        assert_eq!(c.points, 2.0, "{}", c.message);
+        assert!(c.message.contains("× the reference"), "{}", c.message);
+        // Without a reference, the absolute curve grades.
+        let r = report_of(Some(&usage(3.0, 100.0, 100.0)), 1.0, None, None, None);
+        let c = &grade(&s, &r, vis)[0];
+        assert_eq!(c.points, 1.75, "{}", c.message);
+    }
+
+    #[test]
+    fn nothing_measured_is_zero_with_the_reason() {
+        let s = spec("");
+        let c = grade(
+            &s,
+            &report_of(None, 1.0, None, None, None),
+            crate::check::Visibility::Visible,
+        );
+        assert!(c
+            .iter()
+            .all(|c| c.points == 0.0 && c.message.starts_with("not measured")));
+    }
+}
