@@ -43,7 +43,10 @@ fn committed_ref_of_a_local_repository_is_graded() {
     copy_tree(&fixture("submissions/static-site"), &repo_dir);
     git(&repo_dir, &["init", "-q"]);
     git(&repo_dir, &["add", "."]);
-    git(&repo_dir, &["commit", "-qm", "v1"]);
+    git(&repo_dir, &["commit", "-qm", "Serve the static site"]);
+    std::fs::write(repo_dir.join("www/extra.html"), "more").unwrap();
+    git(&repo_dir, &["add", "."]);
+    git(&repo_dir, &["commit", "-qm", "wip"]);
     git(&repo_dir, &["tag", "v1"]);
     // Uncommitted changes must not be graded: break the working tree after the tag.
     std::fs::write(repo_dir.join("Dockerfile"), "FROM not-allowed:1\n").unwrap();
@@ -55,6 +58,21 @@ fn committed_ref_of_a_local_repository_is_graded() {
     let commit = sub["commit"].as_str().unwrap();
     assert_eq!(commit.len(), 40, "{commit}");
     assert_eq!(run.percent(), 100.0, "{}", run.explain());
+    // The grader reviews (information only): the bounded history of the ref, and the context.
+    let review = &run.report()["graders"][0]["review"];
+    let history = &review["history"];
+    assert_eq!(history["commits"], 2, "{review}");
+    assert_eq!(history["authors"], 1, "{history}");
+    assert_eq!(history["subjects"]["generic_share"], 0.5, "{history}");
+    assert!(history["error"].is_null(), "{history}");
+    assert_eq!(review["lint"]["violations"], 0, "{review}");
+    assert!(
+        review["review"]["structure"]["files"].as_u64().unwrap() >= 2,
+        "{review}"
+    );
+    // Neither the author's name nor a subject is in the report.
+    let text = serde_json::to_string(run.report()).unwrap();
+    assert!(!text.contains("Serve the static site") && !text.contains("example.invalid"));
     assert_no_leftovers(&run.run_id());
 }
 

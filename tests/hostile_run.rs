@@ -323,6 +323,78 @@ fn log_flood_leaves_a_bounded_printable_tail() {
     assert_no_leftovers(&run.run_id());
 }
 
+/// The candidate's own test suite never ends: it is stopped at its deadline, the run goes on to
+/// a grade, and its container is gone.
+#[test]
+fn a_test_suite_that_sleeps_forever_is_stopped_at_its_deadline() {
+    let (run, took) = grade_timed(
+        &hostile("tests-sleep-forever"),
+        &grader("hostile-tests"),
+        &[],
+    );
+    assert_outcome(&run, None);
+    let tests = &run.report()["graders"][0]["tests"];
+    assert_eq!(tests["timed_out"], true, "{tests}");
+    let seconds = tests["seconds"].as_f64().unwrap();
+    assert!((8.0..20.0).contains(&seconds), "stopped after {seconds} s");
+    assert!(took < Duration::from_secs(120), "the run took {took:?}");
+    let pass = check(&run, "the candidate's own tests pass");
+    assert_eq!(pass["points"], 0.0);
+    assert!(
+        pass["message"]
+            .as_str()
+            .unwrap()
+            .contains("stopped after 8 s"),
+        "{pass}"
+    );
+    assert!(tests["output_tail"]
+        .as_str()
+        .unwrap()
+        .contains("collecting tests"));
+    assert_no_leftovers(&run.run_id());
+}
+
+/// The suite prints 100 MB, then writes its JUnit report: all of it is read (it passes), and
+/// the report keeps only the end of the output.
+#[test]
+fn a_test_suite_that_floods_its_output_is_read_to_the_end_and_kept_short() {
+    let (run, took) = grade_timed(
+        &hostile("tests-output-flood"),
+        &grader("hostile-tests"),
+        &["--quiet"],
+    );
+    assert_outcome(&run, None);
+    let tests = &run.report()["graders"][0]["tests"];
+    assert!(
+        tests["output_bytes"].as_u64().unwrap() >= 100 * MIB,
+        "{}",
+        tests["output_bytes"]
+    );
+    let tail = tests["output_tail"].as_str().unwrap();
+    assert!(
+        tail.len() <= 16 * 1024 + 256,
+        "a tail of {} bytes",
+        tail.len()
+    );
+    assert!(
+        tail.ends_with("1 passed\n"),
+        "{:.200}",
+        &tail[tail.len().saturating_sub(200)..]
+    );
+    assert_eq!(
+        (tests["tests"].as_u64(), tests["passed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_passed(&run, "the candidate's own tests pass");
+    let report_bytes = serde_json::to_string(run.report()).unwrap().len();
+    assert!(
+        report_bytes < 256 * 1024,
+        "a report of {report_bytes} bytes"
+    );
+    assert!(took < Duration::from_secs(180), "the run took {took:?}");
+    assert_no_leftovers(&run.run_id());
+}
+
 /// run-writes-rootfs: tries to write into /etc and /app and to run a program from /tmp.
 #[test]
 fn writes_to_the_root_filesystem_fail_and_the_service_is_graded() {

@@ -353,6 +353,7 @@ impl super::Phase for ReviewPhase {
                     }
                 };
             let mut report = ReviewReport {
+                visibility: vis(spec, cx.grader),
                 review,
                 lint: None,
                 lint_problem: None,

@@ -115,6 +115,17 @@ struct GraderPart {
     latency: Option<Latency>,
     quality: Option<Quality>,
     drift: Option<Drift>,
+    /// Lifecycle, cost, the candidate's tests and the review, those the grader has.
+    production: Vec<Production>,
+}
+
+/// One of the production sections: its one-line summary, then its details as rows.
+struct Production {
+    title: &'static str,
+    line: String,
+    rows: Vec<(String, String)>,
+    /// The end of the candidate's test output.
+    output: Option<String>,
 }
 
 struct CheckPart {
@@ -367,8 +378,9 @@ fn page_of(r: &Report, view: View) -> Page {
             }),
         grader_parts: sections(r)
             .into_iter()
+            .zip(&r.graders)
             .enumerate()
-            .map(|(i, (name, latency, quality, drift))| GraderPart {
+            .map(|(i, ((name, latency, quality, drift), g))| GraderPart {
                 id: if i == 0 {
                     String::new()
                 } else {
@@ -378,6 +390,7 @@ fn page_of(r: &Report, view: View) -> Page {
                 latency: latency.map(latency_of),
                 quality: quality.map(quality_of),
                 drift: drift.map(drift_of),
+                production: production_of(g),
             })
             .collect(),
         container: r.container.as_ref().map(container_of),
@@ -388,6 +401,194 @@ fn page_of(r: &Report, view: View) -> Page {
             .map(tail),
         warnings: r.warnings.iter().map(|w| cut(w)).collect(),
     }
+}
+
+/// A value's name in the report's JSON (`non_root_user`), for a label.
+fn json_name(v: &impl serde::Serialize) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s.replace('_', " "),
+        _ => String::new(),
+    }
+}
+
+/// The production sections of one grader, in the order the phases run.
+fn production_of(g: &crate::report::GraderRun) -> Vec<Production> {
+    let mut out = Vec::new();
+    let opt = |v: Option<f64>, unit: &str| {
+        v.map_or("not measured".to_string(), |v| format!("{v} {unit}"))
+    };
+    if let Some(c) = &g.cost {
+        out.push(Production {
+            title: "Cost",
+            line: c.line(),
+            rows: vec![
+                (
+                    "requests".into(),
+                    format!(
+                        "{} ({} predictions) in {:.1} s",
+                        c.requests, c.predictions, c.load_seconds
+                    ),
+                ),
+                ("CPU".into(), opt(c.cpu_seconds, "s")),
+                (
+                    "CPU per 1000 predictions".into(),
+                    opt(c.cpu_ms_per_1000, "ms"),
+                ),
+                (
+                    "the reference's".into(),
+                    opt(c.reference_cpu_ms_per_1000, "ms"),
+                ),
+                ("memory at start-up".into(), opt(c.startup_memory_mb, "MB")),
+                (
+                    "memory before the load".into(),
+                    opt(c.memory_before_load_mb, "MB"),
+                ),
+                (
+                    "memory after the load".into(),
+                    opt(c.steady_memory_mb, "MB"),
+                ),
+                (
+                    "growth per 1000 predictions".into(),
+                    opt(c.memory_growth_mb_per_1000, "MB"),
+                ),
+                (
+                    "peak (page cache included)".into(),
+                    opt(c.peak_memory_mb, "MB"),
+                ),
+                ("image".into(), opt(c.image_mb, "MB")),
+            ],
+            output: None,
+        });
+    }
+    if let Some(t) = &g.tests {
+        let mut rows = vec![
+            ("command".into(), cut(&t.command.join(" "))),
+            (
+                "exit code".into(),
+                t.exit_code
+                    .map_or("none (stopped)".into(), |c| c.to_string()),
+            ),
+            ("output".into(), format!("{} bytes", t.output_bytes)),
+        ];
+        if !t.failing.is_empty() {
+            rows.push(("failing".into(), cut(&t.failing.join(", "))));
+        }
+        out.push(Production {
+            title: "The candidate's tests",
+            line: t.line(),
+            rows,
+            output: (!t.output_tail.is_empty()).then(|| tail(&t.output_tail)),
+        });
+    }
+    if let Some(r) = &g.review {
+        let mut rows: Vec<(String, String)> = r
+            .review
+            .dockerfile
+            .iter()
+            .map(|f| {
+                (
+                    format!("Dockerfile: {}", json_name(&f.rule)),
+                    format!("{}: {}", json_name(&f.status), cut(&f.message)),
+                )
+            })
+            .collect();
+        if let Some(l) = &r.lint {
+            let codes: Vec<String> = l.by_code.iter().map(|(c, n)| format!("{c} ×{n}")).collect();
+            rows.push(("lint codes".into(), cut(&codes.join(", "))));
+        }
+        let s = &r.review.structure;
+        rows.push((
+            "structure".into(),
+            format!(
+                "{} files, {} Python modules, {} lines of Python code and {} of tests{}",
+                s.files,
+                s.python_modules,
+                s.code_lines,
+                s.test_lines,
+                s.largest_function
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(
+                        "; largest function {} ({} lines, {}:{})",
+                        f.name, f.lines, f.file, f.line
+                    ))
+            ),
+        ));
+        let large = &r.review.large_files;
+        if large.large_count + large.binary_count > 0 {
+            rows.push((
+                "large or binary files".into(),
+                format!(
+                    "{} large, {} binary ({} bytes)",
+                    large.large_count, large.binary_count, large.binary_bytes
+                ),
+            ));
+        }
+        for f in &r.review.secrets.findings {
+            rows.push((
+                "secret-like string".into(),
+                format!("{:?} at {}:{}", f.kind, f.file, f.line),
+            ));
+        }
+        for n in &r.review.notes {
+            rows.push(("note".into(), cut(n)));
+        }
+        out.push(Production {
+            title: "Review",
+            line: r.line(),
+            rows,
+            output: None,
+        });
+    }
+    if let Some(l) = &g.lifecycle {
+        let mut rows = Vec::new();
+        if let Some(d) = &l.shutdown {
+            rows.push((
+                "signal".into(),
+                format!(
+                    "SIGTERM {} in {:.2} ms",
+                    if d.signal_direct {
+                        "to the container's first process"
+                    } else {
+                        "through the engine"
+                    },
+                    d.signal_delivery_ms
+                ),
+            ));
+            rows.push((
+                "load".into(),
+                format!("{} connections, batches of {}", d.connections, d.batch_size),
+            ));
+            let failures: Vec<String> = d
+                .in_flight_failures
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect();
+            rows.push((
+                "in flight".into(),
+                format!(
+                    "{} of {} answered{}",
+                    d.in_flight_completed,
+                    d.in_flight,
+                    if failures.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", failures.join(", "))
+                    }
+                ),
+            ));
+            rows.push((
+                "after the signal".into(),
+                format!("{} sent, {} answered", d.sent_after, d.answered_after),
+            ));
+        }
+        out.push(Production {
+            title: "Lifecycle",
+            line: l.line(),
+            rows,
+            output: None,
+        });
+    }
+    out
 }
 
 /// The checks that lost points, then the passing ones, each grouped by category in category

@@ -209,6 +209,27 @@ fn markdown_of(r: &Report) -> String {
         s.push('\n');
     }
 
+    let several = r.graders.len() > 1;
+    for g in &r.graders {
+        let of = if several {
+            format!(" ({})", cell(&g.grader.name))
+        } else {
+            String::new()
+        };
+        let lines = [
+            ("Lifecycle", g.lifecycle.as_ref().map(|x| x.line())),
+            ("Cost", g.cost.as_ref().map(|x| x.line())),
+            ("Tests", g.tests.as_ref().map(|x| x.line())),
+            ("Review", g.review.as_ref().map(|x| x.line())),
+        ];
+        for (what, line) in lines {
+            if let Some(line) = line {
+                let _ = writeln!(s, "**{what}**{of}: {}<br>", cell(&line));
+            }
+        }
+    }
+    s.push('\n');
+
     if !r.warnings.is_empty() {
         s.push_str("### Warnings\n\n");
         for w in &r.warnings {

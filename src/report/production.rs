@@ -109,6 +109,9 @@ pub struct TestsReport {
 /// `[review]`: static review of the vetted build context.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ReviewReport {
+    /// Who may see this section: the grader marks it (`[review] visibility`); a candidate's
+    /// view leaves out a hidden one, checks or not.
+    pub visibility: crate::check::Visibility,
     pub review: crate::review::Review,
     pub lint: Option<crate::review::LintSummary>,
     /// Why lint could not be read, when it could not.
@@ -116,4 +119,140 @@ pub struct ReviewReport {
     pub lint_problem: Option<String>,
     /// Git sources with `[review.history]` only.
     pub history: Option<crate::intake::History>,
+}
+
+// One line each, in words: what the summary, the Markdown view and the HTML page say of these
+// sections (drawn from the view's report, so a candidate sees only what their view keeps).
+
+impl LifecycleReport {
+    pub fn line(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.cold_start_seconds {
+            parts.push(format!("ready {s:.1} s after start"));
+        }
+        if let Some(d) = &self.shutdown {
+            let exit = match (d.killed, d.exit_code, d.seconds_to_exit) {
+                (true, _, _) => format!("killed after the {} s grace period", d.grace_seconds),
+                (false, Some(c), Some(s)) => format!("exit {c} after {s:.1} s"),
+                _ => "exit not read".to_string(),
+            };
+            parts.push(format!(
+                "SIGTERM under load: {} of {} requests in flight answered, {exit}",
+                d.in_flight_completed, d.in_flight
+            ));
+        }
+        if let Some(r) = &self.restart {
+            parts.push(match r.seconds_to_ready {
+                Some(s) if r.ready => format!(
+                    "restart: ready in {s:.1} s, {} of {} correctness checks passed",
+                    r.correctness_passed, r.correctness_total
+                ),
+                _ => "restart: never ready again".to_string(),
+            });
+        }
+        parts.join("; ")
+    }
+}
+
+impl CostReport {
+    pub fn line(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = self.cpu_ms_per_1000 {
+            parts.push(match self.cpu_vs_reference {
+                Some(x) => format!("{c:.0} CPU ms per 1000 predictions ({x:.2}× the reference)"),
+                None => format!("{c:.0} CPU ms per 1000 predictions"),
+            });
+        }
+        let mb = |v: Option<f64>, what: &str| v.map(|v| format!("{v:.0} MB {what}"));
+        let memory: Vec<String> = [
+            mb(self.startup_memory_mb, "at start-up"),
+            self.memory_growth_mb_per_1000
+                .map(|g| format!("{g:+.1} MB per 1000 predictions")),
+            mb(self.peak_memory_mb, "at the peak"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !memory.is_empty() {
+            parts.push(format!("memory {}", memory.join(", ")));
+        }
+        if let Some(i) = self.image_mb {
+            parts.push(format!("image {i:.0} MB"));
+        }
+        parts.join("; ")
+    }
+}
+
+impl TestsReport {
+    pub fn line(&self) -> String {
+        match &self.junit_problem {
+            Some(p) => p.clone(),
+            None if self.tests == 0 => "no tests found".to_string(),
+            None => format!(
+                "{} of {} passed in {:.1} s ({} failed, {} errors, {} skipped)",
+                self.passed,
+                self.tests - self.skipped,
+                self.seconds,
+                self.failed,
+                self.errors,
+                self.skipped
+            ),
+        }
+    }
+}
+
+impl ReviewReport {
+    pub fn line(&self) -> String {
+        use crate::review::Status;
+        let r = &self.review;
+        let mut parts = Vec::new();
+        match &self.lint {
+            Some(l) => parts.push(format!(
+                "lint {:.1} per 1000 lines ({} in {} lines)",
+                l.per_1000_lines, l.violations, l.lines
+            )),
+            None => {
+                if let Some(p) = &self.lint_problem {
+                    parts.push(format!("lint: {p}"));
+                }
+            }
+        }
+        let judged = r
+            .dockerfile
+            .iter()
+            .filter(|f| f.status != Status::NotApplicable);
+        let passed = judged.clone().filter(|f| f.status == Status::Pass).count();
+        parts.push(format!(
+            "Dockerfile {passed} of {} practices",
+            judged.count()
+        ));
+        parts.push(match &r.readme.path {
+            None => "no README".to_string(),
+            Some(_) => format!(
+                "README {} run notes, {} design notes",
+                if r.readme.run_notes {
+                    "with"
+                } else {
+                    "without"
+                },
+                if r.readme.design_notes {
+                    "with"
+                } else {
+                    "without"
+                }
+            ),
+        });
+        let secrets = r.secrets.findings.len() as u64 + r.secrets.omitted;
+        parts.push(format!("{secrets} secret-like strings"));
+        if let Some(ratio) = r.structure.test_to_code_ratio {
+            parts.push(format!("test/code lines {ratio:.2}"));
+        }
+        if let Some(h) = &self.history {
+            parts.push(match &h.error {
+                Some(e) => format!("history: {e}"),
+                None => format!("history: {} commits by {} authors", h.commits, h.authors),
+            });
+        }
+        parts.join("; ")
+    }
 }

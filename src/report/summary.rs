@@ -182,6 +182,23 @@ fn summary_of(r: &Report, shown: &[String]) -> String {
             };
         }
     }
+    for g in &r.graders {
+        let of = if several {
+            format!(" ({})", g.grader.name)
+        } else {
+            String::new()
+        };
+        for (what, line) in [
+            ("lifecycle", g.lifecycle.as_ref().map(|x| x.line())),
+            ("cost", g.cost.as_ref().map(|x| x.line())),
+            ("tests", g.tests.as_ref().map(|x| x.line())),
+            ("review", g.review.as_ref().map(|x| x.line())),
+        ] {
+            if let Some(line) = line {
+                let _ = writeln!(s, "{what}{of}: {line}");
+            }
+        }
+    }
     for w in r.warnings.iter().filter(|w| !shown.contains(w)) {
         let _ = writeln!(s, "warning: {w}");
     }

@@ -168,6 +168,22 @@ fn hide_sections(g: &mut GraderRun, checks: &[CheckResult]) -> bool {
     if all_hidden(C::Monitoring) {
         g.monitoring = None;
     }
+    if all_hidden(C::Lifecycle) {
+        g.lifecycle = None;
+    }
+    if all_hidden(C::Cost) {
+        g.cost = None;
+    }
+    if all_hidden(C::Tests) {
+        g.tests = None;
+    }
+    // The review may be information only (no check at all): it says itself who may see it.
+    if g.review
+        .as_ref()
+        .is_some_and(|r| r.visibility == Visibility::Hidden || all_hidden(C::Review))
+    {
+        g.review = None;
+    }
     let all_hidden = own.iter().all(|c| c.visibility == Visibility::Hidden);
     if all_hidden {
         // Its note may speak of what it tests; its categories sum hidden checks only (the
@@ -185,6 +201,10 @@ fn hide_sections(g: &mut GraderRun, checks: &[CheckResult]) -> bool {
         g.drift = None;
         g.monitoring = None;
         g.probes = None;
+        g.lifecycle = None;
+        g.cost = None;
+        g.tests = None;
+        g.review = None;
     }
     all_hidden
 }
