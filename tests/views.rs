@@ -43,6 +43,30 @@ fn renderers() -> Vec<(&'static str, Box<dyn Render>)> {
     ]
 }
 
+/// A review whose findings name the sentinel: a secret-like string in a file named after it.
+fn review_with_sentinel(visibility: Visibility) -> report::ReviewReport {
+    let mut tar = tar::Builder::new(Vec::new());
+    let body = b"password = \"hunter2-hunter2-hunter2\"\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, format!("app_{SENTINEL}.py"), &body[..])
+        .unwrap();
+    let review = proctor::review::review(&tar.into_inner().unwrap(), "FROM base:latest\n");
+    assert!(
+        serde_json::to_string(&review).unwrap().contains(SENTINEL),
+        "the review should name the file"
+    );
+    report::ReviewReport {
+        visibility,
+        review,
+        lint: None,
+        lint_problem: Some(format!("lint of {SENTINEL}")),
+        history: None,
+    }
+}
+
 /// The graded fixture with the sentinel in every place a hidden detail can hide.
 fn sentinel_report() -> Report {
     let mut r = load("graded.json");
@@ -60,7 +84,36 @@ fn sentinel_report() -> Report {
     second.grader.note = format!("tests {SENTINEL} too");
     second.quality.as_mut().unwrap().dataset = format!("stream-{SENTINEL}");
     second.latency.as_mut().unwrap().path = format!("/{SENTINEL}");
+    // Its production sections: the suite's output and failing tests, the review's findings,
+    // how the shutdown's requests failed.
+    second.tests = Some(report::TestsReport {
+        tests: 2,
+        passed: 1,
+        failed: 1,
+        failing: vec![format!("test_{SENTINEL}")],
+        output_tail: format!("FAILED test_{SENTINEL}"),
+        junit_found: true,
+        ..Default::default()
+    });
+    let mut shutdown = report::ShutdownReport {
+        in_flight: 2,
+        ..Default::default()
+    };
+    shutdown
+        .in_flight_failures
+        .insert(format!("reset-{SENTINEL}"), 2);
+    second.lifecycle = Some(report::LifecycleReport {
+        shutdown: Some(shutdown),
+        ..Default::default()
+    });
+    second.cost = Some(report::CostReport {
+        cpu_ms_per_1000: Some(1234.5),
+        ..Default::default()
+    });
+    second.review = Some(Box::new(review_with_sentinel(Visibility::Visible)));
     r.graders.push(second);
+    // The first grader's review is information only (no check at all) and marked hidden.
+    r.graders[0].review = Some(Box::new(review_with_sentinel(Visibility::Hidden)));
     r.checks.push(CheckResult {
         grader: "churn-hidden".into(),
         name: format!("hidden drift {SENTINEL}"),
