@@ -1,5 +1,7 @@
 //! What a response must look like: accepted statuses and assertions on its JSON body, addressed
-//! with JSON Pointers (RFC 6901) extended by a `*` segment meaning "every element".
+//! with JSON Pointers (RFC 6901) extended by a `*` segment meaning "every element", and a
+//! `[key=value]` segment meaning "the elements whose `key` is `value`" (an output tensor by its
+//! name).
 //!
 //! Failure messages are written for the candidate: they say what was expected and what came
 //! back, with response excerpts kept short. Hidden checks never show these messages to a
@@ -294,7 +296,28 @@ fn short(v: &Value) -> String {
     }
 }
 
-/// All values a pointer with optional `*` segments reaches, each with its concrete pointer.
+/// A selector segment `[key=value]`: its key and value.
+fn selector(segment: &str) -> Option<(&str, &str)> {
+    segment
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .split_once('=')
+}
+
+/// Whether a JSON scalar reads as `text` (a string by its content, a number or boolean by its
+/// JSON text).
+fn scalar_is(v: &Value, text: &str) -> bool {
+    match v {
+        Value::String(s) => s == text,
+        Value::Number(_) | Value::Bool(_) => {
+            serde_json::from_str::<Value>(text).is_ok_and(|t| t == *v)
+        }
+        _ => false,
+    }
+}
+
+/// All values a pointer with optional `*` and `[key=value]` segments reaches, each with its
+/// concrete pointer.
 pub fn resolve<'v>(root: &'v Value, pointer: &str) -> Vec<(String, &'v Value)> {
     let mut current: Vec<(String, &Value)> = vec![(String::new(), root)];
     if pointer.is_empty() {
@@ -310,6 +333,17 @@ pub fn resolve<'v>(root: &'v Value, pointer: &str) -> Vec<(String, &'v Value)> {
                 }
                 (Value::Object(m), "*") => {
                     next.extend(m.iter().map(|(k, x)| (format!("{at}/{k}"), x)));
+                }
+                // `[key=value]`: the elements whose `key` is the string (or scalar) `value`,
+                // e.g. an output tensor by its name in `/outputs/[name=score]/datatype`.
+                (Value::Array(xs), s) if selector(s).is_some() => {
+                    let (key, want) = selector(s).expect("checked");
+                    next.extend(
+                        xs.iter()
+                            .enumerate()
+                            .filter(|(_, x)| x.get(key).is_some_and(|v| scalar_is(v, want)))
+                            .map(|(i, x)| (format!("{at}/{i}"), x)),
+                    );
                 }
                 (Value::Array(xs), s) => {
                     if let Some(x) = s.parse::<usize>().ok().and_then(|i| xs.get(i)) {
@@ -469,6 +503,24 @@ mod tests {
             .check(&resp(200, r#"{"xs":"ab"}"#))
             .unwrap_err()
             .contains("array"));
+    }
+
+    #[test]
+    fn selectors_pick_array_elements_by_a_field() {
+        let v: Value = serde_json::json!({"outputs": [
+            {"name": "fraud", "datatype": "BOOL", "shape": [2]},
+            {"name": "fraud_probability", "datatype": "FP32", "shape": [2]}
+        ]});
+        let found = resolve(&v, "/outputs/[name=fraud_probability]/datatype");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "`/outputs/1/datatype`");
+        assert_eq!(found[0].1, "FP32");
+        assert!(resolve(&v, "/outputs/[name=nope]/datatype").is_empty());
+        let a = assert_from("pointer = \"/outputs/[name=fraud]/shape/0\"\nequals = 2");
+        assert!(check_assert(&a, &v).is_ok());
+        let missing = assert_from("pointer = \"/outputs/[name=score]/shape\"\nlength = 1");
+        let err = check_assert(&missing, &v).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
     }
 
     #[test]

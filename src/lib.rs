@@ -20,6 +20,7 @@ pub mod gc;
 pub mod grader;
 pub mod http;
 pub mod intake;
+pub mod kit;
 pub mod load;
 pub mod phases;
 pub mod pipeline;

@@ -21,7 +21,7 @@ const LAYERS: &[&[&str]] = &[
     ],
     &["report", "probe"],
     &["events", "grader"],
-    &["sandbox", "plan", "target", "progress"],
+    &["sandbox", "plan", "target", "progress", "kit"],
     &["phases", "gc"],
     &["pipeline"],
     &["doctor", "batch"],

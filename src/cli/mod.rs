@@ -98,6 +98,19 @@ enum Command {
     Report(report::ReportArgs),
     /// Print the JSON Schema of the report.
     Schema,
+    /// Write a candidate's starter kit for an assignment: its brief, contract, schema and
+    /// public data, the public grader (and the files it reads), a skeleton submission on the
+    /// allowed base image and a README on self-testing. Nothing else of graders/ is copied.
+    Init {
+        /// The assignment's name, a folder under assignments/ (e.g. churn).
+        assignment: String,
+        /// Where to write the kit (a new or empty folder).
+        dir: PathBuf,
+        /// The folder holding assignments/ and graders/ (default: the current folder, else
+        /// the source tree proctor was built from).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -137,6 +150,11 @@ async fn run(cli: Cli) -> i32 {
         Command::Doctor { grader, json } => crate::doctor::run(&repo_root(), &grader, json).await,
         Command::Load(args) => crate::load::cli::run(args).await,
         Command::Report(args) => report::run(args),
+        Command::Init {
+            assignment,
+            dir,
+            root,
+        } => init(&assignment, &dir, root),
         Command::Schema => {
             println!(
                 "{}",
@@ -149,6 +167,39 @@ async fn run(cli: Cli) -> i32 {
 }
 
 /// The repository holding the bundled assignment, grader and reference submission.
+/// `proctor init`: 0 when the kit is written, 2 when it cannot be.
+fn init(assignment: &str, dir: &std::path::Path, root: Option<PathBuf>) -> i32 {
+    let root = root.unwrap_or_else(|| {
+        if PathBuf::from("assignments").join(assignment).is_dir() {
+            PathBuf::from(".")
+        } else {
+            repo_root()
+        }
+    });
+    match crate::kit::init(&root, assignment, dir) {
+        Ok(kit) => {
+            println!(
+                "wrote the {assignment} kit to {}: {} files copied, {} written",
+                kit.dir.display(),
+                kit.copied.len(),
+                kit.written.len()
+            );
+            println!(
+                "self-test: proctor grade {} --grader {}",
+                kit.dir.join("submission").display(),
+                kit.dir
+                    .join(format!("graders/{assignment}/public.toml"))
+                    .display()
+            );
+            exit::GRADED
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::USAGE
+        }
+    }
+}
+
 fn repo_root() -> PathBuf {
     let built_in = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     if built_in.join("graders").is_dir() {

@@ -1,8 +1,9 @@
 //! Statistics: quality metrics of binary predictions, and the drift statistics proctor
 //! recomputes on the harness side to put beside what a service claims.
 //!
-//! KS p-values and the chi-square distribution come from statrs; AUC, log loss, calibration
-//! error, PSI, Wasserstein-1 and Jensen-Shannon are small enough to write here.
+//! KS p-values and the chi-square distribution come from statrs; AUC, average precision,
+//! recall at a false positive rate, log loss, Brier score, calibration error, expected cost,
+//! PSI, Wasserstein-1 and Jensen-Shannon are small enough to write here.
 
 use std::collections::BTreeMap;
 
@@ -76,6 +77,93 @@ pub fn roc_curve(scores: &[f64], labels: &[f64], max_points: usize) -> Vec<(f64,
     }
     let last = points.len() - 1;
     (0..keep).map(|k| points[k * last / (keep - 1)]).collect()
+}
+
+/// The (false positives, true positives) after each distinct threshold, highest first: the
+/// exact ROC steps, ties moving together.
+fn steps(pairs: &[(f64, bool)]) -> Vec<(f64, f64)> {
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            if pairs[j].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            j += 1;
+        }
+        out.push((fp, tp));
+        i = j;
+    }
+    out
+}
+
+/// Average precision (the area under the precision-recall curve as scikit-learn's
+/// `average_precision_score` computes it: the precision at each threshold weighted by the
+/// recall it adds). On imbalanced data it says what AUC hides: how many of the flagged are
+/// positives. None when one class is absent.
+pub fn average_precision(scores: &[f64], labels: &[f64]) -> Option<f64> {
+    let (pairs, positives, _) = ranked(scores, labels)?;
+    let mut ap = 0.0;
+    let mut recall_before = 0.0;
+    for (fp, tp) in steps(&pairs) {
+        let recall = tp / positives;
+        ap += (recall - recall_before) * tp / (tp + fp);
+        recall_before = recall;
+    }
+    Some(ap)
+}
+
+/// The highest true positive rate of a threshold whose false positive rate is at most `fpr`:
+/// how many positives are caught when only so many negatives may be flagged. None when one
+/// class is absent.
+pub fn recall_at_fpr(scores: &[f64], labels: &[f64], fpr: f64) -> Option<f64> {
+    let (pairs, positives, negatives) = ranked(scores, labels)?;
+    Some(
+        steps(&pairs)
+            .into_iter()
+            .filter(|(fp, _)| fp / negatives <= fpr + 1e-12)
+            .map(|(_, tp)| tp / positives)
+            .fold(0.0, f64::max),
+    )
+}
+
+/// Mean squared error of the probabilities (the Brier score): calibration and sharpness.
+pub fn brier(scores: &[f64], labels: &[f64]) -> f64 {
+    let n = scores.len().max(1) as f64;
+    scores
+        .iter()
+        .zip(labels)
+        .map(|(s, l)| (s - l).powi(2))
+        .sum::<f64>()
+        / n
+}
+
+/// The cost of each kind of decision, per instance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Costs {
+    pub true_positive: f64,
+    pub false_positive: f64,
+    pub false_negative: f64,
+    pub true_negative: f64,
+}
+
+/// The cost per 1000 instances of `decisions` (true: flagged as positive) under `costs`.
+pub fn expected_cost(decisions: &[bool], labels: &[f64], costs: &Costs) -> f64 {
+    let total: f64 = decisions
+        .iter()
+        .zip(labels)
+        .map(|(d, l)| match (*d, *l >= 0.5) {
+            (true, true) => costs.true_positive,
+            (true, false) => costs.false_positive,
+            (false, true) => costs.false_negative,
+            (false, false) => costs.true_negative,
+        })
+        .sum();
+    total * 1000.0 / decisions.len().max(1) as f64
 }
 
 /// One bin of a reliability diagram: predictions in [lo, hi), how many, their mean, and the
@@ -405,6 +493,33 @@ pub fn jensen_shannon(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn imbalance_metrics_match_scikit_learn() {
+        // sklearn: average_precision_score([0,0,1,1,0,1], [.1,.4,.35,.8,.2,.9]) = 0.9166...
+        let labels = [0.0, 0.0, 1.0, 1.0, 0.0, 1.0];
+        let scores = [0.1, 0.4, 0.35, 0.8, 0.2, 0.9];
+        let ap = average_precision(&scores, &labels).unwrap();
+        assert!((ap - 0.916_666_666_7).abs() < 1e-9, "{ap}");
+        // Ties move together: one threshold holding a positive and a negative.
+        let ap = average_precision(&[0.5, 0.5], &[1.0, 0.0]).unwrap();
+        assert!((ap - 0.5).abs() < 1e-12, "{ap}");
+        // At most 1 of 3 negatives flagged: threshold 0.35 flags every positive and 0.4.
+        assert_eq!(recall_at_fpr(&scores, &labels, 1.0 / 3.0), Some(1.0));
+        assert_eq!(recall_at_fpr(&scores, &labels, 0.0), Some(2.0 / 3.0));
+        assert_eq!(average_precision(&[0.2], &[1.0]), None);
+        let b = brier(&[1.0, 0.0, 0.5], &[1.0, 1.0, 0.0]);
+        assert!((b - 1.25 / 3.0).abs() < 1e-12);
+        let costs = Costs {
+            true_positive: 1.0,
+            false_positive: 1.0,
+            false_negative: 100.0,
+            true_negative: 0.0,
+        };
+        // One caught, one missed, one false alarm, one fine: (1 + 100 + 1 + 0) / 4 per instance.
+        let c = expected_cost(&[true, false, true, false], &[1.0, 1.0, 0.0, 0.0], &costs);
+        assert!((c - 25_500.0).abs() < 1e-9, "{c}");
+    }
+
     use super::*;
 
     fn counts(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {

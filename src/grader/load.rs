@@ -26,6 +26,7 @@ pub fn load(path: &Path) -> Result<LoadedGrader, GraderError> {
     let mut grader = parse(&text, path)?;
     resolve_body_files(&mut grader, &text, path)?;
     let datasets = load_datasets(&grader, &text, path)?;
+    resolve_tensors(&mut grader, &datasets, &text, path)?;
     Ok(LoadedGrader {
         path: path.to_owned(),
         sha256: crate::digest::sha256_hex(text.as_bytes()),
@@ -51,6 +52,29 @@ pub fn parse(text: &str, path: &Path) -> Result<Grader, GraderError> {
         invalid(span, field, message)
     })?;
     Ok(grader)
+}
+
+/// With `[prediction.tensors]`, each feature's datatype, from the datasets' schema (the
+/// datasets of one assignment share it).
+fn resolve_tensors(
+    g: &mut Grader,
+    datasets: &std::collections::BTreeMap<String, std::sync::Arc<crate::data::Dataset>>,
+    text: &str,
+    path: &Path,
+) -> Result<(), GraderError> {
+    let Some(t) = g.prediction.as_mut().and_then(|p| p.tensors.as_mut()) else {
+        return Ok(());
+    };
+    let Some(data) = datasets.values().next() else {
+        return Err(invalid_field(
+            text,
+            path,
+            "prediction.tensors".into(),
+            "tensors are built from a schema: declare a [[dataset]]".into(),
+        ));
+    };
+    t.resolve(&data.schema)
+        .map_err(|m| invalid_field(text, path, "prediction.tensors.datatypes".into(), m))
 }
 
 /// Reads `body_file`s into `body`, relative to the grader file's directory.
@@ -134,10 +158,26 @@ fn load_datasets(
         return Err(invalid("prediction".into(), "quality, consistency, drift, metrics and probes need a [prediction] section saying how to ask for predictions".into()));
     }
     if let Some(p) = &g.prediction {
-        if !p.body_template.contains("$INSTANCES") {
+        let mark = super::placeholder(p.tensors.is_some());
+        if !p.body_template.contains(mark) {
             return Err(invalid(
                 "prediction.body_template".into(),
-                "must contain $INSTANCES where the array of instances goes".into(),
+                format!(
+                    "must contain {mark} where the {} go",
+                    if p.tensors.is_some() {
+                        "input tensors"
+                    } else {
+                        "array of instances"
+                    }
+                ),
+            ));
+        }
+        if p.tensors.is_none() && p.predictions.is_none() {
+            return Err(invalid(
+                "prediction.predictions".into(),
+                "needs the JSON Pointer of the array of predictions in the response (or \
+                 [prediction.tensors] to read output tensors)"
+                    .into(),
             ));
         }
         if p.max_batch == 0 {
@@ -174,6 +214,69 @@ fn load_datasets(
                 return Err(invalid(
                     format!("quality.metric[{i}].zero_points_at"),
                     "must differ from full_points_at".into(),
+                ));
+            }
+            if let Some((field, why)) = m.invalid() {
+                return Err(invalid(format!("quality.metric[{i}].{field}"), why));
+            }
+        }
+        for (i, m) in q.report.iter().enumerate() {
+            if !m.from_scores() {
+                return Err(invalid(
+                    format!("quality.report[{i}]"),
+                    format!(
+                        "{} needs parameters: declare it as a [[quality.metric]]",
+                        m.name()
+                    ),
+                ));
+            }
+        }
+        let data = known("quality.dataset", &q.dataset)?;
+        for (i, seg) in q.segment.iter().enumerate() {
+            let Some((_, f)) = data.schema.feature(&seg.feature) else {
+                return Err(invalid(
+                    format!("quality.segment[{i}].feature"),
+                    format!("the schema has no feature {:?}", seg.feature),
+                ));
+            };
+            if seg.equals.is_none() == (seg.min.is_none() && seg.max.is_none()) {
+                return Err(invalid(
+                    format!("quality.segment[{i}]"),
+                    "give either equals (a value) or min and/or max (a numeric band)".into(),
+                ));
+            }
+            if seg.equals.is_none() && !f.kind.is_numeric() {
+                return Err(invalid(
+                    format!("quality.segment[{i}].feature"),
+                    format!("{} is not numeric: select its rows with equals", f.name),
+                ));
+            }
+            if q.segment[..i].iter().any(|s| s.name == seg.name) {
+                return Err(invalid(
+                    format!("quality.segment[{i}].name"),
+                    format!("duplicate segment name {:?}", seg.name),
+                ));
+            }
+        }
+        if let Some(gap) = &q.segment_gap {
+            if q.segment.is_empty() {
+                return Err(invalid(
+                    "quality.segment_gap".into(),
+                    "needs at least one [[quality.segment]]".into(),
+                ));
+            }
+            if !gap.metric.from_scores() {
+                return Err(invalid(
+                    "quality.segment_gap.metric".into(),
+                    "must be a metric of the scores alone (auc, average_precision, log_loss, \
+                     brier, ...)"
+                        .into(),
+                ));
+            }
+            if gap.full_points_at >= gap.zero_points_at {
+                return Err(invalid(
+                    "quality.segment_gap.zero_points_at".into(),
+                    "must be above full_points_at: the curve falls as the gap grows".into(),
                 ));
             }
         }

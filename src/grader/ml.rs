@@ -20,43 +20,230 @@ pub struct DatasetSpec {
 }
 
 /// How to ask the service for predictions of a batch of instances.
+///
+/// Two encodings, one model: the grader's phases always hold a batch as instances (one JSON
+/// object per row) and read one prediction object per instance. `instances` (the default)
+/// sends them as a JSON array where the template says `$INSTANCES` and reads an array of
+/// prediction objects at `predictions`. `tensors` (`[prediction.tensors]`, the Open Inference
+/// Protocol's shape) sends one named tensor per feature, column-major, where the template says
+/// `$TENSORS`, and reads the output tensors at `tensors.outputs`, each instance's prediction
+/// object holding one value of every output, by the output's name.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PredictionApi {
     pub path: UrlPath,
-    /// The request body, with `$INSTANCES` standing for the JSON array of instances.
+    /// The request body, with `$INSTANCES` standing for the JSON array of instances (or, with
+    /// `[prediction.tensors]`, `$TENSORS` for the JSON array of input tensors).
     pub body_template: String,
-    /// JSON Pointer to the array of predictions in the response, one per instance in order.
-    pub predictions: String,
-    /// JSON Pointer inside one prediction to the probability of the positive class.
+    /// JSON Pointer to the array of predictions in the response, one per instance in order
+    /// (the `instances` encoding).
+    pub predictions: Option<String>,
+    /// JSON Pointer inside one prediction to the probability of the positive class (with
+    /// tensors, `/` and the output's name, e.g. `/fraud_probability`).
     pub score: String,
     /// Most instances per request.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Send features as named tensors, one per feature.
+    pub tensors: Option<TensorSpec>,
+}
+
+/// `[prediction.tensors]`: the column-major encoding of the Open Inference Protocol (V2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorSpec {
+    /// Each feature tensor's `datatype`, by the feature's schema type, e.g.
+    /// `{ number = "FP32", integer = "INT64", categorical = "BYTES", boolean = "BOOL" }`.
+    pub datatypes: BTreeMap<String, String>,
+    /// JSON Pointer to the response's list of output tensors.
+    #[serde(default = "default_outputs")]
+    pub outputs: String,
+    /// Each feature's datatype, resolved from the datasets' schema when the grader is loaded.
+    #[serde(skip)]
+    pub by_feature: BTreeMap<String, String>,
+}
+
+fn default_outputs() -> String {
+    "/outputs".into()
 }
 
 fn default_max_batch() -> usize {
     64
 }
 
+/// Where the batch goes in a template: `$TENSORS` with tensors, else `$INSTANCES`.
+pub fn placeholder(tensors: bool) -> &'static str {
+    if tensors {
+        "$TENSORS"
+    } else {
+        "$INSTANCES"
+    }
+}
+
 impl PredictionApi {
     /// The request body holding `instances`.
     pub fn body(&self, instances: &[serde_json::Map<String, serde_json::Value>]) -> String {
-        let array = serde_json::to_string(instances).expect("instances serialize");
-        self.body_template.replace("$INSTANCES", &array)
+        let batch = match &self.tensors {
+            None => serde_json::to_string(instances).expect("instances serialize"),
+            Some(t) => serde_json::to_string(&t.tensors_of(instances)).expect("tensors serialize"),
+        };
+        self.body_template
+            .replace(placeholder(self.tensors.is_some()), &batch)
     }
 
-    /// How many instances a request body built from the template holds (the length of the
-    /// array where the template says `$INSTANCES`); None when the body does not have the
-    /// template's shape.
+    /// One prediction object per instance of a response to a request of `n` instances, or why
+    /// there is none (the response does not have the shape the grader declares).
+    pub fn predictions_of(
+        &self,
+        response: &mut serde_json::Value,
+        n: usize,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        match &self.tensors {
+            None => {
+                let pointer = self.predictions.as_deref().unwrap_or("");
+                let predictions = response
+                    .pointer_mut(pointer)
+                    .and_then(serde_json::Value::as_array_mut)
+                    .ok_or_else(|| format!("no array at `{pointer}` in the response"))?;
+                if predictions.len() != n {
+                    return Err(format!(
+                        "{} predictions for {n} instances",
+                        predictions.len()
+                    ));
+                }
+                Ok(std::mem::take(predictions))
+            }
+            Some(t) => t.predictions_of(response, n),
+        }
+    }
+
+    /// How many instances a request body built from the template holds; None when the body
+    /// does not have the template's shape.
     pub fn instances_in(&self, body: &str) -> Option<usize> {
-        const MARK: &str = "\"$proctor-instances\"";
+        const MARK: &str = "\"$proctor-batch\"";
+        let mark = placeholder(self.tensors.is_some());
         let template: serde_json::Value =
-            serde_json::from_str(&self.body_template.replace("$INSTANCES", MARK)).ok()?;
+            serde_json::from_str(&self.body_template.replace(mark, MARK)).ok()?;
         let pointer = pointer_to(&template, MARK.trim_matches('"'), String::new())?;
         let body: serde_json::Value = serde_json::from_str(body).ok()?;
-        body.pointer(&pointer)?.as_array().map(Vec::len)
+        let batch = body.pointer(&pointer)?.as_array()?;
+        match &self.tensors {
+            None => Some(batch.len()),
+            // The length of the first tensor's data.
+            Some(_) => batch.first()?.get("data")?.as_array().map(Vec::len),
+        }
     }
+}
+
+impl TensorSpec {
+    /// One tensor per feature (in the order the instances hold them), its values in instance
+    /// order: `{"name", "shape": [n], "datatype", "data"}`. An instance without a feature
+    /// leaves that tensor one value short, as a client that lost a value would send it.
+    pub fn tensors_of(
+        &self,
+        instances: &[serde_json::Map<String, serde_json::Value>],
+    ) -> Vec<serde_json::Value> {
+        let mut names: Vec<&String> = Vec::new();
+        for inst in instances {
+            for k in inst.keys() {
+                if !names.contains(&k) {
+                    names.push(k);
+                }
+            }
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                let data: Vec<serde_json::Value> = instances
+                    .iter()
+                    .filter_map(|i| i.get(name).cloned())
+                    .collect();
+                let datatype = self
+                    .by_feature
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| datatype_of(&data));
+                serde_json::json!({
+                    "name": name,
+                    "shape": [instances.len()],
+                    "datatype": datatype,
+                    "data": data,
+                })
+            })
+            .collect()
+    }
+
+    /// Each instance's prediction object: `{output name: its value for that instance}` for
+    /// every output tensor whose data holds one value per instance (`[n]`, or `[n, 1]` nested).
+    fn predictions_of(
+        &self,
+        response: &serde_json::Value,
+        n: usize,
+    ) -> Result<Vec<serde_json::Value>, String> {
+        let outputs = response
+            .pointer(&self.outputs)
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| format!("no array of output tensors at `{}`", self.outputs))?;
+        let mut objects = vec![serde_json::Map::new(); n];
+        for o in outputs {
+            let Some(name) = o.get("name").and_then(serde_json::Value::as_str) else {
+                return Err("an output tensor without a name".into());
+            };
+            let data = o
+                .get("data")
+                .and_then(serde_json::Value::as_array)
+                .ok_or_else(|| format!("output `{name}` has no data array"))?;
+            // Row-major `[n, 1]` may come nested: one value per row either way.
+            let values: Vec<&serde_json::Value> = data
+                .iter()
+                .map(|v| match v.as_array() {
+                    Some(inner) if inner.len() == 1 => &inner[0],
+                    _ => v,
+                })
+                .collect();
+            if values.len() != n {
+                return Err(format!(
+                    "output `{name}` holds {} values for {n} instances",
+                    values.len()
+                ));
+            }
+            for (obj, v) in objects.iter_mut().zip(values) {
+                obj.insert(name.to_string(), v.clone());
+            }
+        }
+        Ok(objects.into_iter().map(serde_json::Value::Object).collect())
+    }
+
+    /// Fills `by_feature` from the schema; an error names a schema type without a datatype.
+    pub fn resolve(&mut self, schema: &crate::data::Schema) -> Result<(), String> {
+        for f in &schema.features {
+            let kind = match f.kind {
+                crate::data::FeatureKind::Number => "number",
+                crate::data::FeatureKind::Integer => "integer",
+                crate::data::FeatureKind::Categorical => "categorical",
+                crate::data::FeatureKind::Boolean => "boolean",
+            };
+            let d = self.datatypes.get(kind).ok_or_else(|| {
+                format!(
+                    "no datatype for the schema type `{kind}` (feature {})",
+                    f.name
+                )
+            })?;
+            self.by_feature.insert(f.name.clone(), d.clone());
+        }
+        Ok(())
+    }
+}
+
+/// A datatype for values of a key the schema does not have (an unknown feature).
+fn datatype_of(data: &[serde_json::Value]) -> String {
+    match data.first() {
+        Some(serde_json::Value::Bool(_)) => "BOOL",
+        Some(serde_json::Value::String(_)) => "BYTES",
+        Some(serde_json::Value::Number(n)) if n.is_i64() => "INT64",
+        _ => "FP32",
+    }
+    .to_string()
 }
 
 /// The JSON Pointer of the string `mark` in `v`.
@@ -111,8 +298,16 @@ impl Curve {
 #[serde(rename_all = "snake_case")]
 pub enum QualityMetric {
     Auc,
+    /// The area under the precision-recall curve: on imbalanced data, what AUC hides.
+    AveragePrecision,
+    /// The share of positives caught at a false positive rate of at most `fpr`.
+    RecallAtFpr,
+    /// The cost per 1000 instances of the service's own decisions under `costs`.
+    ExpectedCost,
     Accuracy,
     LogLoss,
+    /// Mean squared error of the probabilities.
+    Brier,
     CalibrationError,
 }
 
@@ -120,11 +315,35 @@ impl QualityMetric {
     pub fn name(self) -> &'static str {
         match self {
             QualityMetric::Auc => "AUC",
+            QualityMetric::AveragePrecision => "average precision",
+            QualityMetric::RecallAtFpr => "recall at a false positive rate",
+            QualityMetric::ExpectedCost => "expected cost per 1000",
             QualityMetric::Accuracy => "accuracy",
             QualityMetric::LogLoss => "log loss",
+            QualityMetric::Brier => "Brier score",
             QualityMetric::CalibrationError => "calibration error",
         }
     }
+
+    /// Whether it is computed from the scores alone (no parameter, no decision).
+    pub fn from_scores(self) -> bool {
+        !matches!(
+            self,
+            QualityMetric::RecallAtFpr | QualityMetric::ExpectedCost
+        )
+    }
+}
+
+/// The cost of each kind of decision, per instance (`expected_cost`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostMatrix {
+    #[serde(default)]
+    pub true_positive: f64,
+    pub false_positive: f64,
+    pub false_negative: f64,
+    #[serde(default)]
+    pub true_negative: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +353,14 @@ pub struct MetricSpec {
     pub full_points_at: f64,
     pub zero_points_at: f64,
     pub points: Points,
+    /// `recall_at_fpr`: the largest false positive rate, e.g. 0.01.
+    pub fpr: Option<f64>,
+    /// `expected_cost`: what each decision costs.
+    pub costs: Option<CostMatrix>,
+    /// `expected_cost`: JSON Pointer inside one prediction to the service's own decision (a
+    /// boolean), e.g. `/fraud`; without it, `threshold` decides from the score.
+    pub decision: Option<String>,
+    pub threshold: Option<f64>,
 }
 
 impl MetricSpec {
@@ -144,6 +371,61 @@ impl MetricSpec {
             points: self.points,
         }
     }
+
+    /// The metric's name with its parameter: `recall at 1% FPR`.
+    pub fn label(&self) -> String {
+        match (self.metric, self.fpr) {
+            (QualityMetric::RecallAtFpr, Some(f)) => format!("recall at {}% FPR", f * 100.0),
+            (m, _) => m.name().to_string(),
+        }
+    }
+
+    /// What its parameters lack, if anything.
+    pub fn invalid(&self) -> Option<(&'static str, String)> {
+        match self.metric {
+            QualityMetric::RecallAtFpr if !self.fpr.is_some_and(|f| f > 0.0 && f < 1.0) => Some((
+                "fpr",
+                "recall_at_fpr needs fpr, a false positive rate between 0 and 1".into(),
+            )),
+            QualityMetric::ExpectedCost if self.costs.is_none() => Some((
+                "costs",
+                "expected_cost needs costs = { false_positive = ..., false_negative = ... }".into(),
+            )),
+            QualityMetric::ExpectedCost if self.decision.is_none() && self.threshold.is_none() => {
+                Some((
+                    "decision",
+                    "expected_cost needs the service's decision (a JSON Pointer in a \
+                     prediction) or a threshold on the score"
+                        .into(),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A part of the dataset scored on its own: the rows whose `feature` equals `equals`, or lies
+/// within `[min, max]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentSpec {
+    pub name: String,
+    pub feature: String,
+    pub equals: Option<toml::Value>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// The worst segment's gap to the whole dataset on one metric, on a curve (a model that is good
+/// overall and poor on a critical segment loses these points).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentGapSpec {
+    /// A metric computed from scores alone (`auc`, `average_precision`, ...).
+    pub metric: QualityMetric,
+    pub full_points_at: f64,
+    pub zero_points_at: f64,
+    pub points: Points,
 }
 
 /// Prediction quality on a labelled dataset (normally hidden holdout data).
@@ -161,6 +443,14 @@ pub struct QualitySpec {
     /// the first: a large gap hints at overfitting or leakage.
     pub compare_dataset: Option<String>,
     pub gap: Option<GapSpec>,
+    /// Metrics computed and reported, not scored (e.g. accuracy, which misleads on imbalanced
+    /// data: the report says so beside them).
+    #[serde(default)]
+    pub report: Vec<QualityMetric>,
+    /// Parts of the dataset scored on their own (`[[quality.segment]]`).
+    #[serde(default)]
+    pub segment: Vec<SegmentSpec>,
+    pub segment_gap: Option<SegmentGapSpec>,
     pub visibility: Option<Visibility>,
 }
 
@@ -301,6 +591,17 @@ pub struct DriftStatisticsSpec {
     /// Smallest reference sample the contract allows a service to compare with.
     #[serde(default = "default_min_reference_sample")]
     pub min_reference_sample: usize,
+    /// A method `psi` (the population stability index, over the reference's deciles or one
+    /// bin per category, as proctor computes it) agrees within `psi_tolerance +
+    /// psi_relative_tolerance × proctor's`.
+    #[serde(default = "default_psi_tolerance")]
+    pub psi_tolerance: f64,
+    #[serde(default = "default_psi_relative_tolerance")]
+    pub psi_relative_tolerance: f64,
+    /// Below this many non-null values of a feature in the window, a service may report no
+    /// statistic (`null`) for it.
+    #[serde(default)]
+    pub min_values: usize,
     /// Share of agreeing (poll, feature) pairs that earns full statistics points...
     #[serde(default = "default_full_agreement")]
     pub full_agreement: f64,
@@ -323,6 +624,12 @@ fn default_p_value_tolerance() -> f64 {
 }
 fn default_p_value_floor() -> f64 {
     1e-10
+}
+fn default_psi_tolerance() -> f64 {
+    0.005
+}
+fn default_psi_relative_tolerance() -> f64 {
+    0.02
 }
 fn default_min_reference_sample() -> usize {
     2000

@@ -47,6 +47,8 @@ struct Claim {
     p_value: Option<f64>,
     missing_share: Option<f64>,
     missing_p_value: Option<f64>,
+    /// PSI of the share of nulls (a contract whose method is `psi`).
+    missing_psi: Option<f64>,
 }
 
 /// What one poll of the drift endpoint said.
@@ -223,6 +225,7 @@ impl Stream<'_> {
                     p_value: number("p_value"),
                     missing_share: number("missing_share"),
                     missing_p_value: number("missing_p_value"),
+                    missing_psi: number("missing_psi"),
                 },
             );
         }
@@ -441,6 +444,84 @@ mod agreement {
         }
     }
 
+    /// A contract whose method is the population stability index: the service's PSI (and, for
+    /// a nullable feature, the missing share and the PSI of the null / not-null split) against
+    /// proctor's on the same window, over the same bins (the reference's deciles, or one bin
+    /// per category). PSI has no p-value; a window with fewer non-null values than
+    /// `min_values` may have none.
+    fn judge_psi(
+        spec: &DriftStatisticsSpec,
+        reference: &Reference,
+        feature: usize,
+        f: &Feature,
+        recomputed: &Recomputed,
+        claim: &Claim,
+    ) -> Result<(), String> {
+        let ours = recomputed.drift.psi;
+        let close = |theirs: f64, ours: f64| {
+            (theirs - ours).abs() <= spec.psi_tolerance + spec.psi_relative_tolerance * ours.abs()
+        };
+        match (claim.statistic, ours) {
+            (Some(t), Some(o)) if !close(t, o) => {
+                return Err(format!(
+                    "{}: PSI {} where proctor computes {}",
+                    f.name,
+                    show(t),
+                    show(o)
+                ))
+            }
+            (Some(_), Some(_)) => {}
+            (None, Some(o)) if recomputed.values >= spec.min_values.max(1) => {
+                return Err(format!(
+                    "{}: no PSI for a window of {} values (proctor: {})",
+                    f.name,
+                    recomputed.values,
+                    show(o)
+                ))
+            }
+            _ => {}
+        }
+        if f.nullable {
+            let col = &reference.columns[feature];
+            let rows = reference.rows.max(1) as f64;
+            let window = recomputed.window.max(1) as f64;
+            let ours_share = (recomputed.window - recomputed.values) as f64 / window;
+            let split = |nulls: f64, n: f64| {
+                let mut m = std::collections::BTreeMap::new();
+                m.insert("null".to_string(), nulls);
+                m.insert("value".to_string(), n - nulls);
+                m
+            };
+            let our_psi = stats::psi_categorical(
+                &split(col.nulls as f64, rows),
+                &split(ours_share * window, window),
+            );
+            let (Some(share), Some(psi)) = (claim.missing_share, claim.missing_psi) else {
+                return Err(format!(
+                    "{}: a nullable feature without missing_share and missing_psi",
+                    f.name
+                ));
+            };
+            if (share - ours_share).abs() > spec.statistic_tolerance {
+                return Err(format!(
+                    "{}: missing_share {} where the window holds {}",
+                    f.name,
+                    show(share),
+                    show(ours_share)
+                ));
+            }
+            if let Some(o) = our_psi.filter(|o| !close(psi, *o)) {
+                return Err(format!(
+                    "{}: missing_psi {} where proctor computes {}",
+                    f.name,
+                    show(psi),
+                    show(o)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `Ok` when statistic, p-value and (nullable features) missing share and its p-value all
     /// agree; else what differs, with the service's value and proctor's.
     pub(super) fn judge(
@@ -451,6 +532,14 @@ mod agreement {
         recomputed: &Recomputed,
         claim: &Claim,
     ) -> Result<(), String> {
+        if spec
+            .methods
+            .get(super::kind_name(f.kind))
+            .map(String::as_str)
+            == Some("psi")
+        {
+            return judge_psi(spec, reference, feature, f, recomputed, claim);
+        }
         let ours = &recomputed.drift;
         let col = &reference.columns[feature];
         // The smallest reference the contract allows, in non-null values of this feature.

@@ -139,30 +139,28 @@ impl Rejected {
         a: &Map<String, Value>,
         b: &Map<String, Value>,
     ) -> Option<(String, u64)> {
-        let array = |instances: &[Map<String, Value>]| {
-            serde_json::to_string(instances).expect("instances serialize")
-        };
-        let (instances, count) = match self {
+        let (body, count) = match self {
             Rejected::MissingFeature => {
                 let mut broken = b.clone();
                 broken.remove(&data.schema.features[0].name);
-                (array(&[a.clone(), broken]), 2)
+                (api.body(&[a.clone(), broken]), 2)
             }
             Rejected::NumberAsString => {
                 let f = data.schema.features.iter().find(|f| f.kind.is_numeric())?;
                 let mut broken = a.clone();
                 let v = broken.get(&f.name).cloned().unwrap_or(Value::Null);
                 broken.insert(f.name.clone(), Value::String(v.to_string()));
-                (array(&[broken]), 1)
+                (api.body(&[broken]), 1)
             }
-            Rejected::EmptyBatch => ("[]".to_string(), 0),
+            Rejected::EmptyBatch => (api.body(&[]), 0),
+            // The body cut before its last character: not JSON, in any encoding.
             Rejected::InvalidJson => {
-                let mut text = array(std::slice::from_ref(a));
+                let mut text = api.body(std::slice::from_ref(a));
                 text.pop();
                 (text, 1)
             }
         };
-        Some((api.body_template.replace("$INSTANCES", &instances), count))
+        Some((body, count))
     }
 }
 

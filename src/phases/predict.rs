@@ -50,18 +50,9 @@ impl Predictor<'_> {
         let text = String::from_utf8_lossy(&resp.body);
         let mut value: Value = serde_json::from_str(&nonfinite_to_null(&text))
             .map_err(|e| format!("response is not JSON ({e})"))?;
-        let predictions = value
-            .pointer_mut(&self.api.predictions)
-            .and_then(Value::as_array_mut)
-            .ok_or_else(|| format!("no array at `{}` in the response", self.api.predictions))?;
-        if predictions.len() != instances.len() {
-            return Err(format!(
-                "{} predictions for {} instances",
-                predictions.len(),
-                instances.len()
-            ));
-        }
-        Ok(std::mem::take(predictions)
+        Ok(self
+            .api
+            .predictions_of(&mut value, instances.len())?
             .into_iter()
             .map(|p| {
                 let score = self.score_of(&p);
@@ -85,6 +76,32 @@ impl Predictor<'_> {
 
     /// Predictions for many instances, in batches of at most `batch`. A failed batch is retried
     /// one instance at a time, so that one bad instance costs only its own prediction.
+    /// As `all`, with each prediction object beside its score.
+    pub async fn all_objects(
+        &self,
+        instances: &[Map<String, Value>],
+        batch: usize,
+    ) -> Vec<Result<(Value, f64), String>> {
+        let mut out = Vec::with_capacity(instances.len());
+        for chunk in instances.chunks(batch.clamp(1, self.api.max_batch)) {
+            match self.request_objects(chunk).await {
+                Ok(answers) => out.extend(answers.into_iter().map(|(o, s)| s.map(|s| (o, s)))),
+                Err(_) if chunk.len() > 1 => {
+                    for one in chunk {
+                        out.push(
+                            self.request_objects(std::slice::from_ref(one))
+                                .await
+                                .and_then(|mut v| v.pop().ok_or("no prediction".to_string()))
+                                .and_then(|(o, s)| s.map(|s| (o, s))),
+                        );
+                    }
+                }
+                Err(e) => out.extend(std::iter::repeat_n(Err(e), chunk.len())),
+            }
+        }
+        out
+    }
+
     pub async fn all(&self, instances: &[Map<String, Value>], batch: usize) -> Vec<Scored> {
         let mut out = Vec::with_capacity(instances.len());
         for chunk in instances.chunks(batch.clamp(1, self.api.max_batch)) {

@@ -39,8 +39,10 @@ fn cases(loaded: &LoadedGrader, seed: u64, sample: bool) -> Option<Planned> {
     let base = probe::generate::base_rows(&data.schema, &data.rows, spec.base_rows, &mut rng);
     let env = Envelope {
         body_template: &api.body_template,
+        mark: crate::grader::placeholder(api.tensors.is_some()),
         max_batch: api.max_batch,
         max_request_bytes: spec.max_request_bytes,
+        tensors: api.tensors.as_ref().map(|t| &t.by_feature),
     };
     let all = probe::generate(&data.schema, &base, &env);
     let mut classes: Vec<Class> = all.iter().map(|c| c.class).collect();
@@ -137,11 +139,7 @@ fn judge(
         }
         Expected::Accepted { instances } => {
             resp.status == 200
-                && json
-                    .as_ref()
-                    .and_then(|v| v.pointer(&api.predictions))
-                    .and_then(Value::as_array)
-                    .is_some_and(|p| p.len() == instances)
+                && json.is_some_and(|mut v| api.predictions_of(&mut v, instances).is_ok())
         }
     };
     Outcome {

@@ -11,9 +11,11 @@ use crate::grader::LoadedGrader;
 use std::collections::BTreeMap;
 
 use crate::data::{stats, Dataset};
-use crate::grader::{PredictionApi, QualityMetric, QualitySpec, Visibility};
+use crate::grader::{
+    Curve, MetricSpec, PredictionApi, QualityMetric, QualitySpec, SegmentSpec, Visibility,
+};
 use crate::phases::predict::{rows_of, Predictor};
-use crate::report::{CalibrationBin, CheckResult, QualityReport, RocPoint};
+use crate::report::{CalibrationBin, CheckResult, QualityReport, RocPoint, SegmentQuality};
 use crate::target::Target;
 
 /// Points of the report's ROC curve, at most, and bins of its reliability diagram (the bins of
@@ -24,8 +26,12 @@ const CALIBRATION_BINS: usize = 10;
 /// Below this share of validly answered instances no quality metric is meaningful.
 const MIN_SCORED_SHARE: f64 = 0.9;
 
-pub fn metric_check_name(m: QualityMetric, dataset: &str) -> String {
-    format!("{} on {dataset}", m.name())
+pub fn metric_check_name(m: &MetricSpec, dataset: &str) -> String {
+    format!("{} on {dataset}", m.label())
+}
+
+pub fn segment_gap_check_name(m: QualityMetric, dataset: &str) -> String {
+    format!("worst segment's {} gap to the whole on {dataset}", m.name())
 }
 
 pub fn gap_check_name(compare: &str, dataset: &str) -> String {
@@ -35,8 +41,33 @@ pub fn gap_check_name(compare: &str, dataset: &str) -> String {
 struct Scored {
     scores: Vec<f64>,
     labels: Vec<f64>,
+    /// The dataset row of each scored instance, and its prediction object (for decisions).
+    rows: Vec<usize>,
+    objects: Vec<serde_json::Value>,
     sent: usize,
     failures: BTreeMap<String, u64>,
+}
+
+impl Scored {
+    /// The scored instances whose row `keep` selects.
+    fn subset(&self, keep: impl Fn(usize) -> bool) -> Scored {
+        let mut out = Scored {
+            scores: Vec::new(),
+            labels: Vec::new(),
+            rows: Vec::new(),
+            objects: Vec::new(),
+            sent: 0,
+            failures: BTreeMap::new(),
+        };
+        for i in (0..self.rows.len()).filter(|&i| keep(self.rows[i])) {
+            out.scores.push(self.scores[i]);
+            out.labels.push(self.labels[i]);
+            out.rows.push(self.rows[i]);
+            out.objects.push(self.objects[i].clone());
+        }
+        out.sent = out.rows.len();
+        out
+    }
 }
 
 async fn score_dataset(predictor: &Predictor<'_>, data: &Dataset, complete_only: bool) -> Scored {
@@ -46,18 +77,24 @@ async fn score_dataset(predictor: &Predictor<'_>, data: &Dataset, complete_only:
         .labels
         .as_ref()
         .expect("validated: quality datasets have labels");
-    let results = predictor.all(&instances, predictor.api.max_batch).await;
+    let results = predictor
+        .all_objects(&instances, predictor.api.max_batch)
+        .await;
     let mut out = Scored {
         scores: Vec::new(),
         labels: Vec::new(),
+        rows: Vec::new(),
+        objects: Vec::new(),
         sent: rows.len(),
         failures: BTreeMap::new(),
     };
     for (&row, r) in rows.iter().zip(results) {
         match r {
-            Ok(p) => {
+            Ok((object, p)) => {
                 out.scores.push(p);
                 out.labels.push(labels[row]);
+                out.rows.push(row);
+                out.objects.push(object);
             }
             Err(e) => {
                 let key = crate::http::sanitize(&e, 80);
@@ -72,13 +109,131 @@ async fn score_dataset(predictor: &Predictor<'_>, data: &Dataset, complete_only:
     out
 }
 
-fn metric_value(m: QualityMetric, s: &Scored) -> Option<f64> {
+/// A metric computed from the scores alone; None when undefined (one class absent) or when it
+/// needs more (parameters, decisions).
+fn score_metric(m: QualityMetric, s: &Scored) -> Option<f64> {
+    if s.scores.is_empty() {
+        return None;
+    }
     match m {
         QualityMetric::Auc => stats::auc(&s.scores, &s.labels),
+        QualityMetric::AveragePrecision => stats::average_precision(&s.scores, &s.labels),
         QualityMetric::Accuracy => Some(stats::accuracy(&s.scores, &s.labels)),
         QualityMetric::LogLoss => Some(stats::log_loss(&s.scores, &s.labels)),
+        QualityMetric::Brier => Some(stats::brier(&s.scores, &s.labels)),
         QualityMetric::CalibrationError => Some(stats::calibration_error(&s.scores, &s.labels, 10)),
+        QualityMetric::RecallAtFpr | QualityMetric::ExpectedCost => None,
     }
+}
+
+/// Whether a larger value is better (AUC) or worse (log loss, cost).
+fn higher_is_better(m: QualityMetric) -> bool {
+    matches!(
+        m,
+        QualityMetric::Auc
+            | QualityMetric::AveragePrecision
+            | QualityMetric::RecallAtFpr
+            | QualityMetric::Accuracy
+    )
+}
+
+/// A declared metric's value on `s`, or why it has none.
+fn metric_value(m: &MetricSpec, s: &Scored) -> Result<f64, String> {
+    let undefined = || format!("{} is undefined on these answers", m.label());
+    match m.metric {
+        QualityMetric::RecallAtFpr => {
+            stats::recall_at_fpr(&s.scores, &s.labels, m.fpr.unwrap_or(0.0)).ok_or_else(undefined)
+        }
+        QualityMetric::ExpectedCost => {
+            let c = m.costs.expect("validated: expected_cost has costs");
+            let costs = stats::Costs {
+                true_positive: c.true_positive,
+                false_positive: c.false_positive,
+                false_negative: c.false_negative,
+                true_negative: c.true_negative,
+            };
+            let decisions: Vec<Option<bool>> = match &m.decision {
+                Some(pointer) => s
+                    .objects
+                    .iter()
+                    .map(|o| o.pointer(pointer).and_then(serde_json::Value::as_bool))
+                    .collect(),
+                None => {
+                    let t = m.threshold.unwrap_or(0.5);
+                    s.scores.iter().map(|p| Some(*p >= t)).collect()
+                }
+            };
+            let missing = decisions.iter().filter(|d| d.is_none()).count();
+            if missing > 0 {
+                return Err(format!(
+                    "{missing} of {} predictions have no boolean decision at `{}`",
+                    decisions.len(),
+                    m.decision.as_deref().unwrap_or("")
+                ));
+            }
+            let decisions: Vec<bool> = decisions.into_iter().flatten().collect();
+            if decisions.is_empty() {
+                return Err(undefined());
+            }
+            Ok(stats::expected_cost(&decisions, &s.labels, &costs))
+        }
+        other => score_metric(other, s).ok_or_else(undefined),
+    }
+}
+
+/// Whether a dataset row is in the segment (a value equal to `equals`, or within the bounds).
+fn in_segment(seg: &SegmentSpec, data: &Dataset, row: usize) -> bool {
+    let Some((i, _)) = data.schema.feature(&seg.feature) else {
+        return false;
+    };
+    let v = &data.rows[row][i];
+    if let Some(want) = &seg.equals {
+        return match (want, v) {
+            (toml::Value::String(a), serde_json::Value::String(b)) => a == b,
+            (toml::Value::Boolean(a), serde_json::Value::Bool(b)) => a == b,
+            (toml::Value::Integer(a), serde_json::Value::Number(b)) => {
+                b.as_f64() == Some(*a as f64)
+            }
+            (toml::Value::Float(a), serde_json::Value::Number(b)) => b.as_f64() == Some(*a),
+            _ => false,
+        };
+    }
+    let Some(x) = v.as_f64() else {
+        return false;
+    };
+    seg.min.is_none_or(|m| x >= m) && seg.max.is_none_or(|m| x <= m)
+}
+
+/// Each segment's share of the answers and its score-based metrics: those the grader scores,
+/// reports, and compares segments by.
+fn segments_of(spec: &QualitySpec, data: &Dataset, graded: &Scored) -> Vec<SegmentQuality> {
+    let mut metrics: Vec<QualityMetric> = spec
+        .metric
+        .iter()
+        .map(|m| m.metric)
+        .chain(spec.report.iter().copied())
+        .chain(spec.segment_gap.iter().map(|g| g.metric))
+        .filter(|m| m.from_scores())
+        .collect();
+    metrics.dedup();
+    spec.segment
+        .iter()
+        .map(|seg| {
+            let part = graded.subset(|row| in_segment(seg, data, row));
+            SegmentQuality {
+                name: seg.name.clone(),
+                instances: part.scores.len() as u64,
+                positives: part.labels.iter().filter(|l| **l >= 0.5).count() as u64,
+                metrics: metrics
+                    .iter()
+                    .filter_map(|m| {
+                        score_metric(*m, &part)
+                            .map(|v| (m.name().to_string(), (v * 10_000.0).round() / 10_000.0))
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 pub async fn run(
@@ -121,36 +276,103 @@ pub async fn run(
         })
         .collect();
     let mut checks = Vec::new();
+    let too_few = |what: &str| {
+        format!(
+            "only {} of {} instances got a valid probability, too few to measure {what} (first \
+             reasons: {})",
+            graded.scores.len(),
+            graded.sent,
+            summarize(&graded.failures)
+        )
+    };
+    for m in &spec.report {
+        if let Some(v) = score_metric(*m, &graded) {
+            report
+                .metrics
+                .insert(m.name().to_string(), (v * 10_000.0).round() / 10_000.0);
+            report.unscored.push(m.name().to_string());
+        }
+    }
     for m in &spec.metric {
         let curve = m.curve();
-        let value = metric_value(m.metric, &graded);
-        if let Some(v) = value {
-            report.metrics.insert(
-                m.metric.name().to_string(),
-                (v * 10_000.0).round() / 10_000.0,
-            );
+        let value = metric_value(m, &graded);
+        if let Ok(v) = value {
+            report
+                .metrics
+                .insert(m.label(), (v * 10_000.0).round() / 10_000.0);
         }
         let (points, message) = match value {
-            _ if share < MIN_SCORED_SHARE => (
-                0.0,
-                format!(
-                    "only {} of {} instances got a valid probability, too few to measure {} (first reasons: {})",
-                    graded.scores.len(),
-                    graded.sent,
-                    m.metric.name(),
-                    summarize(&graded.failures)
-                ),
+            _ if share < MIN_SCORED_SHARE => (0.0, too_few(&m.label())),
+            Err(why) => (0.0, why),
+            Ok(v) => (
+                curve.points_for(v),
+                format!("{} = {v:.4} ({})", m.label(), curve.describe()),
             ),
-            None => (0.0, format!("{} is undefined on these answers", m.metric.name())),
-            Some(v) => (curve.points_for(v), format!("{} = {v:.4} ({})", m.metric.name(), curve.describe())),
         };
         checks.push(CheckResult {
             grader: String::new(),
-            name: metric_check_name(m.metric, &spec.dataset),
+            name: metric_check_name(m, &spec.dataset),
             category: Category::Quality,
             points,
             max_points: m.points.0,
             passed: points >= m.points.0,
+            message,
+            visibility: vis,
+        });
+    }
+    report.segments = segments_of(spec, data, &graded);
+    if let Some(g) = &spec.segment_gap {
+        let whole = score_metric(g.metric, &graded);
+        // The worst segment: the largest shortfall from the whole (a segment where the metric
+        // is undefined, with no positive, is left out).
+        let worst = report
+            .segments
+            .iter()
+            .filter_map(|seg| seg.metrics.get(g.metric.name()).map(|v| (seg, *v)))
+            .map(|(seg, v)| {
+                let w = whole.unwrap_or(f64::NAN);
+                (
+                    seg,
+                    v,
+                    if higher_is_better(g.metric) {
+                        w - v
+                    } else {
+                        v - w
+                    },
+                )
+            })
+            .max_by(|a, b| a.2.total_cmp(&b.2));
+        let curve = Curve {
+            full_points_at: g.full_points_at,
+            zero_points_at: g.zero_points_at,
+            points: g.points,
+        };
+        let (points, message) = match (worst, whole) {
+            _ if share < MIN_SCORED_SHARE => (0.0, too_few("the segments")),
+            (Some((seg, v, gap)), Some(w)) if gap.is_finite() => (
+                curve.points_for(gap),
+                format!(
+                    "worst segment {}: {} {v:.4} against {w:.4} overall, a gap of {gap:.4} ({})",
+                    seg.name,
+                    g.metric.name(),
+                    curve.describe()
+                ),
+            ),
+            _ => (
+                0.0,
+                format!(
+                    "{} is undefined on the segments or the whole",
+                    g.metric.name()
+                ),
+            ),
+        };
+        checks.push(CheckResult {
+            grader: String::new(),
+            name: segment_gap_check_name(g.metric, &spec.dataset),
+            category: Category::Quality,
+            points,
+            max_points: g.points.0,
+            passed: points >= g.points.0,
             message,
             visibility: vis,
         });
@@ -238,13 +460,21 @@ impl super::Phase for Quality {
             .iter()
             .map(|m| {
                 DeclaredCheck::new(
-                    metric_check_name(m.metric, &q.dataset),
+                    metric_check_name(m, &q.dataset),
                     Category::Quality,
                     m.points.0,
                     v,
                 )
             })
             .collect();
+        if let Some(g) = &q.segment_gap {
+            out.push(DeclaredCheck::new(
+                segment_gap_check_name(g.metric, &q.dataset),
+                Category::Quality,
+                g.points.0,
+                v,
+            ));
+        }
         if let (Some(c), Some(gap)) = (&q.compare_dataset, &q.gap) {
             out.push(DeclaredCheck::new(
                 gap_check_name(c, &q.dataset),

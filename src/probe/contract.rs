@@ -54,6 +54,84 @@ pub fn check_request(
     Ok(instances.len())
 }
 
+/// The number of instances of a valid request in the tensor encoding (the Open Inference
+/// Protocol's: `{"<key>": [tensors]}`, one tensor per schema feature and nothing else, each
+/// `{"name", "shape": [N], "datatype", "data": [N values]}` with the feature's datatype, the
+/// same N everywhere), or what makes it invalid. The values are then judged as instances.
+pub fn check_tensor_request(
+    schema: &Schema,
+    rules: &RequestRules<'_>,
+    datatypes: &std::collections::BTreeMap<String, String>,
+    body: &[u8],
+) -> Result<usize, String> {
+    if body.len() > rules.max_request_bytes {
+        return Err(format!("body of {} bytes is over the cap", body.len()));
+    }
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Object(top) = v else {
+        return Err("not an object".into());
+    };
+    if top.len() != 1 {
+        return Err(format!(
+            "the body must hold exactly one key, {}",
+            rules.instances_key
+        ));
+    }
+    let Some(Value::Array(tensors)) = top.get(rules.instances_key) else {
+        return Err(format!(
+            "{} is missing or not an array",
+            rules.instances_key
+        ));
+    };
+    let mut n = None;
+    let mut columns: std::collections::BTreeMap<&str, &Vec<Value>> = Default::default();
+    for t in tensors {
+        let Value::Object(t) = t else {
+            return Err("a tensor that is not an object".into());
+        };
+        let name = t
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("a tensor without a name")?;
+        let declared = t.get("datatype").and_then(Value::as_str).unwrap_or("");
+        let expected = datatypes
+            .get(name)
+            .ok_or(format!("unknown tensor {name}"))?;
+        if declared != expected {
+            return Err(format!("{name}: datatype {declared}, not {expected}"));
+        }
+        let data = t
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or(format!("{name}: no data"))?;
+        let shape = t.get("shape").and_then(Value::as_array);
+        if shape.map(|s| s.as_slice()) != Some(&[Value::from(data.len())][..]) {
+            return Err(format!("{name}: shape {shape:?} for {} values", data.len()));
+        }
+        if *n.get_or_insert(data.len()) != data.len() {
+            return Err(format!(
+                "{name}: {} values, other tensors {n:?}",
+                data.len()
+            ));
+        }
+        if columns.insert(name, data).is_some() {
+            return Err(format!("tensor {name} twice"));
+        }
+    }
+    let n = n.unwrap_or(0);
+    if n == 0 || n > rules.max_batch {
+        return Err(format!("{n} instances"));
+    }
+    for i in 0..n {
+        let inst: serde_json::Map<String, Value> = columns
+            .iter()
+            .map(|(k, v)| (k.to_string(), v[i].clone()))
+            .collect();
+        check_instance(schema, &Value::Object(inst)).map_err(|e| format!("instance {i}: {e}"))?;
+    }
+    Ok(n)
+}
+
 /// Whether one instance holds every feature, and nothing else, each with a valid value.
 pub fn check_instance(schema: &Schema, inst: &Value) -> Result<(), String> {
     let Value::Object(fields) = inst else {

@@ -18,12 +18,17 @@ use crate::data::{Feature, FeatureKind, Schema};
 /// the service must refuse.
 #[derive(Debug, Clone)]
 pub struct Envelope<'a> {
-    /// The body with `$INSTANCES` where the array of instances goes.
+    /// The body with `mark` where the batch goes.
     pub body_template: &'a str,
+    /// `$INSTANCES` (where the array of instances goes), or `$TENSORS` (the input tensors).
+    pub mark: &'a str,
     /// Most instances per request.
     pub max_batch: usize,
     /// A body longer than this must be refused.
     pub max_request_bytes: usize,
+    /// With the tensor encoding (`[prediction.tensors]`): each feature's tensor datatype. The
+    /// same defects are sent in the tensors of a batch, a feature's values in its `data`.
+    pub tensors: Option<&'a BTreeMap<String, String>>,
 }
 
 /// Key of the unknown feature (and of the unknown top-level key): no schema uses it.
@@ -107,17 +112,19 @@ pub fn generate(schema: &Schema, base: &[Vec<Value>], env: &Envelope<'_>) -> Vec
     for (n, (class, feature, inst)) in bad_instances.into_iter().enumerate() {
         out.push(g.case(class, feature.as_deref(), vec![inst.clone()]));
         if batch >= 2 {
-            let mut instances: Vec<Vec<u8>> = (0..batch - 1)
-                .map(|k| encode(&g.instance(n + k + 1)))
-                .collect();
-            instances.insert(n % batch, encode(&inst));
+            let mut instances: Vec<Instance> =
+                (0..batch - 1).map(|k| g.instance(n + k + 1)).collect();
+            instances.insert(n % batch, inst);
             out.push(g.raw_case(
                 class,
                 feature.as_deref(),
-                g.body(&array(&instances)),
+                g.body(&g.batch(&instances)),
                 Expected::Rejected,
             ));
         }
+    }
+    if env.tensors.is_some() {
+        out.extend(g.tensor_cases());
     }
     out.extend(g.envelope_cases());
     out.sort_by_key(|c| c.class);
@@ -142,25 +149,52 @@ impl Gen<'_> {
             .collect()
     }
 
-    /// The request holding `instances`, framed by the template.
-    fn body(&self, instances: &[u8]) -> Vec<u8> {
-        let (before, after) = self
-            .env
-            .body_template
-            .split_once("$INSTANCES")
-            .unwrap_or(("", ""));
-        [before.as_bytes(), instances, after.as_bytes()].concat()
+    /// The request holding `batch` (the array of instances, or of input tensors), framed by
+    /// the template.
+    fn body(&self, batch: &[u8]) -> Vec<u8> {
+        let mark = self.env.mark;
+        let (before, after) = self.env.body_template.split_once(mark).unwrap_or(("", ""));
+        [before.as_bytes(), batch, after.as_bytes()].concat()
+    }
+
+    /// `instances` as the envelope sends them: an array of objects, or of tensors.
+    fn batch(&self, instances: &[Instance]) -> Vec<u8> {
+        match self.env.tensors {
+            None => array(&instances.iter().map(encode).collect::<Vec<_>>()),
+            Some(types) => array(&tensors(instances, types, &TensorFlaw::None)),
+        }
     }
 
     fn case(&self, class: Class, feature: Option<&str>, instances: Vec<Instance>) -> Case {
         let n = instances.len();
-        let encoded: Vec<Vec<u8>> = instances.iter().map(encode).collect();
         let expected = if class.is_valid_input() {
             Expected::Accepted { instances: n }
         } else {
             Expected::Rejected
         };
-        self.raw_case(class, feature, self.body(&array(&encoded)), expected)
+        self.raw_case(class, feature, self.body(&self.batch(&instances)), expected)
+    }
+
+    /// The defects only tensors can have, for each feature: a tensor that declares another
+    /// datatype than the feature's, and one whose shape does not match its data.
+    fn tensor_cases(&self) -> Vec<Case> {
+        let Some(types) = self.env.tensors else {
+            return Vec::new();
+        };
+        let n = self.env.max_batch.min(3);
+        let mut out = Vec::new();
+        for (i, f) in self.schema.features.iter().enumerate() {
+            let instances: Vec<Instance> = (0..n).map(|k| self.instance(i + k)).collect();
+            let key = json_str(&f.name);
+            for (class, flaw) in [
+                (Class::WrongDatatype, TensorFlaw::Datatype(key.clone())),
+                (Class::ShapeMismatch, TensorFlaw::Shape(key.clone())),
+            ] {
+                let body = self.body(&array(&tensors(&instances, types, &flaw)));
+                out.push(self.raw_case(class, Some(&f.name), body, Expected::Rejected));
+            }
+        }
+        out
     }
 
     fn raw_case(
@@ -266,13 +300,21 @@ impl Gen<'_> {
     /// Requests whose frame is wrong, and the largest valid batch.
     fn envelope_cases(&self) -> Vec<Case> {
         let env = self.env;
-        let one = encode(&self.instance(0));
-        let valid_batch = array(std::slice::from_ref(&one));
+        let first = self.instance(0);
+        // One element of the batch: the instance, or its first tensor.
+        let one = match env.tensors {
+            None => encode(&first),
+            Some(types) => {
+                tensors(std::slice::from_ref(&first), types, &TensorFlaw::None).swap_remove(0)
+            }
+        };
+        let valid_batch = self.batch(std::slice::from_ref(&first));
         let mut out = Vec::new();
         let mut bad = |class: Class, body: Vec<u8>| {
             out.push(self.raw_case(class, None, body, Expected::Rejected));
         };
-        if let Some((key, frame)) = instances_key(env.body_template) {
+        let mark = env.mark;
+        if let Some((key, frame)) = instances_key(env.body_template, mark) {
             bad(Class::NotAnObject, valid_batch.clone());
             let mut without = frame.clone();
             without.remove(&key);
@@ -284,18 +326,16 @@ impl Gen<'_> {
             let mut extra = frame;
             extra.insert(UNKNOWN_KEY.into(), Value::from(1));
             let text = serde_json::to_string(&extra).expect("an object");
-            let body = text.replacen(&json_str(SENTINEL), "$INSTANCES", 1);
-            let (before, after) = body.split_once("$INSTANCES").expect("the sentinel");
+            let body = text.replacen(&json_str(SENTINEL), mark, 1);
+            let (before, after) = body.split_once(mark).expect("the sentinel");
             bad(
                 Class::UnknownTopLevelKey,
                 [before.as_bytes(), &valid_batch, after.as_bytes()].concat(),
             );
         }
         bad(Class::EmptyBatch, self.body(b"[]"));
-        let over: Vec<Vec<u8>> = (0..=env.max_batch)
-            .map(|n| encode(&self.instance(n)))
-            .collect();
-        bad(Class::BatchOverLimit, self.body(&array(&over)));
+        let over: Vec<Instance> = (0..=env.max_batch).map(|n| self.instance(n)).collect();
+        bad(Class::BatchOverLimit, self.body(&self.batch(&over)));
         bad(Class::InstanceNotObject, self.body(b"[42]"));
         bad(
             Class::InstanceNotObject,
@@ -311,20 +351,18 @@ impl Gen<'_> {
             let v = &mut inst[c].1;
             // Inside the string, before its closing quote: 0xFF never occurs in UTF-8.
             v.insert(v.len() - 1, 0xFF);
-            bad(Class::InvalidUtf8, self.body(&array(&[encode(&inst)])));
+            bad(Class::InvalidUtf8, self.body(&self.batch(&[inst])));
         }
         let mut padded = self.body(&valid_batch);
         if padded.len() <= env.max_request_bytes {
             padded.resize(env.max_request_bytes + 1, b' ');
         }
         bad(Class::BodyOverCap, padded);
-        let largest: Vec<Vec<u8>> = (0..env.max_batch)
-            .map(|n| encode(&self.instance(n)))
-            .collect();
+        let largest: Vec<Instance> = (0..env.max_batch).map(|n| self.instance(n)).collect();
         out.push(self.raw_case(
             Class::LargestBatch,
             None,
-            self.body(&array(&largest)),
+            self.body(&self.batch(&largest)),
             Expected::Accepted {
                 instances: env.max_batch,
             },
@@ -336,11 +374,11 @@ impl Gen<'_> {
 /// Stands for the instances in the parsed template.
 const SENTINEL: &str = "\u{0}proctor-instances";
 
-/// The top-level key holding the instances, and the template's object with the sentinel there
-/// (`None` when the template is not an object with the instances at its top level: then the
-/// classes about the frame's keys do not apply).
-fn instances_key(template: &str) -> Option<(String, serde_json::Map<String, Value>)> {
-    let text = template.replacen("$INSTANCES", &json_str(SENTINEL), 1);
+/// The top-level key holding the batch (at `mark` in the template), and the template's object
+/// with the sentinel there (`None` when the template is not an object with the batch at its
+/// top level: then the classes about the frame's keys do not apply).
+fn instances_key(template: &str, mark: &str) -> Option<(String, serde_json::Map<String, Value>)> {
+    let text = template.replacen(mark, &json_str(SENTINEL), 1);
     let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(&text) else {
         return None;
     };
@@ -399,6 +437,68 @@ fn encode(inst: &Instance) -> Vec<u8> {
     }
     out.push(b'}');
     out
+}
+
+/// What is wrong with one feature's tensor (named by its JSON key), on purpose.
+enum TensorFlaw {
+    None,
+    /// It declares another datatype than the feature's.
+    Datatype(String),
+    /// Its shape says one value more than its data holds.
+    Shape(String),
+}
+
+/// The instances as input tensors, one per key in first-seen order, each value's raw bytes in
+/// `data` (an instance without the key leaves the tensor one value short), as raw JSON.
+fn tensors(
+    instances: &[Instance],
+    types: &BTreeMap<String, String>,
+    flaw: &TensorFlaw,
+) -> Vec<Vec<u8>> {
+    let mut keys: Vec<&String> = Vec::new();
+    for inst in instances {
+        for (k, _) in inst {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+    }
+    keys.into_iter()
+        .map(|key| {
+            let data: Vec<Vec<u8>> = instances
+                .iter()
+                .filter_map(|i| i.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+                .collect();
+            let name: String = serde_json::from_str(key).unwrap_or_default();
+            let declared = types.get(&name).cloned().unwrap_or_else(|| {
+                match data.first().map(|v| v.first().copied()) {
+                    Some(Some(b'"')) => "BYTES",
+                    Some(Some(b't' | b'f')) => "BOOL",
+                    _ => "FP32",
+                }
+                .to_string()
+            });
+            let mut n = instances.len();
+            let datatype = match flaw {
+                TensorFlaw::Datatype(k) if k == key => {
+                    if declared == "BYTES" { "FP32" } else { "BYTES" }.to_string()
+                }
+                TensorFlaw::Shape(k) if k == key => {
+                    n += 1;
+                    declared
+                }
+                _ => declared,
+            };
+            let mut out = format!(
+                "{{\"name\":{key},\"shape\":[{n}],\"datatype\":{},\"data\":",
+                json_str(&datatype)
+            )
+            .into_bytes();
+            out.extend(array(&data));
+            out.push(b'}');
+            out
+        })
+        .collect()
 }
 
 fn array(items: &[Vec<u8>]) -> Vec<u8> {

@@ -54,6 +54,9 @@ pub enum Class {
     UnknownTopLevelKey,
     InvalidUtf8,
     BodyOverCap,
+    // Invalid tensors (the tensor encoding only).
+    WrongDatatype,
+    ShapeMismatch,
     // Valid edge cases: must be answered.
     BoundExact,
     IntegerAsFloat,
@@ -64,7 +67,7 @@ pub enum Class {
 
 impl Class {
     /// Every class, in the order checks are listed.
-    pub const ALL: [Class; 31] = [
+    pub const ALL: [Class; 33] = [
         Class::NumberAsString,
         Class::FractionalInteger,
         Class::BoolAsNumber,
@@ -91,6 +94,8 @@ impl Class {
         Class::UnknownTopLevelKey,
         Class::InvalidUtf8,
         Class::BodyOverCap,
+        Class::WrongDatatype,
+        Class::ShapeMismatch,
         Class::BoundExact,
         Class::IntegerAsFloat,
         Class::UnseenCategory,
@@ -137,6 +142,11 @@ impl Class {
             UnknownTopLevelKey => ("unknown_top_level_key", "unknown top-level key"),
             InvalidUtf8 => ("invalid_utf8", "invalid UTF-8"),
             BodyOverCap => ("body_over_cap", "body over the size cap"),
+            WrongDatatype => ("wrong_datatype", "tensor of the wrong datatype"),
+            ShapeMismatch => (
+                "shape_mismatch",
+                "tensor shape that does not match its data",
+            ),
             BoundExact => ("bound_exact", "each bound exactly"),
             IntegerAsFloat => ("integer_as_float", "integer written as 3.0"),
             UnseenCategory => ("unseen_category", "unseen category"),
@@ -147,6 +157,11 @@ impl Class {
 
     pub fn from_name(name: &str) -> Option<Class> {
         Class::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Whether it exists only in the tensor encoding (`[prediction.tensors]`).
+    pub fn tensors_only(self) -> bool {
+        matches!(self, Class::WrongDatatype | Class::ShapeMismatch)
     }
 
     /// Whether its cases are valid requests (to be answered) rather than invalid ones.

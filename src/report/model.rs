@@ -512,6 +512,24 @@ pub struct QualityReport {
     /// probability, empty bins left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calibration: Vec<CalibrationBin>,
+    /// Metrics in `metrics` that are reported, not scored (`[quality] report`): on imbalanced
+    /// data accuracy misleads (a model that flags nothing is 99% accurate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unscored: Vec<String>,
+    /// The declared segments (`[[quality.segment]]`), each with its own metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<SegmentQuality>,
+}
+
+/// One segment of the graded dataset, scored on its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SegmentQuality {
+    pub name: String,
+    /// Scored instances in it, and the positives among them.
+    pub instances: u64,
+    pub positives: u64,
+    /// Metric name to value, as in the whole dataset's `metrics` (where defined).
+    pub metrics: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

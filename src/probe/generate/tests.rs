@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::*;
 use crate::data::Dataset;
-use crate::probe::contract::{check_request, RequestRules};
+use crate::probe::contract::{check_request, check_tensor_request, RequestRules};
 
 const TEMPLATE: &str = r#"{"instances": $INSTANCES}"#;
 
@@ -19,8 +19,10 @@ fn churn() -> Dataset {
 fn envelope() -> Envelope<'static> {
     Envelope {
         body_template: TEMPLATE,
+        mark: "$INSTANCES",
         max_batch: 256,
         max_request_bytes: 1 << 20,
+        tensors: None,
     }
 }
 
@@ -106,9 +108,11 @@ fn every_class_appears_for_every_feature_it_applies_to() {
         expected.insert((class, None));
     }
     assert_eq!(got, expected);
-    // Every class of the enum is produced for this schema (it has every kind of feature).
+    // Every class of the enum but the tensors' is produced for this schema (it has every kind
+    // of feature).
     let classes: BTreeSet<Class> = cs.iter().map(|c| c.class).collect();
-    assert_eq!(classes.len(), Class::ALL.len());
+    let rows = Class::ALL.iter().filter(|c| !c.tensors_only()).count();
+    assert_eq!(classes.len(), rows);
 }
 
 #[test]
@@ -232,7 +236,8 @@ fn a_sample_keeps_every_class_and_its_size() {
     let s = pick(1);
     assert_eq!(s.len(), 150);
     let classes: BTreeSet<Class> = s.iter().map(|c| c.class).collect();
-    assert_eq!(classes.len(), Class::ALL.len());
+    let rows = Class::ALL.iter().filter(|c| !c.tensors_only()).count();
+    assert_eq!(classes.len(), rows);
     assert_eq!(s, pick(1));
     assert_ne!(s, pick(2));
     // Within a class the features take turns: a class sampled down still spans features.
@@ -245,11 +250,90 @@ fn a_sample_keeps_every_class_and_its_size() {
     // Fewer cases than classes: one of each all the same.
     assert_eq!(
         sample(all.clone(), 5, &mut crate::data::rng(1, "s")).len(),
-        Class::ALL.len()
+        rows
     );
     // Everything when it fits.
     assert_eq!(
         sample(all.clone(), 10_000, &mut crate::data::rng(1, "s")),
         all
     );
+}
+
+/// The fraud assignment's schema and validation rows, sent as tensors (its contract is the
+/// Open Inference Protocol's).
+fn fraud() -> Dataset {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assignments/fraud");
+    let schema = Schema::load(&dir.join("schema.json")).unwrap();
+    Dataset::load("validation", &dir.join("data/validation.csv"), schema).unwrap()
+}
+
+fn datatypes(schema: &Schema) -> BTreeMap<String, String> {
+    schema
+        .features
+        .iter()
+        .map(|f| {
+            let d = match f.kind {
+                FeatureKind::Number => "FP32",
+                FeatureKind::Integer => "INT64",
+                FeatureKind::Categorical => "BYTES",
+                FeatureKind::Boolean => "BOOL",
+            };
+            (f.name.clone(), d.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn tensor_cases_keep_the_contract_when_valid_and_break_it_when_not() {
+    let data = fraud();
+    let types = datatypes(&data.schema);
+    let env = Envelope {
+        body_template: r#"{"inputs": $TENSORS}"#,
+        mark: "$TENSORS",
+        max_batch: 512,
+        max_request_bytes: 1 << 20,
+        tensors: Some(&types),
+    };
+    let rules = RequestRules {
+        instances_key: "inputs",
+        max_batch: 512,
+        max_request_bytes: 1 << 20,
+    };
+    for seed in 1..4 {
+        let base = base_rows(
+            &data.schema,
+            &data.rows,
+            8,
+            &mut crate::data::rng(seed, "p"),
+        );
+        let cases = generate(&data.schema, &base, &env);
+        let classes: BTreeSet<Class> = cases.iter().map(|c| c.class).collect();
+        for class in [
+            Class::WrongDatatype,
+            Class::ShapeMismatch,
+            Class::LargestBatch,
+        ] {
+            assert!(classes.contains(&class), "{class:?} missing");
+        }
+        for c in &cases {
+            let verdict = check_tensor_request(&data.schema, &rules, &types, &c.body);
+            match c.expected {
+                Expected::Accepted { instances } => assert_eq!(
+                    verdict,
+                    Ok(instances),
+                    "{:?} on {:?}: {}",
+                    c.class,
+                    c.feature,
+                    String::from_utf8_lossy(&c.body)
+                ),
+                Expected::Rejected => assert!(
+                    verdict.is_err(),
+                    "{:?} on {:?} keeps the contract: {}",
+                    c.class,
+                    c.feature,
+                    String::from_utf8_lossy(&c.body)
+                ),
+            }
+        }
+    }
 }
