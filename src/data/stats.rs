@@ -493,6 +493,26 @@ pub fn jensen_shannon(
 
 #[cfg(test)]
 mod tests {
+    /// The fraud contract's worked examples of its PSI (the bins and floor proctor uses).
+    #[test]
+    fn psi_follows_the_worked_examples_of_the_fraud_contract() {
+        let reference = [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 3.0, 5.0];
+        let window = [0.0, 1.0, 1.0, 4.0, 7.0, 9.0];
+        let psi = psi_numeric(&reference, &window).unwrap();
+        assert!((psi - 4.5516).abs() < 5e-5, "{psi}");
+        let counts = |xs: &[(&str, f64)]| {
+            xs.iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let psi = psi_categorical(
+            &counts(&[("online", 6.0), ("pos", 3.0), ("atm", 1.0)]),
+            &counts(&[("online", 3.0), ("atm", 2.0), ("kiosk", 1.0)]),
+        )
+        .unwrap();
+        assert!((psi - 3.9360).abs() < 5e-5, "{psi}");
+    }
+
     #[test]
     fn imbalance_metrics_match_scikit_learn() {
         // sklearn: average_precision_score([0,0,1,1,0,1], [.1,.4,.35,.8,.2,.9]) = 0.9166...
