@@ -12,9 +12,10 @@
 //!   sends the signal straight to the container's first process when it can (`kill(2)`, a
 //!   window of microseconds); through the engine's API the window is tens of milliseconds on a
 //!   busy machine, and a request that ended inside it is left out.
-//! - **Restart**: the same container (same image, same sandbox, what the first run left in
-//!   its /tmp still there) is started again; it must become ready and answer the grader's
-//!   correctness checks as before.
+//! - **Restart**: the same container (same image, same sandbox, its anonymous volumes; its
+//!   /tmp starts empty) is started again; it must become ready and pass the grader's
+//!   correctness checks it passed before the stop (those it fails anyway cost their own
+//!   category, not this one).
 //!
 //! It stops the service, so it runs after every other phase of every grader (`disrupts`).
 
@@ -136,7 +137,8 @@ impl super::Phase for Lifecycle {
         if spec.restart.is_some() {
             declared += Duration::from_secs(g.grader.submission.ready_timeout_secs);
         }
-        let requests = g.grader.correctness.len();
+        // The correctness checks run before the stop and after the restart.
+        let requests = 2 * g.grader.correctness.len();
         super::budget_for(declared, requests, 0, timeout)
     }
 
@@ -185,6 +187,12 @@ impl super::Phase for Lifecycle {
             let Some(s) = &spec.shutdown else {
                 return;
             };
+            // The correctness checks this service passes now: a restart must keep them (the
+            // ones it fails anyway are another category's to score).
+            let before = match &spec.restart {
+                Some(_) => passing_checks(cx, cx.target).await,
+                None => Vec::new(),
+            };
             let shutdown = match shutdown(cx, container, s).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -205,7 +213,7 @@ impl super::Phase for Lifecycle {
                     return;
                 }
             };
-            let restart = restart(cx, &url).await;
+            let restart = restart(cx, &url, &before).await;
             let (ready, correct) = grade_restart(r, &restart, v);
             out.checks.push(ready);
             out.checks.push(correct);
@@ -432,11 +440,29 @@ fn grade_shutdown(spec: &ShutdownSpec, r: &ShutdownReport, v: Visibility) -> Vec
     vec![in_flight, exit]
 }
 
-/// Readiness of the restarted service, then the grader's correctness checks against it.
-async fn restart(cx: &super::Context<'_>, url: &str) -> RestartReport {
+/// The names of the grader's correctness checks that pass against `target`.
+async fn passing_checks(cx: &super::Context<'_>, target: &Target) -> Vec<String> {
+    let g = &cx.grader.grader;
+    let mut out = Vec::new();
+    for spec in &g.correctness {
+        let c = super::checks::run_check(target, spec, Category::Correctness, g.grader.visibility)
+            .await;
+        if c.passed {
+            out.push(c.name);
+        }
+    }
+    out
+}
+
+/// Readiness of the restarted service, then the correctness checks that passed before the
+/// stop (`before`), against it.
+async fn restart(cx: &super::Context<'_>, url: &str, before: &[String]) -> RestartReport {
     let g = &cx.grader.grader;
     let target = Target::new(url, &g.http);
-    let mut r = RestartReport::default();
+    let mut r = RestartReport {
+        correctness_total: before.len(),
+        ..Default::default()
+    };
     match readiness::wait_ready(&target, &g.readiness, cx.plan.ready_timeout).await {
         ReadyOutcome::Ready { after } => {
             r.ready = true;
@@ -444,16 +470,11 @@ async fn restart(cx: &super::Context<'_>, url: &str) -> RestartReport {
         }
         ReadyOutcome::TimedOut { last } => {
             r.last_probe = Some(last);
-            r.correctness_total = g.correctness.len();
             return r;
         }
     }
-    for spec in &g.correctness {
-        let c = super::checks::run_check(&target, spec, Category::Correctness, g.grader.visibility)
-            .await;
-        r.correctness_total += 1;
-        r.correctness_passed += usize::from(c.passed);
-    }
+    let now = passing_checks(cx, &target).await;
+    r.correctness_passed = before.iter().filter(|n| now.contains(n)).count();
     r
 }
 
@@ -496,7 +517,7 @@ fn grade_restart(
         spec.correctness_points.0 * share,
         spec.correctness_points.0,
         format!(
-            "{} of {} correctness checks passed after the restart",
+            "{} of the {} correctness checks that passed before the restart passed after it",
             r.correctness_passed, r.correctness_total
         ),
         v,

@@ -54,6 +54,8 @@ pub struct RestartReport {
     /// The last readiness answer when it never became ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe: Option<String>,
+    /// Of the correctness checks that passed before the stop (`correctness_total`), those
+    /// that passed again after the restart.
     pub correctness_passed: usize,
     pub correctness_total: usize,
 }
