@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# How repeatable the cost of a prediction is: grades the reference RUNS times with the hidden
+# churn grader (seeds 1..RUNS) and reports the spread of its CPU milliseconds per 1000
+# predictions, then RUNS times more with --latency-reference (the reference measured in the
+# same run under the same load) and reports the spread of the ratio to it, where the machine's
+# speed cancels out. The acceptance bounds: a spread (max - min, over the mean) of at most 5%
+# absolute and 3% relative, on an otherwise idle machine.
+#
+#   bash bench/cost-spread.sh
+#   RUNS=10 SUBMISSION=/tmp/leaks-memory bash bench/cost-spread.sh
+#
+# Needs the Docker engine, the base and review images (docker/base/build.sh,
+# docker/review/build.sh). Reports go to $OUT (default /tmp/proctor-cost-spread). A grade takes
+# about a minute, one with the reference about two.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-5}
+SUBMISSION=${SUBMISSION:-tests/fixtures/submissions/reference}
+REFERENCE=${REFERENCE:-tests/fixtures/submissions/reference}
+GRADER=${GRADER:-graders/churn/hidden.toml}
+OUT=${OUT:-/tmp/proctor-cost-spread}
+mkdir -p "$OUT"
+
+cargo build --release --quiet
+for i in $(seq 1 "$RUNS"); do
+  printf '%s seed %d/%d\n' "$(date -u +%H:%M:%S)" "$i" "$RUNS" >&2
+  ./target/release/proctor grade "$SUBMISSION" --grader "$GRADER" --seed "$i" --quiet \
+    --out "$OUT/absolute-$i.json" >/dev/null || true
+done
+for i in $(seq 1 "$RUNS"); do
+  printf '%s seed %d/%d, with the reference\n' "$(date -u +%H:%M:%S)" "$i" "$RUNS" >&2
+  ./target/release/proctor grade "$SUBMISSION" --grader "$GRADER" --seed "$i" --quiet \
+    --latency-reference "$REFERENCE" --out "$OUT/relative-$i.json" >/dev/null || true
+done
+
+python3 - "$OUT" "$RUNS" <<'PY'
+import json, sys
+out, runs = sys.argv[1], int(sys.argv[2])
+def cost(kind, i):
+    r = json.load(open(f"{out}/{kind}-{i}.json"))
+    return r["status"], next((g.get("cost") for g in r["graders"] if g.get("cost")), None)
+def spread(xs):
+    m = sum(xs) / len(xs)
+    return (max(xs) - min(xs)) / m * 100 if m else float("nan")
+absolute, relative = [], []
+print("| seed | CPU ms / 1000 | with the reference: CPU ms / 1000 | reference's | ratio |")
+print("| ---: | ---: | ---: | ---: | ---: |")
+for i in range(1, runs + 1):
+    s1, a = cost("absolute", i)
+    s2, b = cost("relative", i)
+    av = a and a.get("cpu_ms_per_1000")
+    if av: absolute.append(av)
+    ratio = b and b.get("cpu_vs_reference")
+    if ratio: relative.append(ratio)
+    print(f"| {i} | {av} | {b and b.get('cpu_ms_per_1000')} | {b and b.get('reference_cpu_ms_per_1000')} | {ratio} |")
+if absolute:
+    print(f"\nabsolute: {len(absolute)} grades, spread {spread(absolute):.1f}% (bound 5%)")
+if relative:
+    print(f"relative to the reference: {len(relative)} grades, spread {spread(relative):.1f}% (bound 3%)")
+PY
