@@ -12,6 +12,7 @@ pub mod cli;
 pub mod control;
 pub mod data;
 pub mod digest;
+pub mod dockerfile;
 pub mod doctor;
 pub mod events;
 pub mod exit;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. Keep in step with docs/architecture.md.
 const LAYERS: &[&[&str]] = &[
-    &["check", "verdict", "digest", "http", "exit"],
+    &["check", "verdict", "digest", "http", "exit", "dockerfile"],
     &[
         "score",
         "prerequisite",

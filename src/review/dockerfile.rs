@@ -4,11 +4,8 @@
 //! `USER` says), while these rules say whether the image would be safe and quick to build
 //! outside proctor.
 //!
-//! The parser below is the review's own (layering keeps it apart from the sandbox's): it joins
-//! continuation lines (the `# escape=` directive is honoured), drops comment lines, also inside a
-//! continuation, upper-cases instruction keywords and reads the JSON (exec) form of `RUN`,
-//! `COPY` and `ADD` as well as their shell form. Heredocs (`RUN <<EOF`) are a BuildKit feature
-//! the classic builder does not run; they are read as ordinary lines.
+//! The instructions come from `crate::dockerfile`, the parser the sandbox's checks use too; the
+//! rules read the JSON (exec) form of `RUN`, `COPY` and `ADD` as well as their shell form.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -18,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::secrets::is_secret_name;
+use crate::dockerfile::{expand, instructions, Instruction};
 
 /// The rules, in the order their findings are listed.
 #[derive(
@@ -76,72 +74,6 @@ pub struct ContextFacts {
     pub has_dockerignore: bool,
     /// The README documents a health or readiness route (see `readme::Readme::documents_probe`).
     pub readme_documents_probe: bool,
-}
-
-/// One instruction with the line it starts on, continuation lines joined.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Instruction {
-    line: u64,
-    /// Upper-cased.
-    keyword: String,
-    args: String,
-}
-
-fn instructions(text: &str) -> Vec<Instruction> {
-    let mut out = Vec::new();
-    let mut escape = '\\';
-    let mut directives_allowed = true;
-    let mut current: Option<Instruction> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(comment) = line.strip_prefix('#') {
-            // Parser directives (`# escape=`, `# syntax=`) count only before anything else.
-            if directives_allowed {
-                let d = comment.trim().to_ascii_lowercase();
-                match d.split_once('=') {
-                    Some((k, v)) if k.trim() == "escape" => {
-                        escape = v.trim().chars().next().unwrap_or('\\');
-                        continue;
-                    }
-                    Some((k, _)) if k.trim() == "syntax" || k.trim() == "check" => continue,
-                    _ => {}
-                }
-            }
-            directives_allowed = false;
-            continue;
-        }
-        directives_allowed = false;
-        if line.is_empty() {
-            continue;
-        }
-        let (content, continued) = match line.strip_suffix(escape) {
-            Some(c) => (c.trim_end(), true),
-            None => (line, false),
-        };
-        match current.as_mut() {
-            Some(ins) => {
-                if !ins.args.is_empty() && !content.is_empty() {
-                    ins.args.push(' ');
-                }
-                ins.args.push_str(content);
-            }
-            None => {
-                let (keyword, args) = content
-                    .split_once(char::is_whitespace)
-                    .unwrap_or((content, ""));
-                current = Some(Instruction {
-                    line: i as u64 + 1,
-                    keyword: keyword.to_ascii_uppercase(),
-                    args: args.trim().to_string(),
-                });
-            }
-        }
-        if !continued {
-            out.extend(current.take());
-        }
-    }
-    out.extend(current);
-    out
 }
 
 /// The words of an exec-form (`["a", "b"]`) argument list, or None for the shell form.
@@ -213,52 +145,6 @@ fn assignments(ins: &Instruction) -> Vec<(String, String)> {
             .collect(),
         _ => Vec::new(),
     }
-}
-
-/// Expands `$NAME`, `${NAME}` and `${NAME:-default}` from `vars`; None when a name is unknown.
-fn expand(s: &str, vars: &HashMap<String, String>) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        let braced = chars.peek() == Some(&'{');
-        if braced {
-            chars.next();
-        }
-        let mut name = String::new();
-        while let Some(&c) = chars.peek() {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                name.push(c);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let mut default = None;
-        if braced {
-            let mut rest = String::new();
-            for c in chars.by_ref() {
-                if c == '}' {
-                    break;
-                }
-                rest.push(c);
-            }
-            default = rest.strip_prefix(":-").map(str::to_string);
-        }
-        match vars
-            .get(&name)
-            .filter(|v| !v.is_empty())
-            .cloned()
-            .or(default)
-        {
-            Some(v) => out.push_str(&v),
-            None => return None,
-        }
-    }
-    Some(out)
 }
 
 /// One build stage: its `FROM` and what follows it.
@@ -684,25 +570,6 @@ mod tests {
             .find(|f| f.rule == rule)
             .unwrap();
         (f.status, f.message, f.line)
-    }
-
-    #[test]
-    fn continuations_comments_directives_and_case() {
-        let ins = instructions(
-            "# syntax=docker/dockerfile:1\n# escape=`\nfrom python:3.11 as base\nrun pip install `\n  a `\n  # a comment inside\n  b\n\nUSER app\n",
-        );
-        let got: Vec<(u64, &str, &str)> = ins
-            .iter()
-            .map(|i| (i.line, i.keyword.as_str(), i.args.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            [
-                (3, "FROM", "python:3.11 as base"),
-                (4, "RUN", "pip install a b"),
-                (9, "USER", "app"),
-            ]
-        );
     }
 
     #[test]

@@ -5,71 +5,14 @@
 
 use std::collections::HashMap;
 
+use crate::dockerfile::{expand, instructions};
+
 /// A rule the Dockerfile breaks; `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     pub line: usize,
     pub verdict: crate::verdict::Verdict,
     pub message: String,
-}
-
-/// One instruction with the line it starts on, continuation lines joined.
-#[derive(Debug, PartialEq, Eq)]
-struct Instruction {
-    line: usize,
-    keyword: String,
-    args: String,
-}
-
-fn instructions(text: &str) -> Vec<Instruction> {
-    let mut out = Vec::new();
-    let mut escape = '\\';
-    let mut current: Option<Instruction> = None;
-    let mut seen_instruction = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        // Parser directives (`# escape=`` ` ``) are only valid before the first instruction.
-        if !seen_instruction && current.is_none() {
-            if let Some(d) = line.strip_prefix('#') {
-                let d = d.trim().to_ascii_lowercase();
-                if let Some(v) = d.strip_prefix("escape=") {
-                    if let Some(c) = v.trim().chars().next() {
-                        escape = c;
-                    }
-                }
-                continue;
-            }
-        }
-        if line.starts_with('#') || (line.is_empty() && current.is_none()) {
-            continue;
-        }
-        let (content, continued) = match line.strip_suffix(escape) {
-            Some(c) => (c, true),
-            None => (line, false),
-        };
-        match current.as_mut() {
-            Some(ins) => {
-                ins.args.push(' ');
-                ins.args.push_str(content.trim());
-            }
-            None => {
-                let mut parts = content.splitn(2, char::is_whitespace);
-                let keyword = parts.next().unwrap_or("").to_ascii_uppercase();
-                let args = parts.next().unwrap_or("").trim().to_string();
-                current = Some(Instruction {
-                    line: i + 1,
-                    keyword,
-                    args,
-                });
-                seen_instruction = true;
-            }
-        }
-        if !continued {
-            out.extend(current.take());
-        }
-    }
-    out.extend(current);
-    out
 }
 
 /// `python:3.11` and `docker.io/library/python:3.11` are the same image; no tag means `latest`.
@@ -94,37 +37,6 @@ pub fn normalize_image(name: &str) -> String {
         n.push_str(":latest");
     }
     n
-}
-
-/// Expands `$VAR` / `${VAR}` from the ARGs declared before the first FROM; None when a variable
-/// has no default (its value would come from outside, which proctor does not pass).
-fn expand(s: &str, args: &HashMap<String, String>) -> Option<String> {
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '$' {
-            out.push(c);
-            continue;
-        }
-        let braced = chars.peek() == Some(&'{');
-        if braced {
-            chars.next();
-        }
-        let mut name = String::new();
-        while let Some(&c) = chars.peek() {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                name.push(c);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        if braced && chars.next() != Some('}') {
-            return None;
-        }
-        out.push_str(args.get(&name)?);
-    }
-    Some(out)
 }
 
 /// The images a Dockerfile builds FROM (stage references excluded), or every rule it breaks.
@@ -154,7 +66,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                     .collect();
                 let Some(image) = words.first() else {
                     violations.push(Violation {
-                        line: ins.line,
+                        line: ins.line as usize,
                         verdict: crate::verdict::Verdict::DockerfileInvalid,
                         message: "FROM without an image".into(),
                     });
@@ -167,7 +79,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                 }
                 let Some(image) = expand(image, &global_args) else {
                     violations.push(Violation {
-                        line: ins.line,
+                        line: ins.line as usize,
                         verdict: crate::verdict::Verdict::BaseImageNotAllowed,
                         message: format!("FROM {image} uses a build argument without a default; name the base image directly (allowed: {})", allowed_list()),
                     });
@@ -184,7 +96,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                     bases.push(image.to_string());
                 } else {
                     violations.push(Violation {
-                        line: ins.line,
+                        line: ins.line as usize,
                         verdict: crate::verdict::Verdict::BaseImageNotAllowed,
                         message: format!(
                             "base image {image} is not allowed; use one of: {}",
@@ -201,7 +113,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                     .find(|w| is_remote(w));
                 if let Some(url) = url {
                     violations.push(Violation {
-                        line: ins.line,
+                        line: ins.line as usize,
                         verdict: crate::verdict::Verdict::NetworkAccess,
                         message: format!("ADD {url} downloads at build time; builds have no network, put the file in the submission"),
                     });
@@ -217,7 +129,7 @@ pub fn check(text: &str, allowed: &[String]) -> Result<Vec<String>, Vec<Violatio
                         || stages.iter().any(|s| s.eq_ignore_ascii_case(from));
                     if !is_stage && !allowed.contains(&normalize_image(from)) {
                         violations.push(Violation {
-                            line: ins.line,
+                            line: ins.line as usize,
                             verdict: crate::verdict::Verdict::BaseImageNotAllowed,
                             message: format!("COPY --from={from} names an image that is not allowed; use one of: {}", allowed_list()),
                         });
@@ -305,6 +217,16 @@ mod tests {
         .is_ok());
         let v = check("ARG BASE\nFROM $BASE\n", &allowed()).unwrap_err();
         assert!(v[0].message.contains("build argument"));
+    }
+
+    #[test]
+    fn a_changed_escape_character_cannot_hide_a_second_from() {
+        // With ` as the escape character, a trailing backslash continues nothing: the builder
+        // starts a second stage FROM evil:1, and so must the check.
+        let text = "# escape=`\nFROM proctor/python-ml:3.11\nRUN echo \\\nFROM evil:1\n";
+        let err = check(text, &allowed()).unwrap_err();
+        assert_eq!(err[0].line, 4, "{err:?}");
+        assert!(err[0].message.contains("evil:1"), "{err:?}");
     }
 
     #[test]
