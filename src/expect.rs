@@ -508,15 +508,15 @@ mod tests {
     #[test]
     fn selectors_pick_array_elements_by_a_field() {
         let v: Value = serde_json::json!({"outputs": [
-            {"name": "fraud", "datatype": "BOOL", "shape": [2]},
-            {"name": "fraud_probability", "datatype": "FP32", "shape": [2]}
+            {"name": "flagged", "datatype": "BOOL", "shape": [2]},
+            {"name": "probability", "datatype": "FP32", "shape": [2]}
         ]});
-        let found = resolve(&v, "/outputs/[name=fraud_probability]/datatype");
+        let found = resolve(&v, "/outputs/[name=probability]/datatype");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, "`/outputs/1/datatype`");
         assert_eq!(found[0].1, "FP32");
         assert!(resolve(&v, "/outputs/[name=nope]/datatype").is_empty());
-        let a = assert_from("pointer = \"/outputs/[name=fraud]/shape/0\"\nequals = 2");
+        let a = assert_from("pointer = \"/outputs/[name=flagged]/shape/0\"\nequals = 2");
         assert!(check_assert(&a, &v).is_ok());
         let missing = assert_from("pointer = \"/outputs/[name=score]/shape\"\nlength = 1");
         let err = check_assert(&missing, &v).unwrap_err();

@@ -493,9 +493,10 @@ pub fn jensen_shannon(
 
 #[cfg(test)]
 mod tests {
-    /// The fraud contract's worked examples of its PSI (the bins and floor proctor uses).
+    /// PSI worked by hand over the bins and floor proctor uses (an assignment's contract can
+    /// cite them).
     #[test]
-    fn psi_follows_the_worked_examples_of_the_fraud_contract() {
+    fn psi_follows_examples_worked_by_hand() {
         let reference = [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 3.0, 5.0];
         let window = [0.0, 1.0, 1.0, 4.0, 7.0, 9.0];
         let psi = psi_numeric(&reference, &window).unwrap();

@@ -39,7 +39,7 @@ pub struct PredictionApi {
     /// (the `instances` encoding).
     pub predictions: Option<String>,
     /// JSON Pointer inside one prediction to the probability of the positive class (with
-    /// tensors, `/` and the output's name, e.g. `/fraud_probability`).
+    /// tensors, `/` and the output's name, e.g. `/probability`).
     pub score: String,
     /// Most instances per request.
     #[serde(default = "default_max_batch")]
@@ -358,7 +358,7 @@ pub struct MetricSpec {
     /// `expected_cost`: what each decision costs.
     pub costs: Option<CostMatrix>,
     /// `expected_cost`: JSON Pointer inside one prediction to the service's own decision (a
-    /// boolean), e.g. `/fraud`; without it, `threshold` decides from the score.
+    /// boolean), e.g. `/flagged`; without it, `threshold` decides from the score.
     pub decision: Option<String>,
     pub threshold: Option<f64>,
 }

@@ -259,14 +259,7 @@ fn a_sample_keeps_every_class_and_its_size() {
     );
 }
 
-/// The fraud assignment's schema and validation rows, sent as tensors (its contract is the
-/// Open Inference Protocol's).
-fn fraud() -> Dataset {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assignments/fraud");
-    let schema = Schema::load(&dir.join("schema.json")).unwrap();
-    Dataset::load("validation", &dir.join("data/validation.csv"), schema).unwrap()
-}
-
+/// The tensor datatype of each feature, as a grader's `[prediction.tensors]` declares it.
 fn datatypes(schema: &Schema) -> BTreeMap<String, String> {
     schema
         .features
@@ -285,7 +278,8 @@ fn datatypes(schema: &Schema) -> BTreeMap<String, String> {
 
 #[test]
 fn tensor_cases_keep_the_contract_when_valid_and_break_it_when_not() {
-    let data = fraud();
+    // The same schema as the instance cases, sent the Open Inference Protocol's way.
+    let data = churn();
     let types = datatypes(&data.schema);
     let env = Envelope {
         body_template: r#"{"inputs": $TENSORS}"#,
