@@ -195,6 +195,10 @@ struct Quality {
     compare: String,
     metrics: Vec<(String, String)>,
     failures: Vec<(String, u64)>,
+    /// Metrics reported, not scored.
+    unscored: String,
+    /// Each segment: name, instances, positives, its metrics.
+    segments: Vec<(String, u64, u64, String)>,
     roc_svg: Option<String>,
     calibration_svg: Option<String>,
 }
@@ -745,6 +749,19 @@ fn quality_of(q: &QualityReport) -> Quality {
             .map(|(k, v)| (k.clone(), format!("{v:.4}")))
             .collect(),
         failures: q.failures.iter().map(|(k, v)| (cut(k), *v)).collect(),
+        unscored: q.unscored.join(", "),
+        segments: q
+            .segments
+            .iter()
+            .map(|s| {
+                let metrics: Vec<String> = s
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.4}"))
+                    .collect();
+                (s.name.clone(), s.instances, s.positives, metrics.join(", "))
+            })
+            .collect(),
         roc_svg: roc_chart(q),
         calibration_svg: calibration_chart(q),
     }
