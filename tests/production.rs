@@ -189,7 +189,7 @@ fn crash_on_null_loses_points_where_nulls_are_sent_only() {
 }
 
 /// No signal: quality, and every check the signal prerequisite gates (predictions, valid edge
-/// cases, missing values, invariants, latency), each saying why.
+/// cases, missing values, invariants, latency, cost, lifecycle, its own tests), each saying why.
 #[test]
 fn random_model_loses_quality_and_the_points_that_need_signal() {
     let run = assert_loses_only(
@@ -201,6 +201,9 @@ fn random_model_loses_quality_and_the_points_that_need_signal() {
             "missing_data",
             "consistency",
             "latency",
+            "cost",
+            "tests",
+            "lifecycle",
         ],
     );
     for name in losing_checks(&run) {

@@ -81,13 +81,10 @@ pub fn report_of(
     let Some(u) = usage else {
         return out;
     };
-    // Failed requests predicted nothing: a service that fails fast is not cheap.
-    let success = if u.measured > 0 {
-        u.ok as f64 / u.measured as f64
-    } else {
-        0.0
-    };
-    let predictions = (u.requests as f64 * per_request * success).round();
+    // Every request of the load counts, answered or failed: failures cost their own category
+    // (the latency phase's errors), and a service that fails everything carries no signal, so
+    // a grader's prerequisite withholds its cost points.
+    let predictions = (u.requests as f64 * per_request).round();
     out.requests = u.requests;
     out.predictions = predictions as u64;
     out.load_seconds = r(u.seconds, 2);
@@ -156,10 +153,7 @@ pub fn grade(
                         trim(curve.zero)
                     ),
                 ),
-                None => (
-                    0.0,
-                    format!("not measured: {}", why_unmeasured(name, report)),
-                ),
+                None => (0.0, format!("not measured: {}", why_unmeasured(name))),
             };
             Some(CheckResult {
                 grader: String::new(),
@@ -180,13 +174,11 @@ fn trim(v: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-fn why_unmeasured(name: &str, report: &CostReport) -> &'static str {
+fn why_unmeasured(name: &str) -> &'static str {
     if name == "image size" {
         "the engine did not report the image's size"
-    } else if report.requests == 0 {
-        "the latency phase's load did not run"
     } else {
-        "no request of the load succeeded, so no prediction was made"
+        "the latency phase's load did not run"
     }
 }
 
@@ -272,8 +264,6 @@ mod tests {
     fn usage(cpu_s: f64, mem_before_mb: f64, mem_after_mb: f64) -> LoadUsage {
         LoadUsage {
             requests: 1000,
-            measured: 800,
-            ok: 800,
             seconds: 12.0,
             before: Usage {
                 cpu_ns: 5_000_000_000,
@@ -297,7 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn cpu_and_growth_are_per_1000_successful_predictions() {
+    fn cpu_and_growth_are_per_1000_predictions_sent() {
         let r = report_of(
             Some(&usage(1.5, 100.0, 110.0)),
             1.0,
@@ -310,11 +300,6 @@ mod tests {
         assert_eq!(r.memory_growth_mb_per_1000, Some(10.0));
         assert_eq!(r.startup_memory_mb, Some(90.0));
         assert_eq!(r.peak_memory_mb, Some(165.0));
-        // Half the requests failed: half the predictions, twice the cost of each.
-        let mut half = usage(1.5, 100.0, 110.0);
-        half.ok = 400;
-        let r = report_of(Some(&half), 1.0, None, None, None);
-        assert_eq!((r.predictions, r.cpu_ms_per_1000), (500, Some(3000.0)));
         // Batches of 4: four predictions a request.
         let r = report_of(Some(&usage(1.5, 100.0, 100.0)), 4.0, None, None, None);
         assert_eq!(r.cpu_ms_per_1000, Some(375.0));

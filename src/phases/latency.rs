@@ -122,8 +122,6 @@ pub async fn run(
         if let (Some(c), Some(before), Ok(o)) = (usage, before, &r) {
             load_usage = Some(LoadUsage {
                 requests: o.sent,
-                ok: o.ok,
-                measured: o.requests,
                 seconds: started.elapsed().as_secs_f64(),
                 before,
                 after: c.usage().await?,

@@ -114,9 +114,6 @@ pub struct Handoff {
 pub struct LoadUsage {
     /// Requests sent, the warm-up's included.
     pub requests: u64,
-    /// Of the measured requests (after the warm-up): how many, and how many succeeded.
-    pub measured: u64,
-    pub ok: u64,
     /// How long the load ran, warm-up included.
     pub seconds: f64,
     pub before: crate::control::Usage,
