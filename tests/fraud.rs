@@ -181,6 +181,7 @@ fn the_fraud_reference_keeps_its_points_and_each_variant_loses_where_its_defect_
     );
     // The summary ranks the reference first and the constant service last.
     let text = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    eprintln!("{text}");
     let ids: Vec<&str> = text
         .lines()
         .skip(1)

@@ -183,6 +183,7 @@ fn a_round_of_production_defects_ranks_each_by_what_it_costs() {
     // The summary: the reference first, then the variants in the order of the points they
     // lost (ties by id), then the broken ones with their verdicts and no rank.
     let text = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    eprintln!("{text}");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = |n: &str| header.iter().position(|h| *h == n).unwrap();

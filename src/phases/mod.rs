@@ -165,8 +165,8 @@ pub trait Phase: Sync {
         Needs::Http
     }
 
-    /// It measures latency: it runs alone on this machine (`load::exclusive`), and the wait
-    /// for that does not count against its budget.
+    /// It measures latency, or times the service as closely: it runs alone on this machine
+    /// (`load::exclusive`), and the wait for that does not count against its budget.
     fn measures_latency(&self) -> bool {
         false
     }
