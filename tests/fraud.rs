@@ -11,7 +11,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
@@ -19,30 +18,6 @@ use serde_json::Value;
 
 fn fraud_grader(name: &str) -> std::path::PathBuf {
     repo().join("graders/fraud").join(name)
-}
-
-fn report_of(out: &Path, id: &str) -> Value {
-    let text = std::fs::read_to_string(out.join(format!("reports/{id}.json")))
-        .unwrap_or_else(|e| panic!("no report for {id}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Category -> (points, max points).
-fn categories(r: &Value) -> BTreeMap<String, (f64, f64)> {
-    r["categories"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no categories: {r}"))
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                (
-                    c["points"].as_f64().unwrap(),
-                    c["max_points"].as_f64().unwrap(),
-                ),
-            )
-        })
-        .collect()
 }
 
 fn losing(r: &Value) -> Vec<String> {
@@ -113,7 +88,7 @@ fn the_fraud_reference_keeps_its_points_and_each_variant_loses_where_its_defect_
         String::from_utf8_lossy(&run.stderr)
     );
 
-    let reference = report_of(&out, "reference");
+    let reference = batch_report(&out, "reference");
     let percent = reference["score"]["percent"].as_f64().unwrap();
     assert!(
         percent >= 95.0,
@@ -122,7 +97,7 @@ fn the_fraud_reference_keeps_its_points_and_each_variant_loses_where_its_defect_
     );
 
     // Near zero on quality although it is over 98% accurate: accuracy is reported, not scored.
-    let constant = report_of(&out, "constant");
+    let constant = batch_report(&out, "constant");
     let (q, qmax) = categories(&constant)["quality"];
     assert!(
         q <= 0.1 * qmax,
@@ -142,7 +117,7 @@ fn the_fraud_reference_keeps_its_points_and_each_variant_loses_where_its_defect_
 
     // The threshold tuned for accuracy: the cost of its decisions, and the contract's rule
     // that fraud is exactly fraud_probability >= 0.01.
-    let tuned = report_of(&out, "accuracy-tuned");
+    let tuned = batch_report(&out, "accuracy-tuned");
     assert_eq!(
         losing(&tuned),
         ["consistency", "quality"],
@@ -161,12 +136,12 @@ fn the_fraud_reference_keeps_its_points_and_each_variant_loses_where_its_defect_
         cost(&reference)
     );
     // Output shapes that break the contract: correctness only (the values are right).
-    let shapes = report_of(&out, "bad-tensor-shapes");
+    let shapes = batch_report(&out, "bad-tensor-shapes");
     assert_eq!(losing(&shapes), ["correctness"], "{}", lost_checks(&shapes));
-    let drift = report_of(&out, "no-drift");
+    let drift = batch_report(&out, "no-drift");
     assert_eq!(losing(&drift), ["drift"], "{}", lost_checks(&drift));
     // Poor on ATM withdrawals: the segment's gap, and the overall numbers ATM fraud is part of.
-    let weak = report_of(&out, "weak-segment");
+    let weak = batch_report(&out, "weak-segment");
     assert_eq!(losing(&weak), ["quality"], "{}", lost_checks(&weak));
     let gap = weak["checks"]
         .as_array()
@@ -190,7 +165,7 @@ fn the_fraud_reference_keeps_its_points_and_each_variant_loses_where_its_defect_
     assert_eq!(ids.first(), Some(&"reference"), "{text}");
     assert_eq!(ids.last(), Some(&"constant"), "{text}");
     for id in &ids {
-        assert_no_leftovers(report_of(&out, id)["run_id"].as_str().unwrap());
+        assert_no_leftovers(batch_report(&out, id)["run_id"].as_str().unwrap());
     }
 }
 

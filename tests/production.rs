@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
@@ -12,24 +11,6 @@ use serde_json::Value;
 
 fn hidden_grader() -> std::path::PathBuf {
     repo().join("graders/churn/hidden.toml")
-}
-
-/// Category name -> (points, max points).
-fn categories(run: &Run) -> BTreeMap<String, (f64, f64)> {
-    run.report()["categories"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no categories: {}", run.explain()))
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                (
-                    c["points"].as_f64().unwrap(),
-                    c["max_points"].as_f64().unwrap(),
-                ),
-            )
-        })
-        .collect()
 }
 
 /// Builds the variant `name` of the reference (its patch applied) in a temp dir.
@@ -53,7 +34,7 @@ fn assert_loses_only(name: &str, losing: &[&str]) -> Run {
     let run = grade(&sub, &hidden_grader(), &["--seed", "21", "--quiet"]);
     assert_eq!(run.code, 0, "{name}: {}", run.explain());
     assert_eq!(run.report()["status"], "graded");
-    let cats = categories(&run);
+    let cats = categories(run.report());
     for (cat, (points, max)) in &cats {
         let lost = points < max;
         let should = losing.contains(&cat.as_str());
@@ -123,7 +104,7 @@ fn reference_keeps_its_points_and_the_same_seed_regrades_the_same() {
     );
     let b = grade(&reference, &hidden_grader(), &["--seed", "11", "--quiet"]);
     let c = grade(&reference, &hidden_grader(), &["--seed", "12", "--quiet"]);
-    let (ca, cb) = (categories(&a), categories(&b));
+    let (ca, cb) = (categories(a.report()), categories(b.report()));
     for cat in ["quality", "drift"] {
         assert_eq!(
             ca[cat], cb[cat],

@@ -40,30 +40,6 @@ fn make_variant(name: &str, dest: &Path) {
     assert!(status.success(), "make-variant.sh {name} failed");
 }
 
-fn report_of(out: &Path, id: &str) -> Value {
-    let text = std::fs::read_to_string(out.join(format!("reports/{id}.json")))
-        .unwrap_or_else(|e| panic!("no report for {id}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Category -> (points, max points).
-fn categories(r: &Value) -> BTreeMap<String, (f64, f64)> {
-    r["categories"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no categories: {r}"))
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                (
-                    c["points"].as_f64().unwrap(),
-                    c["max_points"].as_f64().unwrap(),
-                ),
-            )
-        })
-        .collect()
-}
-
 fn lost_checks(r: &Value) -> String {
     r["checks"]
         .as_array()
@@ -116,7 +92,7 @@ fn a_round_of_production_defects_ranks_each_by_what_it_costs() {
     assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
 
     // The reference keeps every point of every category.
-    let reference = report_of(&out, "reference");
+    let reference = batch_report(&out, "reference");
     for (cat, (points, max)) in categories(&reference) {
         assert!(
             points >= 0.95 * max,
@@ -127,7 +103,7 @@ fn a_round_of_production_defects_ranks_each_by_what_it_costs() {
     // Each variant loses points in its own category, and only there.
     let mut lost = BTreeMap::new();
     for (name, category) in VARIANTS {
-        let r = report_of(&out, name);
+        let r = batch_report(&out, name);
         assert_eq!(r["status"], "graded", "{name}: {}", r["reason"]);
         let cats = categories(&r);
         for (cat, (points, max)) in &cats {
@@ -142,7 +118,7 @@ fn a_round_of_production_defects_ranks_each_by_what_it_costs() {
         lost.insert(name.to_string(), m - p);
     }
     // What each defect shows, as the reports say it.
-    let graded = |name: &str| report_of(&out, name)["graders"][0].clone();
+    let graded = |name: &str| batch_report(&out, name)["graders"][0].clone();
     let drops = graded("drops-on-sigterm");
     let shutdown = &drops["lifecycle"]["shutdown"];
     let in_flight = shutdown["in_flight"].as_u64().unwrap();
@@ -212,7 +188,7 @@ fn a_round_of_production_defects_ranks_each_by_what_it_costs() {
     );
     // One report per submission, and nothing of any run left in Docker.
     for id in want {
-        let r = report_of(&out, id);
+        let r = batch_report(&out, id);
         assert_no_leftovers(r["run_id"].as_str().unwrap());
     }
     assert!(out.join("leaderboard.html").exists());

@@ -246,3 +246,28 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A batch's report of submission `id`, from its output folder.
+pub fn batch_report(out: &Path, id: &str) -> Value {
+    let text = std::fs::read_to_string(out.join(format!("reports/{id}.json")))
+        .unwrap_or_else(|e| panic!("no report for {id}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A report's categories: name -> (points, max points).
+pub fn categories(report: &Value) -> std::collections::BTreeMap<String, (f64, f64)> {
+    report["categories"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no categories: {report}"))
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                (
+                    c["points"].as_f64().unwrap(),
+                    c["max_points"].as_f64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
