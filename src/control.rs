@@ -106,6 +106,39 @@ pub trait ServiceControl: Send + Sync {
     /// The size of the candidate's image, in bytes.
     fn image_size(&self) -> Option<u64>;
 
+    /// Starts the reference submission beside the service, when this run built it (a grader
+    /// compares CPU with it): a container of its image with the service's limits, cores and
+    /// network. Its base URL; none when there is no reference in this run.
+    fn start_reference(&self) -> BoxFuture<'_, Result<Option<String>, MachineError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// The reference container's CPU time and memory so far.
+    fn reference_usage(&self) -> BoxFuture<'_, Result<Usage, MachineError>> {
+        Box::pin(async {
+            Err(MachineError {
+                verdict: crate::verdict::Verdict::ReferenceFailed,
+                reason: "no reference runs beside the service".into(),
+            })
+        })
+    }
+
+    /// The service's CPU time so far, in nanoseconds, read as fast as this machine allows
+    /// (short measurement windows need it).
+    fn cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
+        Box::pin(async { Ok(self.usage().await?.cpu_ns) })
+    }
+
+    /// The same, of the reference beside the service.
+    fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
+        Box::pin(async { Ok(self.reference_usage().await?.cpu_ns) })
+    }
+
+    /// Removes the reference's container.
+    fn stop_reference(&self) -> BoxFuture<'_, Result<(), MachineError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Runs `command` in a fresh container of the candidate's image.
     fn run_in_image<'a>(
         &'a self,

@@ -34,9 +34,6 @@ pub struct RunPlan {
     pub latency_scales: Vec<ReferenceScale>,
     /// Send every contract probe (`--probe all`), not the grader's seeded sample of them.
     pub probe_all: bool,
-    /// The reference's CPU milliseconds per 1000 predictions, measured in this run under the
-    /// same load (`--latency-reference`): what `[cost] cpu_vs_reference` divides by.
-    pub reference_cpu_ms_per_1000: Option<f64>,
 }
 
 impl RunPlan {
@@ -59,7 +56,6 @@ impl RunPlan {
             load_cpus: g.latency.as_ref().and_then(LatencySpec::load_cpus),
             latency_scales: Vec::new(),
             probe_all: false,
-            reference_cpu_ms_per_1000: None,
         }
     }
 

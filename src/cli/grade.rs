@@ -83,6 +83,8 @@ pub(super) struct GradeArgs {
     /// The assignment's reference submission (a directory or archive). It is built and
     /// measured under the same latency load first; when this machine makes it slower than the
     /// grader's `reference_ms`, the candidate's latency curves are widened by the same factor.
+    /// A grader with `[cost] cpu_vs_reference` also runs it beside the candidate and compares
+    /// their CPU per prediction in alternating windows of the same load.
     #[arg(long, value_name = "SUBMISSION")]
     latency_reference: Option<PathBuf>,
     /// Fewer progress lines (warnings and the run id are still shown).
@@ -141,13 +143,18 @@ pub(super) async fn grade(args: GradeArgs) -> i32 {
         (None, None) => unreachable!("clap requires one of them"),
     };
     if let Some(r) = &args.latency_reference {
-        let scalable = loaded
-            .iter()
-            .any(|g| g.grader.latency.as_ref().is_some_and(|l| l.has_reference()));
+        let scalable = loaded.iter().any(|g| {
+            g.grader.latency.as_ref().is_some_and(|l| l.has_reference())
+                || g.grader
+                    .cost
+                    .as_ref()
+                    .is_some_and(|c| c.cpu_vs_reference.is_some())
+        });
         if !scalable {
             eprintln!(
-                "error: --latency-reference needs a [[latency.objective]] with reference_ms in \
-                 {} (what the reference measures on a machine fit for grading)",
+                "error: --latency-reference needs a [[latency.objective]] with reference_ms \
+                 (what the reference measures on a machine fit for grading) or a [cost] \
+                 cpu_vs_reference curve in {}",
                 args.grader
                     .iter()
                     .map(|p| p.display().to_string())

@@ -84,10 +84,15 @@ pub struct RestartSpec {
 pub struct CostSpec {
     /// CPU milliseconds per 1000 predictions (instances), absolute.
     pub cpu_ms_per_1000: Option<LowerIsBetter>,
-    /// The same, as a multiple of the reference's, when the reference is measured in the same
-    /// run (`--latency-reference`): the machine's speed cancels out. Used instead of the
-    /// absolute curve whenever a reference was measured.
+    /// The same, as a multiple of the reference's, when the run has a reference
+    /// (`--latency-reference`): the reference runs beside the service and both take turns
+    /// under the same load (`pairs` pairs of `window_secs` windows), so that the machine's
+    /// speed cancels out. Used instead of the absolute curve whenever it was measured.
     pub cpu_vs_reference: Option<LowerIsBetter>,
+    #[serde(default = "default_cost_pairs")]
+    pub pairs: usize,
+    #[serde(default = "default_cost_window")]
+    pub window_secs: f64,
     /// Memory growth over the load, MB per 1000 predictions (a leak shows here).
     pub memory_growth_mb_per_1000: Option<LowerIsBetter>,
     /// The highest memory the kernel recorded for the container, MB (page cache included).
@@ -131,6 +136,12 @@ pub struct TestsSpec {
     pub visibility: Option<Visibility>,
 }
 
+fn default_cost_pairs() -> usize {
+    12
+}
+fn default_cost_window() -> f64 {
+    1.0
+}
 fn default_tests_timeout() -> u64 {
     180
 }

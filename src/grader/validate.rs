@@ -167,6 +167,15 @@ fn validate_production(g: &Grader) -> Result<(), (String, String)> {
                 ));
             }
         }
+        if !(3..=60).contains(&c.pairs) {
+            return Err(("cost.pairs".into(), "must be 3 to 60".into()));
+        }
+        if !(0.2..=10.0).contains(&c.window_secs) {
+            return Err((
+                "cost.window_secs".into(),
+                "must be 0.2 to 10 seconds".into(),
+            ));
+        }
         let per_load = c.cpu_ms_per_1000.is_some()
             || c.cpu_vs_reference.is_some()
             || c.memory_growth_mb_per_1000.is_some()

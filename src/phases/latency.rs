@@ -22,7 +22,7 @@ use crate::report::{CheckResult, LatencyReport, PercentilePoint};
 use crate::score::linear_points;
 use crate::target::Target;
 
-fn method_of(spec: &LatencySpec) -> reqwest::Method {
+pub(crate) fn method_of(spec: &LatencySpec) -> reqwest::Method {
     spec.method
         .unwrap_or(if spec.bodies.is_empty() {
             Method::Get

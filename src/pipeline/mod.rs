@@ -101,8 +101,13 @@ pub async fn grade(
         record.warn(&events, w);
     }
     // The reference first, under the same load: how much slower it runs here than the grader
-    // expects widens the candidate's latency curves.
-    if let Some(reference) = &opts.latency_reference {
+    // expects widens the candidate's latency curves. (A grader that only compares CPU with it
+    // runs it beside the candidate instead, in the cost phase.)
+    let scales = opts
+        .graders
+        .iter()
+        .any(|g| g.grader.latency.as_ref().is_some_and(|l| l.has_reference()));
+    if let (Some(reference), true) = (&opts.latency_reference, scales) {
         match reference::scale_to_reference(opts, &mut plans, reference, &events, &cancel).await {
             Ok(r) => record.reference = r,
             Err(ending) => return Ok(finish(opts, &plans, run, ending, record)),
@@ -486,6 +491,13 @@ async fn build_and_grade(
         base_images: bases,
         size_bytes: built.size_bytes,
     });
+    if let Some(path) = reference::beside(opts) {
+        if let Err(ending) =
+            reference::build_beside(opts, path, plan.build_timeout, session, events, record).await
+        {
+            return ending;
+        }
+    }
 
     let t = StageTimer::start(events, Stage::Start);
     let service = session

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
 use super::record::{Ending, Record};
+use super::sandbox::Sandbox;
 use super::{GradeOptions, Source};
 use crate::events::{Event, Events};
 use crate::plan::{Purpose, RunPlan};
@@ -30,8 +31,6 @@ pub struct MeasuredReference {
     pub submission: PathBuf,
     pub run_id: String,
     pub corrected: Vec<Option<Percentiles>>,
-    /// Per grader with `[cost]`: the reference's CPU milliseconds per 1000 predictions.
-    pub cpu_ms_per_1000: Vec<Option<f64>>,
 }
 
 /// Widens the latency objectives of each grader's plan by how much slower the reference ran
@@ -51,9 +50,6 @@ pub async fn scale_to_reference(
         LatencyReference::Measured(m) => m.clone(),
     };
     let (path, run_id) = (&measured.submission, &measured.run_id);
-    for (plan, cpu) in plans.iter_mut().zip(&measured.cpu_ms_per_1000) {
-        plan.reference_cpu_ms_per_1000 = *cpu;
-    }
     let mut out = Vec::new();
     for ((g, plan), corrected) in opts
         .graders
@@ -158,17 +154,82 @@ pub(super) async fn measure(
             }
         }));
     }
-    let cpu_ms_per_1000 = report
-        .graders
-        .iter()
-        .map(|g| g.cost.as_ref().and_then(|c| c.cpu_ms_per_1000))
-        .collect();
     Ok(MeasuredReference {
         submission: path.to_path_buf(),
         run_id: report.run_id,
         corrected: measured,
-        cpu_ms_per_1000,
     })
+}
+
+/// The reference to build beside the candidate in the candidate's own sandbox: when a grader
+/// compares CPU per prediction with it (`[cost] cpu_vs_reference`). The cost phase then loads
+/// both services in alternating short windows, so that the machine's speed, which drifts by
+/// tens of percent over minutes on a shared machine, is the same for both sides of the ratio.
+pub(super) fn beside(opts: &GradeOptions) -> Option<&Path> {
+    let compares = opts.graders.iter().any(|g| {
+        g.grader
+            .cost
+            .as_ref()
+            .is_some_and(|c| c.cpu_vs_reference.is_some())
+    });
+    match (&opts.latency_reference, compares) {
+        (Some(LatencyReference::Measure(path)), true) => Some(path),
+        (Some(LatencyReference::Measured(m)), true) => Some(&m.submission),
+        _ => None,
+    }
+}
+
+/// Takes in and builds the reference at `path` in the candidate's sandbox, under the same
+/// rules. It is the assignment's own: whatever keeps it from building is the machine's or the
+/// grader's problem, an infrastructure error.
+pub(super) async fn build_beside(
+    opts: &GradeOptions,
+    path: &Path,
+    timeout: std::time::Duration,
+    session: &mut dyn Sandbox,
+    events: &Events,
+    record: &mut Record,
+) -> Result<(), Ending> {
+    let failed = |why: String| {
+        Ending::stopped(
+            Verdict::ReferenceFailed,
+            format!(
+                "the reference {} could not be built beside the submission: {why}",
+                path.display()
+            ),
+        )
+    };
+    events.event(&Event::Info(format!(
+        "building the reference {} beside the submission, to compare CPU per prediction",
+        path.display()
+    )));
+    let limits = opts.intake_limits.clone();
+    let owned = path.to_path_buf();
+    let ctx = tokio::task::spawn_blocking(move || crate::intake::intake(&owned, &limits))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+    let rules = &opts.primary().grader.submission;
+    let bases = crate::sandbox::dockerfile::check(&ctx.dockerfile, &rules.allowed_base_images)
+        .map_err(|v| failed(format!("Dockerfile line {}: {}", v[0].line, v[0].message)))?;
+    session
+        .check_base_images(&bases)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let busy = crate::phases::busy(&crate::load::exclusive::lock_path(), events, "build").await;
+    let mut warnings = Vec::new();
+    let built = session
+        .build_reference(ctx.tar, rules, timeout, events, &mut warnings)
+        .await;
+    drop(busy);
+    for w in warnings {
+        record.warn(events, w);
+    }
+    match built {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(f)) => Err(failed(f.reason)),
+        Err(e) => Err(failed(e.to_string())),
+    }
 }
 
 /// One of the percentiles a report keeps, by number (see `REFERENCE_PERCENTILES`).

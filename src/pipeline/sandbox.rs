@@ -103,6 +103,38 @@ pub trait Sandbox: Send + Sync {
         Box::pin(async { Err(unsupported("run a command in the image")) })
     }
 
+    /// Builds the reference submission beside the candidate (`Ok(Err(_))`: it did not build).
+    fn build_reference<'a>(
+        &'a mut self,
+        _context: Vec<u8>,
+        _rules: &'a SubmissionRules,
+        _timeout: Duration,
+        _events: &'a Events,
+        _warnings: &'a mut Vec<String>,
+    ) -> BoxFuture<'a, Result<Result<Built, BuildFailure>, EngineError>> {
+        Box::pin(async { Err(unsupported("build the reference")) })
+    }
+
+    fn start_reference(&self) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn reference_usage(&self) -> BoxFuture<'_, Result<Usage, EngineError>> {
+        Box::pin(async { Err(unsupported("read the reference's usage")) })
+    }
+
+    fn stop_reference(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
+        Box::pin(async { Ok(self.usage().await?.cpu_ns) })
+    }
+
+    fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
+        Box::pin(async { Ok(self.reference_usage().await?.cpu_ns) })
+    }
+
     fn run_review<'a>(
         &'a self,
         _command: &'a Command,
@@ -216,6 +248,39 @@ impl Sandbox for Session {
         Box::pin(Session::run_in_image(self, command))
     }
 
+    fn build_reference<'a>(
+        &'a mut self,
+        context: Vec<u8>,
+        rules: &'a SubmissionRules,
+        timeout: Duration,
+        events: &'a Events,
+        warnings: &'a mut Vec<String>,
+    ) -> BoxFuture<'a, Result<Result<Built, BuildFailure>, EngineError>> {
+        Box::pin(Session::build_reference(
+            self, context, rules, timeout, events, warnings,
+        ))
+    }
+
+    fn start_reference(&self) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
+        Box::pin(Session::start_reference(self))
+    }
+
+    fn reference_usage(&self) -> BoxFuture<'_, Result<Usage, EngineError>> {
+        Box::pin(Session::reference_usage(self))
+    }
+
+    fn stop_reference(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(Session::stop_reference(self))
+    }
+
+    fn cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
+        Box::pin(Session::cpu_time(self))
+    }
+
+    fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
+        Box::pin(Session::reference_cpu_time(self))
+    }
+
     fn run_review<'a>(
         &'a self,
         command: &'a Command,
@@ -232,6 +297,14 @@ fn machine(e: EngineError) -> crate::control::MachineError {
     crate::control::MachineError {
         verdict: e.verdict(),
         reason: e.to_string(),
+    }
+}
+
+/// The reference beside the service failed: the machine's problem, named as the reference's.
+fn reference_failed(e: EngineError) -> crate::control::MachineError {
+    crate::control::MachineError {
+        verdict: crate::verdict::Verdict::ReferenceFailed,
+        reason: format!("the reference beside the service: {e}"),
     }
 }
 
@@ -274,6 +347,28 @@ impl crate::control::ServiceControl for Control<'_> {
 
     fn image_size(&self) -> Option<u64> {
         self.0.image_size()
+    }
+
+    fn start_reference(
+        &self,
+    ) -> BoxFuture<'_, Result<Option<String>, crate::control::MachineError>> {
+        Box::pin(async move { self.0.start_reference().await.map_err(reference_failed) })
+    }
+
+    fn reference_usage(&self) -> BoxFuture<'_, Result<Usage, crate::control::MachineError>> {
+        Box::pin(async move { self.0.reference_usage().await.map_err(reference_failed) })
+    }
+
+    fn stop_reference(&self) -> BoxFuture<'_, Result<(), crate::control::MachineError>> {
+        Box::pin(async move { self.0.stop_reference().await.map_err(reference_failed) })
+    }
+
+    fn cpu_time(&self) -> BoxFuture<'_, Result<u64, crate::control::MachineError>> {
+        Box::pin(async move { self.0.cpu_time().await.map_err(machine) })
+    }
+
+    fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, crate::control::MachineError>> {
+        Box::pin(async move { self.0.reference_cpu_time().await.map_err(reference_failed) })
     }
 
     fn run_in_image<'a>(

@@ -439,8 +439,24 @@ fn production_of(g: &crate::report::GraderRun) -> Vec<Production> {
                     opt(c.cpu_ms_per_1000, "ms"),
                 ),
                 (
-                    "the reference's".into(),
+                    "the reference's, beside it".into(),
                     opt(c.reference_cpu_ms_per_1000, "ms"),
+                ),
+                (
+                    "× the reference's".into(),
+                    match (&c.cpu_vs_reference, &c.paired) {
+                        (Some(x), Some(p)) => format!(
+                            "{x:.3} (in turns: {} of {} pairs of {:.1} s windows kept, their \
+                             ratios {:.3} to {:.3}; the service's CPU there {:.1} ms per 1000)",
+                            p.kept,
+                            p.pairs,
+                            p.window_seconds,
+                            p.lowest_ratio,
+                            p.highest_ratio,
+                            p.cpu_ms_per_1000
+                        ),
+                        _ => "not measured".into(),
+                    },
                 ),
                 ("memory at start-up".into(), opt(c.startup_memory_mb, "MB")),
                 (

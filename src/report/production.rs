@@ -71,15 +71,34 @@ pub struct CostReport {
     pub load_seconds: f64,
     pub cpu_seconds: Option<f64>,
     pub cpu_ms_per_1000: Option<f64>,
-    /// The reference's, when measured in the same run (`--latency-reference`), and the ratio.
+    /// The reference's and the ratio, when the reference ran beside the service
+    /// (`--latency-reference` with `cpu_vs_reference`): both from `paired`, never from the
+    /// load above.
     pub reference_cpu_ms_per_1000: Option<f64>,
     pub cpu_vs_reference: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedCost>,
     pub startup_memory_mb: Option<f64>,
     pub memory_before_load_mb: Option<f64>,
     pub steady_memory_mb: Option<f64>,
     pub memory_growth_mb_per_1000: Option<f64>,
     pub peak_memory_mb: Option<f64>,
     pub image_mb: Option<f64>,
+}
+
+/// The service and the reference beside it, loaded in turns: what the ratio comes from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PairedCost {
+    /// Pairs of windows measured (after the warm-up), and those kept once the most extreme
+    /// sixth at either end was dropped.
+    pub pairs: usize,
+    pub kept: usize,
+    pub window_seconds: f64,
+    /// The service's CPU per 1000 predictions in its windows.
+    pub cpu_ms_per_1000: f64,
+    /// The lowest and highest ratio of one kept pair: how much the machine moved meanwhile.
+    pub lowest_ratio: f64,
+    pub highest_ratio: f64,
 }
 
 /// `[tests]`: the candidate's own test suite, run in their image.

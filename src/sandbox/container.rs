@@ -100,6 +100,34 @@ pub async fn start(
         Err("the engine runs on another machine".to_string())
     };
 
+    let (container_id, ip) = create_on(
+        engine,
+        image,
+        run_id,
+        limits,
+        &net_name,
+        &format!("proctor-{run_id}"),
+    )
+    .await?;
+    Ok(Running {
+        container_id,
+        network_id: network.id,
+        ip,
+        host_isolation,
+    })
+}
+
+/// Creates and starts a container of `image` named `name` on the run's network `net_name`,
+/// with every restriction of the sandbox; its id and its address there.
+pub async fn create_on(
+    engine: &Engine,
+    image: &str,
+    run_id: &str,
+    limits: &SandboxLimits,
+    net_name: &str,
+    name: &str,
+) -> Result<(String, String), EngineError> {
+    let labels = labels::for_run(run_id);
     let memory = (limits.memory_mb * 1024 * 1024) as i64;
     let host_config = HostConfig {
         memory: Some(memory),
@@ -131,7 +159,7 @@ pub async fn start(
         security_opt: Some(vec!["no-new-privileges".into()]),
         privileged: Some(false),
         init: Some(true),
-        network_mode: Some(net_name.clone()),
+        network_mode: Some(net_name.to_string()),
         log_config: Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: Some(HashMap::from([
@@ -150,15 +178,13 @@ pub async fn start(
         host_config: Some(host_config),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
-                net_name.clone(),
+                net_name.to_string(),
                 EndpointSettings::default(),
             )])),
         }),
         ..Default::default()
     };
-    let options = CreateContainerOptionsBuilder::new()
-        .name(&format!("proctor-{run_id}"))
-        .build();
+    let options = CreateContainerOptionsBuilder::new().name(name).build();
     let created = deadline(
         CALL_TIMEOUT,
         "create the container",
@@ -182,18 +208,13 @@ pub async fn start(
     let ip = inspect
         .network_settings
         .and_then(|n| n.networks)
-        .and_then(|mut nets| nets.remove(&net_name))
+        .and_then(|mut nets| nets.remove(net_name))
         .and_then(|e| e.ip_address)
         .filter(|ip| !ip.is_empty())
         // A container that exits at once has no address; that is the candidate's fault, and
         // the caller will see the exit.
         .unwrap_or_default();
-    Ok(Running {
-        container_id: id,
-        network_id: network.id,
-        ip,
-        host_isolation,
-    })
+    Ok((id, ip))
 }
 
 /// The container's exit, if it has stopped.

@@ -181,3 +181,131 @@ pub async fn usage(engine: &Engine, id: &str) -> Result<Usage, EngineError> {
         peak_memory_bytes: memory.and_then(|m| m.max_usage),
     })
 }
+
+/// Removes a container, running or not, with its anonymous volumes.
+pub async fn remove(engine: &Engine, id: &str) -> Result<(), EngineError> {
+    let options = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    deadline(
+        CALL_TIMEOUT,
+        "remove a container",
+        engine.docker.remove_container(id, Some(options)),
+    )
+    .await
+}
+
+/// Removes an image by tag (and the layers only it used).
+pub async fn remove_image(engine: &Engine, tag: &str) -> Result<(), EngineError> {
+    deadline(
+        CALL_TIMEOUT,
+        "remove an image",
+        engine.docker.remove_image(
+            tag,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        ),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Where the kernel counts a container's CPU time, when this process can read it: the engine
+/// runs on this machine and its cgroups are mounted here as the container's processes see them
+/// from the host. A read takes microseconds, where the engine's stats answer on its next
+/// one-second collection: short measurement windows need the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpuFile {
+    /// cgroup v1 `cpuacct.usage`: nanoseconds.
+    V1(std::path::PathBuf),
+    /// cgroup v2 `cpu.stat`, its `usage_usec` line: microseconds.
+    V2(std::path::PathBuf),
+}
+
+impl CpuFile {
+    /// The file of the cgroup that `/proc/<pid>/cgroup` names (`proc_cgroup`), under `root`
+    /// (`/sys/fs/cgroup`), if it exists.
+    pub fn find(proc_cgroup: &str, root: &std::path::Path) -> Option<CpuFile> {
+        let mut unified = None;
+        for line in proc_cgroup.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let rel = path.trim_start_matches('/');
+            if controllers.split(',').any(|c| c == "cpuacct") {
+                for dir in [controllers, "cpuacct", "cpu,cpuacct"] {
+                    let file = root.join(dir).join(rel).join("cpuacct.usage");
+                    if file.is_file() {
+                        return Some(CpuFile::V1(file));
+                    }
+                }
+            } else if controllers.is_empty() {
+                unified = Some(root.join(rel).join("cpu.stat"));
+            }
+        }
+        unified.filter(|f| f.is_file()).map(CpuFile::V2)
+    }
+
+    /// The CPU time so far, in nanoseconds.
+    pub fn read_ns(&self) -> Option<u64> {
+        match self {
+            CpuFile::V1(f) => std::fs::read_to_string(f).ok()?.trim().parse().ok(),
+            CpuFile::V2(f) => std::fs::read_to_string(f)
+                .ok()?
+                .lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))?
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .map(|us| us * 1000),
+        }
+    }
+}
+
+/// The container's CPU file, when the engine is on this machine and the file can be read.
+pub async fn cpu_file(engine: &Engine, id: &str) -> Option<CpuFile> {
+    if !engine.info.local {
+        return None;
+    }
+    let inspect = deadline(
+        CALL_TIMEOUT,
+        "inspect the container",
+        engine.docker.inspect_container(id, None),
+    )
+    .await
+    .ok()?;
+    let pid = inspect.state?.pid.filter(|p| *p > 0)?;
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let file = CpuFile::find(&cgroup, std::path::Path::new("/sys/fs/cgroup"))?;
+    file.read_ns().map(|_| file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_file_is_found_for_cgroup_v1_and_v2() {
+        let root = tempfile::tempdir().unwrap();
+        let v1 = root.path().join("cpu,cpuacct/docker/abc");
+        std::fs::create_dir_all(&v1).unwrap();
+        std::fs::write(v1.join("cpuacct.usage"), "123456789\n").unwrap();
+        let proc = "12:pids:/docker/abc\n4:cpu,cpuacct:/docker/abc\n0::/docker/abc\n";
+        let f = CpuFile::find(proc, root.path()).unwrap();
+        assert_eq!(f, CpuFile::V1(v1.join("cpuacct.usage")));
+        assert_eq!(f.read_ns(), Some(123_456_789));
+
+        let v2 = root.path().join("system.slice/docker-abc.scope");
+        std::fs::create_dir_all(&v2).unwrap();
+        std::fs::write(
+            v2.join("cpu.stat"),
+            "usage_usec 2500\nuser_usec 2000\nsystem_usec 500\n",
+        )
+        .unwrap();
+        let f = CpuFile::find("0::/system.slice/docker-abc.scope\n", root.path()).unwrap();
+        assert_eq!(f.read_ns(), Some(2_500_000));
+
+        // Not mounted here (proctor in a container of its own): none, and the engine answers.
+        assert_eq!(CpuFile::find("0::/elsewhere\n", root.path()), None);
+    }
+}

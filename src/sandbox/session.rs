@@ -65,6 +65,12 @@ pub struct Session {
     image: Option<(String, Option<u64>)>,
     /// The vetted build context, kept for the review image when a grader asks for it.
     review_context: Option<Vec<u8>>,
+    /// The reference submission's image, built beside the candidate's when a grader compares
+    /// CPU with it, and its container while it runs (`start_reference`).
+    reference_image: Option<String>,
+    reference: Mutex<Option<String>>,
+    /// Per container: its cgroup's CPU file, once looked for (none: the engine's stats).
+    cpu_files: Mutex<std::collections::HashMap<String, Option<control::CpuFile>>>,
     limits: Option<SandboxLimits>,
     /// Behind a lock: a restart starts watching the container's stats again.
     monitor: Mutex<Option<Monitor>>,
@@ -90,6 +96,9 @@ impl Session {
             network: None,
             image: None,
             review_context: None,
+            reference_image: None,
+            reference: Mutex::new(None),
+            cpu_files: Mutex::new(Default::default()),
             limits: None,
             monitor: Mutex::new(None),
             started: None,
@@ -129,6 +138,45 @@ impl Session {
         events: &Events,
         warnings: &mut Vec<String>,
     ) -> Result<Result<Built, BuildFailure>, EngineError> {
+        let tag = format!("proctor/submission:{}", self.run_id);
+        let built = self
+            .build_as(&tag, context, rules, timeout, events, warnings)
+            .await;
+        if let Ok(Ok(b)) = &built {
+            self.image = Some((b.tag.clone(), b.size_bytes.map(|s| s.max(0) as u64)));
+        }
+        built
+    }
+
+    /// Builds the reference submission's context as the candidate's, under the same rules, so
+    /// that `start_reference` can run it beside the candidate's service.
+    pub async fn build_reference(
+        &mut self,
+        context: Vec<u8>,
+        rules: &SubmissionRules,
+        timeout: Duration,
+        events: &Events,
+        warnings: &mut Vec<String>,
+    ) -> Result<Result<Built, BuildFailure>, EngineError> {
+        let tag = format!("proctor/reference:{}", self.run_id);
+        let built = self
+            .build_as(&tag, context, rules, timeout, events, warnings)
+            .await;
+        if let Ok(Ok(b)) = &built {
+            self.reference_image = Some(b.tag.clone());
+        }
+        built
+    }
+
+    async fn build_as(
+        &mut self,
+        tag: &str,
+        context: Vec<u8>,
+        rules: &SubmissionRules,
+        timeout: Duration,
+        events: &Events,
+        warnings: &mut Vec<String>,
+    ) -> Result<Result<Built, BuildFailure>, EngineError> {
         self.build_cgroup = if self.engine.info.local {
             build_cgroup::create(
                 &self.run_id,
@@ -155,12 +203,8 @@ impl Session {
             cgroup_parent: self.build_cgroup.as_ref().map(|c| c.parent()),
             ..BuildLimits::default()
         };
-        let tag = format!("proctor/submission:{}", self.run_id);
-        let built = build::build(&self.engine, context, &tag, &self.run_id, &limits, events).await;
+        let built = build::build(&self.engine, context, tag, &self.run_id, &limits, events).await;
         self.release_build_cgroup().await;
-        if let Ok(Ok(b)) = &built {
-            self.image = Some((b.tag.clone(), b.size_bytes.map(|s| s.max(0) as u64)));
-        }
         built
     }
 
@@ -304,6 +348,99 @@ impl Session {
         control::usage(&self.engine, id).await
     }
 
+    /// Starts the reference's image (built by `build_reference`) beside the service: the same
+    /// limits (its cores too) and network. Its base URL; none when this run built no reference.
+    pub async fn start_reference(&self) -> Result<Option<String>, EngineError> {
+        let Some(image) = &self.reference_image else {
+            return Ok(None);
+        };
+        let action = "start the reference beside the service";
+        let (network, port) = self
+            .network
+            .clone()
+            .ok_or_else(|| EngineError::api(action, "the service was not started"))?;
+        let limits = self.limits.clone().unwrap_or_default();
+        self.stop_reference().await?;
+        let name = format!("proctor-{}-reference", self.run_id);
+        let (id, ip) =
+            container::create_on(&self.engine, image, &self.run_id, &limits, &network, &name)
+                .await?;
+        *self.reference.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+        Ok(Some(format!("http://{ip}:{port}")))
+    }
+
+    /// The reference container's CPU time and memory so far.
+    pub async fn reference_usage(&self) -> Result<Usage, EngineError> {
+        let id = self
+            .reference
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| EngineError::api("read the reference's stats", "it is not running"))?;
+        control::usage(&self.engine, &id).await
+    }
+
+    /// The service's CPU time so far, in nanoseconds: from its cgroup's file when this process
+    /// can read it (microseconds), else from the engine's stats (up to a second).
+    pub async fn cpu_time(&self) -> Result<u64, EngineError> {
+        let id = self
+            .container_id("read the container's CPU time")?
+            .to_string();
+        self.cpu_of(&id).await
+    }
+
+    /// The same, of the reference beside the service.
+    pub async fn reference_cpu_time(&self) -> Result<u64, EngineError> {
+        let id = self
+            .reference
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                EngineError::api("read the reference's CPU time", "it is not running")
+            })?;
+        self.cpu_of(&id).await
+    }
+
+    async fn cpu_of(&self, id: &str) -> Result<u64, EngineError> {
+        let known = self
+            .cpu_files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        let file = match known {
+            Some(f) => f,
+            None => {
+                let f = control::cpu_file(&self.engine, id).await;
+                self.cpu_files
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id.to_string(), f.clone());
+                f
+            }
+        };
+        // Both read the same counter: a window may start on one and end on the other.
+        match file.and_then(|f| f.read_ns()) {
+            Some(ns) => Ok(ns),
+            None => Ok(control::usage(&self.engine, id).await?.cpu_ns),
+        }
+    }
+
+    /// Removes the reference's container (the run's cleanup would too; this frees its memory
+    /// for the phases after the comparison).
+    pub async fn stop_reference(&self) -> Result<(), EngineError> {
+        let id = self
+            .reference
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match id {
+            Some(id) => control::remove(&self.engine, &id).await,
+            None => Ok(()),
+        }
+    }
+
     /// Runs `command` in a fresh container of the candidate's image, under the service's limits.
     pub async fn run_in_image(&self, command: &Command) -> Result<CommandOutcome, EngineError> {
         let (image, _) = self
@@ -380,6 +517,11 @@ impl Session {
     /// Removes everything the run created (its image too, unless kept). Returns what could not
     /// be removed.
     pub async fn close(mut self) -> Vec<String> {
+        // A kept image is the candidate's; the reference's never is.
+        if let (true, Some(reference)) = (self.keep_image, &self.reference_image) {
+            let _ = self.stop_reference().await;
+            let _ = control::remove_image(&self.engine, reference).await;
+        }
         let removed = cleanup::remove_run(&self.engine, &self.run_id, self.keep_image).await;
         self.release_build_cgroup().await;
         removed.errors

@@ -3,16 +3,21 @@
 //! milliseconds per 1000 predictions, memory at start-up, before and after the load, its
 //! growth per 1000 predictions (a leak shows here), the kernel's peak, and the image's size.
 //! Each on the grader's lower-is-better curve; CPU also as a multiple of the reference's when
-//! the reference was measured in the same run, so that the machine's speed cancels out.
+//! the run has a reference: then the reference runs beside the service and both are loaded in
+//! turns (`paired`), so that the machine's speed cancels out.
+
+pub mod paired;
 
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
 use crate::check::{Category, CheckResult, DeclaredCheck};
+use crate::control::{MachineError, ServiceControl};
 use crate::grader::{CostSpec, LatencySpec, LoadedGrader, LowerIsBetter, PredictionApi};
 use crate::phases::{LoadUsage, Needs};
-use crate::report::CostReport;
+use crate::report::{CostReport, PairedCost};
+use crate::verdict::Verdict;
 
 const MB: f64 = 1024.0 * 1024.0;
 
@@ -61,21 +66,23 @@ pub fn instances_per_request(latency: &LatencySpec, api: Option<&PredictionApi>)
     }
 }
 
-/// The report from what the container used, with the reference's CPU when there is one.
+fn round(x: f64, digits: i32) -> f64 {
+    (x * 10f64.powi(digits)).round() / 10f64.powi(digits)
+}
+
+/// The report from what the container used during the latency phase's load.
 pub fn report_of(
     usage: Option<&LoadUsage>,
     per_request: f64,
     startup_memory: Option<u64>,
     image_bytes: Option<u64>,
-    reference_cpu: Option<f64>,
 ) -> CostReport {
-    let r = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+    let r = round;
     let mb = |b: u64| r(b as f64 / MB, 1);
     let mut out = CostReport {
         instances_per_request: r(per_request, 2),
         startup_memory_mb: startup_memory.map(mb),
         image_mb: image_bytes.map(mb),
-        reference_cpu_ms_per_1000: reference_cpu,
         ..CostReport::default()
     };
     let Some(u) = usage else {
@@ -102,11 +109,90 @@ pub fn report_of(
         out.cpu_ms_per_1000 = Some(r(per_1000, 1));
         let growth = u.after.memory_bytes as f64 - u.before.memory_bytes as f64;
         out.memory_growth_mb_per_1000 = Some(r(growth / MB * 1000.0 / predictions, 2));
-        out.cpu_vs_reference = reference_cpu
-            .filter(|c| *c > 0.0)
-            .map(|c| r(per_1000 / c, 3));
     }
     out
+}
+
+/// Adds the comparison with the reference beside the service to `report`.
+pub fn with_paired(
+    mut report: CostReport,
+    e: &paired::Estimate,
+    per_request: f64,
+    window: Duration,
+) -> CostReport {
+    // Nanoseconds per request → milliseconds per 1000 predictions.
+    let per_1000 = |ns: f64| round(ns / per_request.max(1e-9) / 1000.0, 1);
+    report.cpu_vs_reference = Some(round(e.ratio, 3));
+    report.reference_cpu_ms_per_1000 = Some(per_1000(e.reference_ns_per_request));
+    report.paired = Some(PairedCost {
+        pairs: e.pairs,
+        kept: e.kept,
+        window_seconds: window.as_secs_f64(),
+        cpu_ms_per_1000: per_1000(e.candidate_ns_per_request),
+        lowest_ratio: round(e.low, 3),
+        highest_ratio: round(e.high, 3),
+    });
+    report
+}
+
+/// The load of the paired windows: the latency phase's request and rate.
+fn shape_of(spec: &CostSpec, latency: &LatencySpec) -> paired::Shape {
+    paired::Shape {
+        method: super::latency::method_of(latency),
+        path: latency.path.0.clone(),
+        content_type: latency
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/json".into()),
+        bodies: latency.bodies.clone(),
+        rate: latency.rate,
+        window: Duration::from_secs_f64(spec.window_secs),
+        pairs: spec.pairs,
+    }
+}
+
+/// Starts the reference beside the service (when this run built it), waits for it to answer
+/// ready, loads both in turns and removes it again. None when the run has no reference. Any
+/// failure of the reference is the machine's: it is the assignment's own service.
+async fn compare(
+    cx: &super::Context<'_>,
+    container: &dyn ServiceControl,
+    shape: &paired::Shape,
+) -> Result<Option<paired::Estimate>, MachineError> {
+    let Some(url) = container.start_reference().await? else {
+        return Ok(None);
+    };
+    let g = &cx.grader.grader;
+    let reference = crate::target::Target::new(&url, &g.http);
+    let measured = async {
+        let ready = super::readiness::wait_ready(&reference, &g.readiness, cx.plan.ready_timeout);
+        if let super::readiness::ReadyOutcome::TimedOut { last } = ready.await {
+            return Err(MachineError {
+                verdict: Verdict::ReferenceFailed,
+                reason: format!(
+                    "the reference beside the service never became ready within {:.0} s; last                      probe: {last}",
+                    cx.plan.ready_timeout.as_secs_f64()
+                ),
+            });
+        }
+        cx.events.event(&crate::events::Event::Info(format!(
+            "cost: the service and the reference take turns, {} pairs of {:.1} s windows",
+            shape.pairs,
+            shape.window.as_secs_f64()
+        )));
+        let pairs = paired::measure(cx.target, &reference, container, shape, |_, _| {}).await?;
+        match paired::estimate(&pairs) {
+            Some(e) => Ok(Some(e)),
+            None => Err(MachineError {
+                verdict: Verdict::ReferenceFailed,
+                reason: "the reference beside the service used no measurable CPU".into(),
+            }),
+        }
+    }
+    .await;
+    // The run's cleanup removes it too, should this not be reached.
+    container.stop_reference().await?;
+    measured
 }
 
 /// The checks of `spec` on `report`: each metric with a curve and points, on its curve; a metric
@@ -137,11 +223,28 @@ pub fn grade(
     ];
     let mut curves = metrics(spec);
     curves[0].1 = cpu_curve(spec, relative);
+    // Only the ratio is declared and no reference ran beside the service: the check is not
+    // applicable in this run (neither earned nor lost), never a ratio read off milliseconds.
+    let ratio_unavailable = !relative && spec.cpu_ms_per_1000.is_none();
     curves
         .into_iter()
         .zip(values)
-        .filter_map(|((name, curve), (value, unit))| {
+        .enumerate()
+        .filter_map(|(i, ((name, curve), (value, unit)))| {
             let curve = curve?;
+            if i == 0 && ratio_unavailable {
+                return Some(CheckResult {
+                    grader: String::new(),
+                    name: name.to_string(),
+                    category: Category::Cost,
+                    points: 0.0,
+                    max_points: 0.0,
+                    passed: false,
+                    message: "not applicable: this check compares with the reference, which                               runs beside the service only with --latency-reference"
+                        .into(),
+                    visibility: vis,
+                });
+            }
             let max = curve.points.0;
             let (points, message) = match value {
                 Some(v) => (
@@ -209,17 +312,30 @@ impl super::Phase for Cost {
             .collect()
     }
 
-    fn budget(&self, _: &LoadedGrader) -> Duration {
-        // It reads what the latency phase measured; nothing of its own waits.
-        Duration::from_secs(10)
+    fn budget(&self, g: &LoadedGrader) -> Duration {
+        let g = &g.grader;
+        // Reading what the latency phase measured waits for nothing; the comparison with the
+        // reference waits for it to start (as long as the service may), then for its windows
+        // and, per window, two reads of the container's CPU from the engine.
+        let compare = match (&g.cost, &g.latency) {
+            (Some(c), Some(l)) if c.cpu_vs_reference.is_some() => {
+                let windows = 2 * (c.pairs + paired::WARMUP_PAIRS) as u32;
+                Duration::from_secs(g.submission.ready_timeout_secs)
+                    + shape_of(c, l).longest(g.http.request_timeout())
+                    + Duration::from_secs(1) * windows
+            }
+            _ => Duration::ZERO,
+        };
+        Duration::from_secs(10) + compare
     }
 
     fn needs(&self) -> Needs {
         Needs::Container
     }
 
-    fn in_latency_reference(&self) -> bool {
-        // The reference's own CPU per prediction is what `cpu_vs_reference` divides by.
+    fn measures_latency(&self) -> bool {
+        // The comparison with the reference is a measurement: another one on this machine
+        // would land in some windows and not in their pairs.
         true
     }
 
@@ -242,13 +358,24 @@ impl super::Phase for Cost {
                 .load_usage
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            let report = report_of(
+            let mut report = report_of(
                 usage.as_ref(),
                 per_request,
                 container.startup().memory_bytes,
                 container.image_size(),
-                cx.plan.reference_cpu_ms_per_1000,
             );
+            if let (Some(_), Some(latency)) = (&spec.cpu_vs_reference, &g.latency) {
+                let shape = shape_of(spec, latency);
+                match compare(cx, container, &shape).await {
+                    Ok(Some(e)) => report = with_paired(report, &e, per_request, shape.window),
+                    Ok(None) => {}
+                    Err(e) => {
+                        out.section = Some(super::Section::Cost(report));
+                        out.machine_failure = Some(e);
+                        return;
+                    }
+                }
+            }
             let vis = spec.visibility.unwrap_or(g.grader.visibility);
             out.checks = grade(spec, &report, vis);
             out.section = Some(super::Section::Cost(report));
@@ -293,7 +420,6 @@ mod tests {
             1.0,
             Some(90 * 1024 * 1024),
             None,
-            None,
         );
         assert_eq!(r.predictions, 1000);
         assert_eq!(r.cpu_ms_per_1000, Some(1500.0));
@@ -301,7 +427,7 @@ mod tests {
         assert_eq!(r.startup_memory_mb, Some(90.0));
         assert_eq!(r.peak_memory_mb, Some(165.0));
         // Batches of 4: four predictions a request.
-        let r = report_of(Some(&usage(1.5, 100.0, 100.0)), 4.0, None, None, None);
+        let r = report_of(Some(&usage(1.5, 100.0, 100.0)), 4.0, None, None);
         assert_eq!(r.cpu_ms_per_1000, Some(375.0));
     }
 
@@ -311,13 +437,13 @@ mod tests {
         let vis = crate::check::Visibility::Visible;
         let lean = grade(
             &s,
-            &report_of(Some(&usage(1.5, 100.0, 100.5)), 1.0, None, None, None),
+            &report_of(Some(&usage(1.5, 100.0, 100.5)), 1.0, None, None),
             vis,
         );
         assert!(lean.iter().all(|c| c.passed), "{lean:?}");
         let leak = grade(
             &s,
-            &report_of(Some(&usage(1.5, 100.0, 180.0)), 1.0, None, None, None),
+            &report_of(Some(&usage(1.5, 100.0, 180.0)), 1.0, None, None),
             vis,
         );
         assert_eq!(leak[0].points, 2.0, "{}", leak[0].message);
@@ -329,26 +455,68 @@ mod tests {
         );
     }
 
+    fn estimate(ratio: f64) -> paired::Estimate {
+        paired::Estimate {
+            ratio,
+            candidate_ns_per_request: 2_000_000.0 * ratio,
+            reference_ns_per_request: 2_000_000.0,
+            pairs: 12,
+            kept: 8,
+            low: ratio * 0.99,
+            high: ratio * 1.01,
+        }
+    }
+
     #[test]
     fn the_reference_curve_replaces_the_absolute_one_when_measured() {
         let s = spec("cpu_vs_reference = { full = 1.5, zero = 4.0, points = 2 }\n");
         let vis = crate::check::Visibility::Visible;
-        // 3000 ms here is slow in absolute terms, but the reference took 2000 on this machine.
-        let r = report_of(
-            Some(&usage(3.0, 100.0, 100.0)),
-            1.0,
-            None,
-            None,
-            Some(2000.0),
+        // 3000 ms is slow in absolute terms, but beside it the reference took 2000 ms a 1000
+        // predictions (two instances a request: 4 ms a request).
+        let base = report_of(Some(&usage(3.0, 100.0, 100.0)), 2.0, None, None);
+        let r = with_paired(
+            base.clone(),
+            &paired::Estimate {
+                candidate_ns_per_request: 6_000_000.0,
+                reference_ns_per_request: 4_000_000.0,
+                ..estimate(1.5)
+            },
+            2.0,
+            Duration::from_secs(1),
         );
         assert_eq!(r.cpu_vs_reference, Some(1.5));
+        assert_eq!(r.reference_cpu_ms_per_1000, Some(2000.0));
+        let p = r.paired.as_ref().unwrap();
+        assert_eq!((p.pairs, p.kept, p.cpu_ms_per_1000), (12, 8, 3000.0));
         let c = &grade(&s, &r, vis)[0];
         assert_eq!(c.points, 2.0, "{}", c.message);
         assert!(c.message.contains("× the reference"), "{}", c.message);
+        // Three times the reference's: 2 × (4 - 3) / (4 - 1.5) points.
+        let c = &grade(
+            &s,
+            &with_paired(base.clone(), &estimate(3.0), 1.0, Duration::from_secs(1)),
+            vis,
+        )[0];
+        assert_eq!(c.points, 0.8, "{}", c.message);
         // Without a reference, the absolute curve grades.
-        let r = report_of(Some(&usage(3.0, 100.0, 100.0)), 1.0, None, None, None);
+        let c = &grade(&s, &base, vis)[0];
+        assert_eq!(c.points, 2.0, "{}", c.message);
+        let r = report_of(Some(&usage(6.0, 100.0, 100.0)), 1.0, None, None);
         let c = &grade(&s, &r, vis)[0];
-        assert_eq!(c.points, 1.75, "{}", c.message);
+        assert_eq!(c.points, 2.0 * 4000.0 / 8000.0, "{}", c.message);
+    }
+
+    #[test]
+    fn a_ratio_without_a_reference_is_not_applicable_rather_than_lost() {
+        let s: CostSpec =
+            toml::from_str("cpu_vs_reference = { full = 1.5, zero = 4.0, points = 2 }").unwrap();
+        let r = report_of(Some(&usage(3.0, 100.0, 100.0)), 1.0, None, None);
+        let c = &grade(&s, &r, crate::check::Visibility::Visible)[0];
+        assert_eq!((c.points, c.max_points), (0.0, 0.0), "{}", c.message);
+        assert!(c.message.contains("--latency-reference"), "{}", c.message);
+        let r = with_paired(r, &estimate(1.0), 1.0, Duration::from_secs(1));
+        let c = &grade(&s, &r, crate::check::Visibility::Visible)[0];
+        assert_eq!((c.points, c.max_points), (2.0, 2.0), "{}", c.message);
     }
 
     #[test]
@@ -356,7 +524,7 @@ mod tests {
         let s = spec("");
         let c = grade(
             &s,
-            &report_of(None, 1.0, None, None, None),
+            &report_of(None, 1.0, None, None),
             crate::check::Visibility::Visible,
         );
         assert!(c

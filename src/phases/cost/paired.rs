@@ -1,0 +1,419 @@
+//! CPU per prediction against the reference, side by side. A shared machine's speed drifts by
+//! tens of percent over minutes (the churn reference, loaded five times 30 s in a row in one
+//! container, used 1036, 949, 935, 854 and 856 µs a request), so a reference measured in an
+//! earlier grade cannot be divided into this one. Here both services run at once, on the same
+//! cores, and take turns: short windows of the same fixed-rate load, candidate and reference
+//! alternately, the order flipped every pair (so that a steady drift weighs on both sides
+//! alike), each side on its own keep-alive connection, its container's CPU read just before and
+//! just after each of its windows. Pairs of windows a few seconds apart see the same machine;
+//! the ratio is taken over the pairs left once the most extreme sixth at either end is dropped
+//! (a burst of another tenant's work lands in one window, not in its pair).
+
+use std::time::{Duration, Instant};
+
+use crate::control::{MachineError, ServiceControl};
+use crate::http;
+use crate::target::Target;
+
+/// Windows before the counted ones: both services warm (their first requests after a pause
+/// cost more) and the keep-alive connections open.
+pub const WARMUP_PAIRS: usize = 2;
+
+/// The load of one window: the latency phase's request and rate, one connection.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    pub method: reqwest::Method,
+    pub path: String,
+    pub content_type: String,
+    pub bodies: Vec<String>,
+    pub rate: f64,
+    pub window: Duration,
+    pub pairs: usize,
+}
+
+impl Shape {
+    /// How long the windows take at most: every window of every pair, warm-up included, each
+    /// with one request timeout to finish its last request.
+    pub fn longest(&self, request_timeout: Duration) -> Duration {
+        (self.window + request_timeout) * (2 * (self.pairs + WARMUP_PAIRS)) as u32
+    }
+}
+
+/// One side's window: requests sent (answered or failed: a failure costs CPU too) and the CPU
+/// its container used meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Window {
+    pub requests: u64,
+    pub cpu_ns: u64,
+}
+
+impl Window {
+    fn per_request(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.cpu_ns as f64 / self.requests as f64)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Pair {
+    pub candidate: Window,
+    pub reference: Window,
+}
+
+impl Pair {
+    fn ratio(&self) -> Option<f64> {
+        let (c, r) = (self.candidate.per_request()?, self.reference.per_request()?);
+        (r > 0.0).then(|| c / r)
+    }
+}
+
+/// What the pairs say.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// The candidate's CPU per request over the reference's, over the kept pairs.
+    pub ratio: f64,
+    /// Nanoseconds of CPU per request, each side, over the kept pairs.
+    pub candidate_ns_per_request: f64,
+    pub reference_ns_per_request: f64,
+    /// Pairs measured, and those kept after the trim.
+    pub pairs: usize,
+    pub kept: usize,
+    /// The lowest and highest ratio of one kept pair.
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The trimmed ratio: pairs sorted by their own ratio, a sixth dropped at either end, then the
+/// ratio of the sums over the rest (each side's CPU over its requests). None when no pair has
+/// requests and CPU on both sides.
+pub fn estimate(pairs: &[Pair]) -> Option<Estimate> {
+    let mut usable: Vec<(f64, &Pair)> = pairs
+        .iter()
+        .filter_map(|p| p.ratio().map(|r| (r, p)))
+        .collect();
+    if usable.is_empty() {
+        return None;
+    }
+    usable.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let cut = usable.len() / 6;
+    let kept = &usable[cut..usable.len() - cut];
+    let sum = |side: fn(&Pair) -> Window| {
+        kept.iter().fold(Window::default(), |acc, (_, p)| Window {
+            requests: acc.requests + side(p).requests,
+            cpu_ns: acc.cpu_ns + side(p).cpu_ns,
+        })
+    };
+    let c = sum(|p| p.candidate).per_request()?;
+    let r = sum(|p| p.reference).per_request()?;
+    (r > 0.0).then(|| Estimate {
+        ratio: c / r,
+        candidate_ns_per_request: c,
+        reference_ns_per_request: r,
+        pairs: pairs.len(),
+        kept: kept.len(),
+        low: kept[0].0,
+        high: kept[kept.len() - 1].0,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Side {
+    Candidate,
+    Reference,
+}
+
+/// Loads both sides in turn, `WARMUP_PAIRS` uncounted pairs first, and returns the counted
+/// pairs. `progress(done, total)` after each pair. An engine failure reading either container's
+/// CPU is the machine's.
+pub async fn measure(
+    candidate: &Target,
+    reference: &Target,
+    container: &dyn ServiceControl,
+    shape: &Shape,
+    progress: impl Fn(usize, usize),
+) -> Result<Vec<Pair>, MachineError> {
+    let mut pairs = Vec::with_capacity(shape.pairs);
+    // Both sides send the same bodies in the same order.
+    let (mut next_c, mut next_r) = (0usize, 0usize);
+    let total = WARMUP_PAIRS + shape.pairs;
+    for round in 0..total {
+        let order = if round % 2 == 0 {
+            [Side::Candidate, Side::Reference]
+        } else {
+            [Side::Reference, Side::Candidate]
+        };
+        let mut pair = Pair::default();
+        for side in order {
+            let (target, next) = match side {
+                Side::Candidate => (candidate, &mut next_c),
+                Side::Reference => (reference, &mut next_r),
+            };
+            let cpu = || async {
+                Ok::<u64, MachineError>(match side {
+                    Side::Candidate => container.cpu_time().await?,
+                    Side::Reference => container.reference_cpu_time().await?,
+                })
+            };
+            let before = cpu().await?;
+            let requests = window(target, shape, next).await;
+            let after = cpu().await?;
+            let w = Window {
+                requests,
+                cpu_ns: after.saturating_sub(before),
+            };
+            match side {
+                Side::Candidate => pair.candidate = w,
+                Side::Reference => pair.reference = w,
+            }
+        }
+        if round >= WARMUP_PAIRS {
+            pairs.push(pair);
+        }
+        progress(round + 1, total);
+    }
+    Ok(pairs)
+}
+
+/// One window of the fixed-rate load on one connection: a request every 1/rate seconds, each
+/// sent when it is due or, behind schedule, as soon as the previous one ended; none due after
+/// the window. Returns the requests sent.
+async fn window(target: &Target, shape: &Shape, next: &mut usize) -> u64 {
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / shape.rate.max(0.001));
+    let url = target.url(&shape.path);
+    let mut sent = 0u64;
+    loop {
+        let due = start + interval.mul_f64(sent as f64);
+        if due >= start + shape.window {
+            return sent;
+        }
+        tokio::time::sleep_until(due.into()).await;
+        let body = (!shape.bodies.is_empty()).then(|| {
+            (
+                shape.content_type.as_str(),
+                shape.bodies[*next % shape.bodies.len()].as_str(),
+            )
+        });
+        // What the answer says is the latency phase's to grade; here only its cost counts.
+        let _ = http::send(
+            &target.client,
+            shape.method.clone(),
+            &url,
+            body,
+            target.request_timeout,
+            target.max_body,
+        )
+        .await;
+        sent += 1;
+        *next += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::future::BoxFuture;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A keep-alive HTTP/1.1 service on 127.0.0.1 that counts the requests it answered.
+    async fn counting_service() -> (String, Arc<AtomicU64>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicU64::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match conn.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => got.extend_from_slice(&buf[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while got.len() < end + 4 + length {
+                            match conn.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => got.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        got.drain(..end + 4 + length);
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+                        if conn.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, count)
+    }
+
+    /// CPU that grows with the requests each service answered: the candidate's cost 3 µs a
+    /// request, the reference's 1 µs, whatever the timing.
+    struct Counted {
+        candidate: Arc<AtomicU64>,
+        reference: Arc<AtomicU64>,
+    }
+
+    impl ServiceControl for Counted {
+        fn signal<'a>(
+            &'a self,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<crate::control::Signalled, MachineError>> {
+            unimplemented!()
+        }
+        fn wait_stopped(
+            &self,
+            _: Duration,
+        ) -> BoxFuture<'_, Result<Option<crate::control::Stopped>, MachineError>> {
+            unimplemented!()
+        }
+        fn restart(&self) -> BoxFuture<'_, Result<String, MachineError>> {
+            unimplemented!()
+        }
+        fn usage(&self) -> BoxFuture<'_, Result<crate::control::Usage, MachineError>> {
+            unimplemented!()
+        }
+        fn startup(&self) -> crate::control::Startup {
+            Default::default()
+        }
+        fn image_size(&self) -> Option<u64> {
+            None
+        }
+        fn run_in_image<'a>(
+            &'a self,
+            _: &'a crate::control::Command,
+        ) -> BoxFuture<'a, Result<crate::control::CommandOutcome, MachineError>> {
+            unimplemented!()
+        }
+        fn run_review<'a>(
+            &'a self,
+            _: &'a crate::control::Command,
+        ) -> BoxFuture<'a, Result<crate::control::CommandOutcome, MachineError>> {
+            unimplemented!()
+        }
+        fn cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
+            Box::pin(async { Ok(self.candidate.load(Ordering::SeqCst) * 3000) })
+        }
+        fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
+            Box::pin(async { Ok(self.reference.load(Ordering::SeqCst) * 1000) })
+        }
+    }
+
+    #[tokio::test]
+    async fn both_sides_take_turns_at_the_rate_and_each_window_counts_its_own_cpu() {
+        let (c_url, c_count) = counting_service().await;
+        let (r_url, r_count) = counting_service().await;
+        let settings = crate::grader::HttpSettings {
+            request_timeout_ms: 1000,
+            max_body_bytes: 1024,
+        };
+        let (candidate, reference) = (
+            Target::new(&c_url, &settings),
+            Target::new(&r_url, &settings),
+        );
+        let shape = Shape {
+            method: reqwest::Method::POST,
+            path: "/predict".into(),
+            content_type: "application/json".into(),
+            bodies: vec!["{\"a\": 1}".into(), "{\"a\": 2}".into()],
+            rate: 100.0,
+            window: Duration::from_millis(200),
+            pairs: 4,
+        };
+        let control = Counted {
+            candidate: c_count.clone(),
+            reference: r_count.clone(),
+        };
+        let done = std::sync::Mutex::new(Vec::new());
+        let started = Instant::now();
+        let pairs = measure(&candidate, &reference, &control, &shape, |d, t| {
+            done.lock().unwrap().push((d, t))
+        })
+        .await
+        .unwrap();
+        // Two warm-up pairs, then four counted; every window 20 requests (100/s for 0.2 s).
+        assert_eq!(pairs.len(), 4);
+        assert_eq!(done.lock().unwrap().last(), Some(&(6, 6)));
+        for p in &pairs {
+            assert_eq!(p.candidate.requests, 20, "{p:?}");
+            assert_eq!(p.reference.requests, 20, "{p:?}");
+            assert_eq!(p.candidate.cpu_ns, 20 * 3000, "{p:?}");
+            assert_eq!(p.reference.cpu_ns, 20 * 1000, "{p:?}");
+        }
+        assert_eq!(c_count.load(Ordering::SeqCst), 6 * 20);
+        assert_eq!(r_count.load(Ordering::SeqCst), 6 * 20);
+        let e = estimate(&pairs).unwrap();
+        assert!((e.ratio - 3.0).abs() < 1e-9, "{e:?}");
+        // Twelve windows one after the other, each until its last request (due at 190 ms).
+        assert!(started.elapsed() >= Duration::from_millis(12 * 190));
+        assert!(shape.longest(Duration::from_secs(1)) >= started.elapsed());
+    }
+
+    fn pair(c: (u64, u64), r: (u64, u64)) -> Pair {
+        Pair {
+            candidate: Window {
+                requests: c.0,
+                cpu_ns: c.1,
+            },
+            reference: Window {
+                requests: r.0,
+                cpu_ns: r.1,
+            },
+        }
+    }
+
+    #[test]
+    fn the_ratio_is_per_request_over_the_kept_pairs() {
+        // Twice the reference's CPU per request, the machine twice as slow in the later pairs:
+        // the ratio stays 2.
+        let pairs: Vec<Pair> = (0..12)
+            .map(|i| {
+                let speed = if i < 6 { 1 } else { 2 };
+                pair((50, 50 * 2000 * speed), (40, 40 * 1000 * speed))
+            })
+            .collect();
+        let e = estimate(&pairs).unwrap();
+        assert!((e.ratio - 2.0).abs() < 1e-9, "{e:?}");
+        assert_eq!((e.pairs, e.kept), (12, 8));
+        // 12 pairs: the cut drops two at each end, which here changes nothing.
+        assert!((e.candidate_ns_per_request - 3000.0).abs() < 1e-9, "{e:?}");
+    }
+
+    #[test]
+    fn a_burst_in_one_window_is_trimmed_away() {
+        let mut pairs: Vec<Pair> = (0..12)
+            .map(|_| pair((50, 50_000_000), (50, 50_000_000)))
+            .collect();
+        // Another tenant's work lands in one of the candidate's windows, and in one of the
+        // reference's.
+        pairs[3].candidate.cpu_ns *= 5;
+        pairs[8].reference.cpu_ns *= 5;
+        let e = estimate(&pairs).unwrap();
+        assert!((e.ratio - 1.0).abs() < 1e-9, "{e:?}");
+        assert_eq!((e.low, e.high), (1.0, 1.0));
+        // Untrimmed, the two bursts would not cancel in a sum weighted by CPU.
+    }
+
+    #[test]
+    fn windows_without_requests_or_cpu_carry_no_ratio() {
+        assert_eq!(estimate(&[]), None);
+        assert_eq!(estimate(&[pair((0, 10), (5, 10))]), None);
+        assert_eq!(estimate(&[pair((5, 10), (5, 0))]), None);
+        let e = estimate(&[pair((5, 10), (0, 0)), pair((10, 30), (10, 10))]).unwrap();
+        assert_eq!((e.pairs, e.kept), (2, 1));
+        assert!((e.ratio - 3.0).abs() < 1e-9);
+    }
+}
