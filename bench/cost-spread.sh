@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # How repeatable the cost of a prediction is: grades the reference RUNS times with the hidden
 # churn grader (seeds 1..RUNS) and reports the spread of its CPU milliseconds per 1000
-# predictions, then RUNS times more with --latency-reference (the reference measured in the
-# same run under the same load) and reports the spread of the ratio to it, where the machine's
-# speed cancels out. The acceptance bounds: a spread (max - min, over the mean) of at most 5%
+# predictions, then RUNS times more with --latency-reference (the reference runs beside the
+# service and both take turns under the same load) and reports the spread of the ratio to it,
+# where the machine's speed cancels out. The acceptance bounds: a spread (max - min, over the mean) of at most 5%
 # absolute and 3% relative, on an otherwise idle machine.
 #
 #   bash bench/cost-spread.sh
 #   RUNS=10 SUBMISSION=/tmp/leaks-memory bash bench/cost-spread.sh
+#   ONLY=relative bash bench/cost-spread.sh      # or ONLY=absolute
 #
 # Needs the Docker engine, the base and review images (docker/base/build.sh,
 # docker/review/build.sh). Reports go to $OUT (default /tmp/proctor-cost-spread). A grade takes
-# about a minute, one with the reference about two.
+# about a minute and a half, one with the reference about three (the reference is graded
+# first, then built beside the submission).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,12 +25,13 @@ OUT=${OUT:-/tmp/proctor-cost-spread}
 mkdir -p "$OUT"
 
 cargo build --release --quiet
-for i in $(seq 1 "$RUNS"); do
+ONLY=${ONLY:-both}
+[[ $ONLY == relative ]] || for i in $(seq 1 "$RUNS"); do
   printf '%s seed %d/%d\n' "$(date -u +%H:%M:%S)" "$i" "$RUNS" >&2
   ./target/release/proctor grade "$SUBMISSION" --grader "$GRADER" --seed "$i" --quiet \
     --out "$OUT/absolute-$i.json" >/dev/null || true
 done
-for i in $(seq 1 "$RUNS"); do
+[[ $ONLY == absolute ]] || for i in $(seq 1 "$RUNS"); do
   printf '%s seed %d/%d, with the reference\n' "$(date -u +%H:%M:%S)" "$i" "$RUNS" >&2
   ./target/release/proctor grade "$SUBMISSION" --grader "$GRADER" --seed "$i" --quiet \
     --latency-reference "$REFERENCE" --out "$OUT/relative-$i.json" >/dev/null || true
@@ -38,14 +41,17 @@ python3 - "$OUT" "$RUNS" <<'PY'
 import json, sys
 out, runs = sys.argv[1], int(sys.argv[2])
 def cost(kind, i):
-    r = json.load(open(f"{out}/{kind}-{i}.json"))
+    try:
+        r = json.load(open(f"{out}/{kind}-{i}.json"))
+    except OSError:
+        return None, None
     return r["status"], next((g.get("cost") for g in r["graders"] if g.get("cost")), None)
 def spread(xs):
     m = sum(xs) / len(xs)
     return (max(xs) - min(xs)) / m * 100 if m else float("nan")
 absolute, relative = [], []
-print("| seed | CPU ms / 1000 | with the reference: CPU ms / 1000 | reference's | ratio |")
-print("| ---: | ---: | ---: | ---: | ---: |")
+print("| seed | CPU ms / 1000 | with the reference: CPU ms / 1000 (load) | in the paired windows | reference's | ratio | kept pairs' ratios |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for i in range(1, runs + 1):
     s1, a = cost("absolute", i)
     s2, b = cost("relative", i)
@@ -53,7 +59,8 @@ for i in range(1, runs + 1):
     if av: absolute.append(av)
     ratio = b and b.get("cpu_vs_reference")
     if ratio: relative.append(ratio)
-    print(f"| {i} | {av} | {b and b.get('cpu_ms_per_1000')} | {b and b.get('reference_cpu_ms_per_1000')} | {ratio} |")
+    p = (b or {}).get("paired") or {}
+    print(f"| {i} | {av} | {b and b.get('cpu_ms_per_1000')} | {p.get('cpu_ms_per_1000')} | {b and b.get('reference_cpu_ms_per_1000')} | {ratio} | {p.get('lowest_ratio')}–{p.get('highest_ratio')} |")
 if absolute:
     print(f"\nabsolute: {len(absolute)} grades, spread {spread(absolute):.1f}% (bound 5%)")
 if relative:
