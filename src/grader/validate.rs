@@ -121,7 +121,8 @@ fn validate_production(g: &Grader) -> Result<(), (String, String)> {
             if g.prediction.is_none() {
                 return Err((
                     "lifecycle.shutdown".into(),
-                    "needs a [prediction] section: its load is batches of the largest size the                      prediction API allows"
+                    "needs a [prediction] section: its load is batches of the largest size the \
+                     prediction API allows"
                         .into(),
                 ));
             }
@@ -183,7 +184,8 @@ fn validate_production(g: &Grader) -> Result<(), (String, String)> {
         if per_load && g.latency.is_none() {
             return Err((
                 "cost".into(),
-                "CPU per prediction and memory over the load are measured during the latency                  phase's load: declare [latency]"
+                "CPU per prediction and memory over the load are measured during the latency \
+                 phase's load: declare [latency]"
                     .into(),
             ));
         }

@@ -170,7 +170,8 @@ async fn compare(
             return Err(MachineError {
                 verdict: Verdict::ReferenceFailed,
                 reason: format!(
-                    "the reference beside the service never became ready within {:.0} s; last                      probe: {last}",
+                    "the reference beside the service never became ready within {:.0} s; last \
+                     probe: {last}",
                     cx.plan.ready_timeout.as_secs_f64()
                 ),
             });
@@ -240,7 +241,8 @@ pub fn grade(
                     points: 0.0,
                     max_points: 0.0,
                     passed: false,
-                    message: "not applicable: this check compares with the reference, which                               runs beside the service only with --latency-reference"
+                    message: "not applicable: this check compares with the reference, which \
+                              runs beside the service only with --latency-reference"
                         .into(),
                     visibility: vis,
                 });
@@ -514,6 +516,7 @@ mod tests {
         let c = &grade(&s, &r, crate::check::Visibility::Visible)[0];
         assert_eq!((c.points, c.max_points), (0.0, 0.0), "{}", c.message);
         assert!(c.message.contains("--latency-reference"), "{}", c.message);
+        assert!(!c.message.contains("  "), "{}", c.message);
         let r = with_paired(r, &estimate(1.0), 1.0, Duration::from_secs(1));
         let c = &grade(&s, &r, crate::check::Visibility::Visible)[0];
         assert_eq!((c.points, c.max_points), (2.0, 2.0), "{}", c.message);
