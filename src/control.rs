@@ -113,16 +113,6 @@ pub trait ServiceControl: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
-    /// The reference container's CPU time and memory so far.
-    fn reference_usage(&self) -> BoxFuture<'_, Result<Usage, MachineError>> {
-        Box::pin(async {
-            Err(MachineError {
-                verdict: crate::verdict::Verdict::ReferenceFailed,
-                reason: "no reference runs beside the service".into(),
-            })
-        })
-    }
-
     /// The service's CPU time so far, in nanoseconds, read as fast as this machine allows
     /// (short measurement windows need it).
     fn cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
@@ -131,7 +121,12 @@ pub trait ServiceControl: Send + Sync {
 
     /// The same, of the reference beside the service.
     fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
-        Box::pin(async { Ok(self.reference_usage().await?.cpu_ns) })
+        Box::pin(async {
+            Err(MachineError {
+                verdict: crate::verdict::Verdict::ReferenceFailed,
+                reason: "no reference runs beside the service".into(),
+            })
+        })
     }
 
     /// Removes the reference's container.

@@ -119,10 +119,6 @@ pub trait Sandbox: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
-    fn reference_usage(&self) -> BoxFuture<'_, Result<Usage, EngineError>> {
-        Box::pin(async { Err(unsupported("read the reference's usage")) })
-    }
-
     fn stop_reference(&self) -> BoxFuture<'_, Result<(), EngineError>> {
         Box::pin(async { Ok(()) })
     }
@@ -132,7 +128,7 @@ pub trait Sandbox: Send + Sync {
     }
 
     fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
-        Box::pin(async { Ok(self.reference_usage().await?.cpu_ns) })
+        Box::pin(async { Err(unsupported("read the reference's CPU time")) })
     }
 
     fn run_review<'a>(
@@ -265,10 +261,6 @@ impl Sandbox for Session {
         Box::pin(Session::start_reference(self))
     }
 
-    fn reference_usage(&self) -> BoxFuture<'_, Result<Usage, EngineError>> {
-        Box::pin(Session::reference_usage(self))
-    }
-
     fn stop_reference(&self) -> BoxFuture<'_, Result<(), EngineError>> {
         Box::pin(Session::stop_reference(self))
     }
@@ -353,10 +345,6 @@ impl crate::control::ServiceControl for Control<'_> {
         &self,
     ) -> BoxFuture<'_, Result<Option<String>, crate::control::MachineError>> {
         Box::pin(async move { self.0.start_reference().await.map_err(reference_failed) })
-    }
-
-    fn reference_usage(&self) -> BoxFuture<'_, Result<Usage, crate::control::MachineError>> {
-        Box::pin(async move { self.0.reference_usage().await.map_err(reference_failed) })
     }
 
     fn stop_reference(&self) -> BoxFuture<'_, Result<(), crate::control::MachineError>> {

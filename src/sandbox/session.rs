@@ -369,17 +369,6 @@ impl Session {
         Ok(Some(format!("http://{ip}:{port}")))
     }
 
-    /// The reference container's CPU time and memory so far.
-    pub async fn reference_usage(&self) -> Result<Usage, EngineError> {
-        let id = self
-            .reference
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| EngineError::api("read the reference's stats", "it is not running"))?;
-        control::usage(&self.engine, &id).await
-    }
-
     /// The service's CPU time so far, in nanoseconds: from its cgroup's file when this process
     /// can read it (microseconds), else from the engine's stats (up to a second).
     pub async fn cpu_time(&self) -> Result<u64, EngineError> {
