@@ -584,7 +584,7 @@ impl super::Phase for Latency {
         super::budget_for(2 * load + search, 0, 0, timeout)
     }
 
-    fn measures_latency(&self) -> bool {
+    fn measures_latency(&self, _: &LoadedGrader) -> bool {
         true
     }
 

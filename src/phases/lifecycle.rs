@@ -153,7 +153,7 @@ impl super::Phase for Lifecycle {
     /// Its shutdown check tells requests in flight at the signal from those answered before it
     /// by the client's clock: a client starved of CPU by another grade reads answers late, and
     /// a server that dies at once would then pass. So it runs alone, as a latency load does.
-    fn measures_latency(&self) -> bool {
+    fn measures_latency(&self, _: &LoadedGrader) -> bool {
         true
     }
 

@@ -165,9 +165,10 @@ pub trait Phase: Sync {
         Needs::Http
     }
 
-    /// It measures latency, or times the service as closely: it runs alone on this machine
-    /// (`load::exclusive`), and the wait for that does not count against its budget.
-    fn measures_latency(&self) -> bool {
+    /// It measures latency, or times the service as closely, for this grader: it runs alone on
+    /// this machine (`load::exclusive`), and the wait for that does not count against its
+    /// budget.
+    fn measures_latency(&self, _grader: &LoadedGrader) -> bool {
         false
     }
 
@@ -320,7 +321,7 @@ async fn run_each(
         // A measurement runs alone on the machine; other phases only keep out of its way.
         let waiting = std::time::Instant::now();
         let path = crate::load::exclusive::lock_path();
-        let (_alone, _busy) = if phase.measures_latency() {
+        let (_alone, _busy) = if phase.measures_latency(cx.grader) {
             let lock = crate::load::exclusive::measure_alone(&path, LATENCY_LOCK_WAIT, || {
                 cx.events.event(&Event::Info(format!(
                     "{}: waiting for another latency measurement or build on this machine to \

@@ -335,10 +335,15 @@ impl super::Phase for Cost {
         Needs::Container
     }
 
-    fn measures_latency(&self) -> bool {
+    fn measures_latency(&self, g: &LoadedGrader) -> bool {
         // The comparison with the reference is a measurement: another one on this machine
-        // would land in some windows and not in their pairs.
-        true
+        // would land in some windows and not in their pairs. Reading what the latency phase
+        // measured is not.
+        let g = &g.grader;
+        g.latency.is_some()
+            && g.cost
+                .as_ref()
+                .is_some_and(|c| c.cpu_vs_reference.is_some())
     }
 
     fn run<'a>(
