@@ -2,9 +2,9 @@
 # How repeatable the cost of a prediction is: grades the reference RUNS times with the hidden
 # churn grader (seeds 1..RUNS) and reports the spread of its CPU milliseconds per 1000
 # predictions, then RUNS times more with --latency-reference (the reference runs beside the
-# service and both take turns under the same load) and reports the spread of the ratio to it,
-# where the machine's speed cancels out. The acceptance bounds: a spread (max - min, over the mean) of at most 5%
-# absolute and 3% relative, on an otherwise idle machine.
+# service and both take turns, request by request, under the same load) and reports the spread
+# of the ratio to it, where the machine's speed cancels out. The acceptance bounds: a spread
+# (max - min, over the mean) of at most 5% absolute and 3% relative, on an otherwise idle machine.
 #
 #   bash bench/cost-spread.sh
 #   RUNS=10 SUBMISSION=/tmp/leaks-memory bash bench/cost-spread.sh
@@ -50,7 +50,7 @@ def spread(xs):
     m = sum(xs) / len(xs)
     return (max(xs) - min(xs)) / m * 100 if m else float("nan")
 absolute, relative = [], []
-print("| seed | CPU ms / 1000 | with the reference: CPU ms / 1000 (load) | in the paired windows | reference's | ratio | kept pairs' ratios |")
+print("| seed | CPU ms / 1000 | with the reference: CPU ms / 1000 (load) | in the paired windows | reference's | ratio | kept windows' ratios |")
 print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for i in range(1, runs + 1):
     s1, a = cost("absolute", i)

@@ -84,7 +84,7 @@ pub(super) struct GradeArgs {
     /// measured under the same latency load first; when this machine makes it slower than the
     /// grader's `reference_ms`, the candidate's latency curves are widened by the same factor.
     /// A grader with `[cost] cpu_vs_reference` also runs it beside the candidate and compares
-    /// their CPU per prediction in alternating windows of the same load.
+    /// their CPU per prediction under the same load, request by request in turns.
     #[arg(long, value_name = "SUBMISSION")]
     latency_reference: Option<PathBuf>,
     /// Fewer progress lines (warnings and the run id are still shown).

@@ -86,8 +86,9 @@ pub struct CostSpec {
     pub cpu_ms_per_1000: Option<LowerIsBetter>,
     /// The same, as a multiple of the reference's, when the run has a reference
     /// (`--latency-reference`): the reference runs beside the service and both take turns
-    /// under the same load (`pairs` pairs of `window_secs` windows), so that the machine's
-    /// speed cancels out. Used instead of the absolute curve whenever it was measured.
+    /// request by request under the same load, their CPU read every `window_secs` (`pairs`
+    /// such windows, each a pair of measurements taken over the same seconds), so that the
+    /// machine's speed cancels out. Used instead of the absolute curve whenever it was measured.
     pub cpu_vs_reference: Option<LowerIsBetter>,
     #[serde(default = "default_cost_pairs")]
     pub pairs: usize,
@@ -140,7 +141,7 @@ fn default_cost_pairs() -> usize {
     12
 }
 fn default_cost_window() -> f64 {
-    1.0
+    2.0
 }
 fn default_tests_timeout() -> u64 {
     180

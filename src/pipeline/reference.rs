@@ -163,7 +163,7 @@ pub(super) async fn measure(
 
 /// The reference to build beside the candidate in the candidate's own sandbox: when a grader
 /// compares CPU per prediction with it (`[cost] cpu_vs_reference`). The cost phase then loads
-/// both services in alternating short windows, so that the machine's speed, which drifts by
+/// both services in turns, request by request, so that the machine's speed, which drifts by
 /// tens of percent over minutes on a shared machine, is the same for both sides of the ratio.
 pub(super) fn beside(opts: &GradeOptions) -> Option<&Path> {
     let compares = opts.graders.iter().any(|g| {

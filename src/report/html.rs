@@ -446,8 +446,9 @@ fn production_of(g: &crate::report::GraderRun) -> Vec<Production> {
                     "× the reference's".into(),
                     match (&c.cpu_vs_reference, &c.paired) {
                         (Some(x), Some(p)) => format!(
-                            "{x:.3} (in turns: {} of {} pairs of {:.1} s windows kept, their \
-                             ratios {:.3} to {:.3}; the service's CPU there {:.1} ms per 1000)",
+                            "{x:.3} (in turns, request by request: {} of {} windows of {:.1} s \
+                             kept, their ratios {:.3} to {:.3}; the service's CPU there {:.1} ms \
+                             per 1000)",
                             p.kept,
                             p.pairs,
                             p.window_seconds,

@@ -86,17 +86,20 @@ pub struct CostReport {
     pub image_mb: Option<f64>,
 }
 
-/// The service and the reference beside it, loaded in turns: what the ratio comes from.
+/// The service and the reference beside it, loaded in turns request by request: what the ratio
+/// comes from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PairedCost {
-    /// Pairs of windows measured (after the warm-up), and those kept once the most extreme
-    /// sixth at either end was dropped.
+    /// Windows measured (after the warm-up), each a pair of measurements (the service's CPU
+    /// and the reference's over the same seconds), and those kept once the most extreme sixth
+    /// at either end was dropped.
     pub pairs: usize,
     pub kept: usize,
     pub window_seconds: f64,
-    /// The service's CPU per 1000 predictions in its windows.
+    /// The service's CPU per 1000 predictions in the kept windows.
     pub cpu_ms_per_1000: f64,
-    /// The lowest and highest ratio of one kept pair: how much the machine moved meanwhile.
+    /// The lowest and highest ratio of one kept window: how much the two sides' costs moved
+    /// apart meanwhile.
     pub lowest_ratio: f64,
     pub highest_ratio: f64,
 }

@@ -152,7 +152,7 @@ fn shape_of(spec: &CostSpec, latency: &LatencySpec) -> paired::Shape {
 }
 
 /// Starts the reference beside the service (when this run built it), waits for it to answer
-/// ready, loads both in turns and removes it again. None when the run has no reference. Any
+/// ready, loads both in turns, request by request, and removes it again. None when the run has no reference. Any
 /// failure of the reference is the machine's: it is the assignment's own service.
 async fn compare(
     cx: &super::Context<'_>,
@@ -177,7 +177,8 @@ async fn compare(
             });
         }
         cx.events.event(&crate::events::Event::Info(format!(
-            "cost: the service and the reference take turns, {} pairs of {:.1} s windows",
+            "cost: the service and the reference take turns request by request, {} windows of \
+             {:.1} s",
             shape.pairs,
             shape.window.as_secs_f64()
         )));
@@ -318,7 +319,7 @@ impl super::Phase for Cost {
         let g = &g.grader;
         // Reading what the latency phase measured waits for nothing; the comparison with the
         // reference waits for it to start (as long as the service may), then for its windows
-        // and, per window, two reads of the container's CPU from the engine.
+        // and, per window, two reads of both containers' CPU from the engine.
         let compare = match (&g.cost, &g.latency) {
             (Some(c), Some(l)) if c.cpu_vs_reference.is_some() => {
                 let windows = 2 * (c.pairs + paired::WARMUP_PAIRS) as u32;

@@ -2,12 +2,14 @@
 //! tens of percent over minutes (the churn reference, loaded five times 30 s in a row in one
 //! container, used 1036, 949, 935, 854 and 856 µs a request), so a reference measured in an
 //! earlier grade cannot be divided into this one. Here both services run at once, on the same
-//! cores, and take turns: short windows of the same fixed-rate load, candidate and reference
-//! alternately, the order flipped every pair (so that a steady drift weighs on both sides
-//! alike), each side on its own keep-alive connection, its container's CPU read just before and
-//! just after each of its windows. Pairs of windows a few seconds apart see the same machine;
-//! the ratio is taken over the pairs left once the most extreme sixth at either end is dropped
-//! (a burst of another tenant's work lands in one window, not in its pair).
+//! cores, and take turns request by request: one request to each side per round of the latency
+//! load's rate, the order flipped every round, each side on its own keep-alive connection, the
+//! next request sent only when the previous one is answered. Both therefore see the same machine
+//! at every moment, which alternating windows of a second or more did not give (the machine
+//! moves within seconds). Both containers' CPU is read at the ends of each window of
+//! `window` seconds; the ratio is taken over the windows left once the most extreme sixth at
+//! either end is dropped (a burst of another tenant's work, or a pause of one side's garbage
+//! collector, lands in a few windows).
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,8 @@ use crate::target::Target;
 /// cost more) and the keep-alive connections open.
 pub const WARMUP_PAIRS: usize = 2;
 
-/// The load of one window: the latency phase's request and rate, one connection.
+/// The load of one window: the latency phase's requests at its rate, in rounds of one request
+/// to each side, one keep-alive connection per side.
 #[derive(Debug, Clone)]
 pub struct Shape {
     pub method: reqwest::Method,
@@ -32,10 +35,10 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// How long the windows take at most: every window of every pair, warm-up included, each
-    /// with one request timeout to finish its last request.
+    /// How long the windows take at most: every window, warm-up included, each with two
+    /// request timeouts to finish its last round.
     pub fn longest(&self, request_timeout: Duration) -> Duration {
-        (self.window + request_timeout) * (2 * (self.pairs + WARMUP_PAIRS)) as u32
+        (self.window + 2 * request_timeout) * (self.pairs + WARMUP_PAIRS) as u32
     }
 }
 
@@ -53,6 +56,7 @@ impl Window {
     }
 }
 
+/// One window: both sides' requests and CPU over the same seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Pair {
     pub candidate: Window,
@@ -69,15 +73,15 @@ impl Pair {
 /// What the pairs say.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
-    /// The candidate's CPU per request over the reference's, over the kept pairs.
+    /// The candidate's CPU per request over the reference's, over the kept windows.
     pub ratio: f64,
-    /// Nanoseconds of CPU per request, each side, over the kept pairs.
+    /// Nanoseconds of CPU per request, each side, over the kept windows.
     pub candidate_ns_per_request: f64,
     pub reference_ns_per_request: f64,
     /// Pairs measured, and those kept after the trim.
     pub pairs: usize,
     pub kept: usize,
-    /// The lowest and highest ratio of one kept pair.
+    /// The lowest and highest ratio of one kept window.
     pub low: f64,
     pub high: f64,
 }
@@ -115,15 +119,9 @@ pub fn estimate(pairs: &[Pair]) -> Option<Estimate> {
     })
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Side {
-    Candidate,
-    Reference,
-}
-
-/// Loads both sides in turn, `WARMUP_PAIRS` uncounted pairs first, and returns the counted
-/// pairs. `progress(done, total)` after each pair. An engine failure reading either container's
-/// CPU is the machine's.
+/// Loads both sides in turns, `WARMUP_PAIRS` uncounted windows first, and returns the counted
+/// windows. `progress(done, total)` after each window. An engine failure reading either
+/// container's CPU is the machine's.
 pub async fn measure(
     candidate: &Target,
     reference: &Target,
@@ -132,80 +130,71 @@ pub async fn measure(
     progress: impl Fn(usize, usize),
 ) -> Result<Vec<Pair>, MachineError> {
     let mut pairs = Vec::with_capacity(shape.pairs);
-    // Both sides send the same bodies in the same order.
-    let (mut next_c, mut next_r) = (0usize, 0usize);
+    let interval = Duration::from_secs_f64(1.0 / shape.rate.max(0.001));
+    let (c_url, r_url) = (candidate.url(&shape.path), reference.url(&shape.path));
+    // Rounds sent so far: both sides send the same bodies in the same order.
+    let mut round = 0usize;
     let total = WARMUP_PAIRS + shape.pairs;
-    for round in 0..total {
-        let order = if round % 2 == 0 {
-            [Side::Candidate, Side::Reference]
-        } else {
-            [Side::Reference, Side::Candidate]
-        };
-        let mut pair = Pair::default();
-        for side in order {
-            let (target, next) = match side {
-                Side::Candidate => (candidate, &mut next_c),
-                Side::Reference => (reference, &mut next_r),
-            };
-            let cpu = || async {
-                Ok::<u64, MachineError>(match side {
-                    Side::Candidate => container.cpu_time().await?,
-                    Side::Reference => container.reference_cpu_time().await?,
-                })
-            };
-            let before = cpu().await?;
-            let requests = window(target, shape, next).await;
-            let after = cpu().await?;
-            let w = Window {
-                requests,
-                cpu_ns: after.saturating_sub(before),
-            };
-            match side {
-                Side::Candidate => pair.candidate = w,
-                Side::Reference => pair.reference = w,
+    for done in 0..total {
+        let before = cpu_times(container).await?;
+        let start = Instant::now();
+        let mut sent = 0u64;
+        loop {
+            // A round every 1/rate seconds, each sent when it is due or, behind schedule, as
+            // soon as the previous one ended; none due or started after the window (a slow
+            // service gets fewer rounds, not a longer window).
+            let due = start + interval.mul_f64(sent as f64);
+            let end = start + shape.window;
+            if due >= end || Instant::now() >= end {
+                break;
             }
+            tokio::time::sleep_until(due.into()).await;
+            let body = (!shape.bodies.is_empty()).then(|| {
+                (
+                    shape.content_type.as_str(),
+                    shape.bodies[round % shape.bodies.len()].as_str(),
+                )
+            });
+            let order = if round % 2 == 0 {
+                [(candidate, &c_url), (reference, &r_url)]
+            } else {
+                [(reference, &r_url), (candidate, &c_url)]
+            };
+            for (target, url) in order {
+                // What the answer says is the latency phase's to grade; here only its cost
+                // counts (a failure costs CPU too).
+                let _ = http::send(
+                    &target.client,
+                    shape.method.clone(),
+                    url,
+                    body,
+                    target.request_timeout,
+                    target.max_body,
+                )
+                .await;
+            }
+            sent += 1;
+            round += 1;
         }
-        if round >= WARMUP_PAIRS {
-            pairs.push(pair);
+        let after = cpu_times(container).await?;
+        let window = |before: u64, after: u64| Window {
+            requests: sent,
+            cpu_ns: after.saturating_sub(before),
+        };
+        if done >= WARMUP_PAIRS {
+            pairs.push(Pair {
+                candidate: window(before.0, after.0),
+                reference: window(before.1, after.1),
+            });
         }
-        progress(round + 1, total);
+        progress(done + 1, total);
     }
     Ok(pairs)
 }
 
-/// One window of the fixed-rate load on one connection: a request every 1/rate seconds, each
-/// sent when it is due or, behind schedule, as soon as the previous one ended; none due after
-/// the window. Returns the requests sent.
-async fn window(target: &Target, shape: &Shape, next: &mut usize) -> u64 {
-    let start = Instant::now();
-    let interval = Duration::from_secs_f64(1.0 / shape.rate.max(0.001));
-    let url = target.url(&shape.path);
-    let mut sent = 0u64;
-    loop {
-        let due = start + interval.mul_f64(sent as f64);
-        if due >= start + shape.window {
-            return sent;
-        }
-        tokio::time::sleep_until(due.into()).await;
-        let body = (!shape.bodies.is_empty()).then(|| {
-            (
-                shape.content_type.as_str(),
-                shape.bodies[*next % shape.bodies.len()].as_str(),
-            )
-        });
-        // What the answer says is the latency phase's to grade; here only its cost counts.
-        let _ = http::send(
-            &target.client,
-            shape.method.clone(),
-            &url,
-            body,
-            target.request_timeout,
-            target.max_body,
-        )
-        .await;
-        sent += 1;
-        *next += 1;
-    }
+/// Both containers' CPU so far, read together: nothing is in flight between two rounds.
+async fn cpu_times(container: &dyn ServiceControl) -> Result<(u64, u64), MachineError> {
+    tokio::try_join!(container.cpu_time(), container.reference_cpu_time())
 }
 
 #[cfg(test)]
@@ -216,8 +205,13 @@ mod tests {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A keep-alive HTTP/1.1 service on 127.0.0.1 that counts the requests it answered.
-    async fn counting_service() -> (String, Arc<AtomicU64>) {
+    /// A keep-alive HTTP/1.1 service on 127.0.0.1 that counts the requests it answered and
+    /// writes its `tag` in `log` for each.
+    async fn counting_service(
+        tag: char,
+        log: Arc<std::sync::Mutex<String>>,
+        delay: Duration,
+    ) -> (String, Arc<AtomicU64>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let count = Arc::new(AtomicU64::new(0));
@@ -225,6 +219,7 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((mut conn, _)) = listener.accept().await {
                 let counted = counted.clone();
+                let log = log.clone();
                 tokio::spawn(async move {
                     let mut got = Vec::new();
                     let mut buf = [0u8; 4096];
@@ -249,6 +244,8 @@ mod tests {
                         }
                         got.drain(..end + 4 + length);
                         counted.fetch_add(1, Ordering::SeqCst);
+                        log.lock().unwrap().push(tag);
+                        tokio::time::sleep(delay).await;
                         let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
                         if conn.write_all(answer.as_bytes()).await.is_err() {
                             return;
@@ -314,8 +311,9 @@ mod tests {
 
     #[tokio::test]
     async fn both_sides_take_turns_at_the_rate_and_each_window_counts_its_own_cpu() {
-        let (c_url, c_count) = counting_service().await;
-        let (r_url, r_count) = counting_service().await;
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (c_url, c_count) = counting_service('c', log.clone(), Duration::ZERO).await;
+        let (r_url, r_count) = counting_service('r', log.clone(), Duration::ZERO).await;
         let settings = crate::grader::HttpSettings {
             request_timeout_ms: 1000,
             max_body_bytes: 1024,
@@ -344,7 +342,7 @@ mod tests {
         })
         .await
         .unwrap();
-        // Two warm-up pairs, then four counted; every window 20 requests (100/s for 0.2 s).
+        // Two warm-up windows, then four counted; every window 20 rounds (100/s for 0.2 s).
         assert_eq!(pairs.len(), 4);
         assert_eq!(done.lock().unwrap().last(), Some(&(6, 6)));
         for p in &pairs {
@@ -355,11 +353,55 @@ mod tests {
         }
         assert_eq!(c_count.load(Ordering::SeqCst), 6 * 20);
         assert_eq!(r_count.load(Ordering::SeqCst), 6 * 20);
+        // Request by request, the order flipped every round: c r, r c, c r, ...
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.len(), 2 * 6 * 20);
+        assert_eq!(log, "crrc".repeat(6 * 20 / 2), "{log}");
         let e = estimate(&pairs).unwrap();
         assert!((e.ratio - 3.0).abs() < 1e-9, "{e:?}");
-        // Twelve windows one after the other, each until its last request (due at 190 ms).
-        assert!(started.elapsed() >= Duration::from_millis(12 * 190));
+        // Six windows one after the other, each until its last round (due at 190 ms).
+        assert!(started.elapsed() >= Duration::from_millis(6 * 190));
         assert!(shape.longest(Duration::from_secs(1)) >= started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_slow_service_gets_fewer_rounds_not_longer_windows() {
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (c_url, c_count) = counting_service('c', log.clone(), Duration::from_millis(60)).await;
+        let (r_url, r_count) = counting_service('r', log.clone(), Duration::ZERO).await;
+        let settings = crate::grader::HttpSettings {
+            request_timeout_ms: 1000,
+            max_body_bytes: 1024,
+        };
+        let shape = Shape {
+            method: reqwest::Method::GET,
+            path: "/".into(),
+            content_type: "application/json".into(),
+            bodies: Vec::new(),
+            rate: 100.0,
+            window: Duration::from_millis(200),
+            pairs: 3,
+        };
+        let control = Counted {
+            candidate: c_count,
+            reference: r_count,
+        };
+        let started = Instant::now();
+        let pairs = measure(
+            &Target::new(&c_url, &settings),
+            &Target::new(&r_url, &settings),
+            &control,
+            &shape,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        // 60 ms a round: four rounds in a 200 ms window, where the rate alone would ask 20.
+        for p in &pairs {
+            assert!((3..=5).contains(&p.candidate.requests), "{p:?}");
+            assert_eq!(p.candidate.requests, p.reference.requests);
+        }
+        assert!(started.elapsed() < Duration::from_millis(5 * 300));
     }
 
     fn pair(c: (u64, u64), r: (u64, u64)) -> Pair {
