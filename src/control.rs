@@ -85,6 +85,19 @@ pub struct MachineError {
     pub reason: String,
 }
 
+/// A service the cost phase runs beside the candidate's, to measure both under the same machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beside {
+    /// The assignment's reference submission, built in this run (`--latency-reference`).
+    Reference,
+    /// proctor's yardstick (`docker/yardstick`): a fixed amount of work per request, whatever
+    /// the request, so that its CPU per request measures the machine's speed.
+    Yardstick,
+}
+
+/// The yardstick's route that answers once it is ready; every other route does the work.
+pub const YARDSTICK_READY: &str = "/__yardstick/ready";
+
 pub trait ServiceControl: Send + Sync {
     /// Sends `signal` (e.g. `SIGTERM`) to the container's first process. From then on the
     /// service's end is the phase's to judge: the run no longer treats its exit as a crash.
@@ -106,10 +119,12 @@ pub trait ServiceControl: Send + Sync {
     /// The size of the candidate's image, in bytes.
     fn image_size(&self) -> Option<u64>;
 
-    /// Starts the reference submission beside the service, when this run built it (a grader
-    /// compares CPU with it): a container of its image with the service's limits, cores and
-    /// network. Its base URL; none when there is no reference in this run.
-    fn start_reference(&self) -> BoxFuture<'_, Result<Option<String>, MachineError>> {
+    /// Starts a service beside the candidate's, to load both in turns (`which` says which): a
+    /// container with the service's limits, cores and network. Its base URL; none when the run
+    /// has no such service (no reference was built). One at a time: starting another removes
+    /// the one before.
+    fn start_beside(&self, which: Beside) -> BoxFuture<'_, Result<Option<String>, MachineError>> {
+        let _ = which;
         Box::pin(async { Ok(None) })
     }
 
@@ -119,18 +134,18 @@ pub trait ServiceControl: Send + Sync {
         Box::pin(async { Ok(self.usage().await?.cpu_ns) })
     }
 
-    /// The same, of the reference beside the service.
-    fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
+    /// The same, of the service beside it.
+    fn beside_cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
         Box::pin(async {
             Err(MachineError {
-                verdict: crate::verdict::Verdict::ReferenceFailed,
-                reason: "no reference runs beside the service".into(),
+                verdict: crate::verdict::Verdict::EngineError,
+                reason: "nothing runs beside the service".into(),
             })
         })
     }
 
-    /// Removes the reference's container.
-    fn stop_reference(&self) -> BoxFuture<'_, Result<(), MachineError>> {
+    /// Removes the container beside the service, if one runs.
+    fn stop_beside(&self) -> BoxFuture<'_, Result<(), MachineError>> {
         Box::pin(async { Ok(()) })
     }
 

@@ -1,8 +1,10 @@
 //! `[cost] cpu_vs_reference` with `--latency-reference`: the reference is built in the
 //! candidate's sandbox, runs beside the service, and the two take turns under the same load;
-//! the CPU check grades the ratio of their CPU per prediction. Two small busybox services made
-//! here: a CGI endpoint that answers at once (the reference) and one that computes for a while
-//! before it answers (several times the CPU a request).
+//! the CPU check grades the ratio of their CPU per prediction. `[cost] calibrate`: proctor's
+//! yardstick runs beside the service instead, and the absolute curve grades the CPU at the
+//! standard speed. Two small busybox services made here: a CGI endpoint that answers at once
+//! (the reference) and one that computes for a while before it answers (several times the CPU
+//! a request).
 
 mod common;
 
@@ -146,6 +148,55 @@ fn the_cpu_check_grades_the_ratio_to_the_reference_running_beside_it() {
     let check = cpu_check(&alone);
     assert_eq!(check["max_points"], 0.0, "{check}");
     assert!(cost(&alone)["paired"].is_null(), "{}", cost(&alone));
+}
+
+#[test]
+fn calibrated_the_cpu_check_grades_the_cpu_beside_the_yardstick() {
+    require_docker();
+    let tmp = tempfile::tempdir().unwrap();
+    let (light, heavy) = (tmp.path().join("light"), tmp.path().join("heavy"));
+    cgi_service(&light, 0);
+    cgi_service(&heavy, 3000);
+    let grader = tmp.path().join("grader.toml");
+    std::fs::write(
+        &grader,
+        GRADER.replace(
+            "cpu_vs_reference = { full = 1.5, zero = 3.0, points = 2 }",
+            "cpu_ms_per_1000 = { full = 1.0, zero = 100000.0, points = 2 }\ncalibrate = true",
+        ),
+    )
+    .unwrap();
+    let calibrated = |run: &Run| {
+        assert_eq!(run.code, 0, "{}", run.explain());
+        let c = cost(run);
+        assert_eq!(c["paired"]["against"], "yardstick", "{c}");
+        assert_eq!(c["paired"]["pairs"], 6, "{c}");
+        assert!(c["cpu_vs_reference"].is_null(), "{c}");
+        // The yardstick's request costs about a millisecond on a common machine.
+        let speed = c["yardstick_ms_per_request"].as_f64().unwrap();
+        assert!((0.1..=20.0).contains(&speed), "{c}");
+        let check = cpu_check(run);
+        assert!(
+            check["message"]
+                .as_str()
+                .unwrap()
+                .contains("at the standard speed"),
+            "{check}"
+        );
+        assert_no_leftovers(&run.run_id());
+        let value = c["calibrated_cpu_ms_per_1000"].as_f64().unwrap();
+        assert!(value > 0.0, "{c}");
+        (value, check["points"].as_f64().unwrap())
+    };
+    let (light_ms, light_points) = calibrated(&grade(&light, &grader, &[]));
+    let (heavy_ms, heavy_points) = calibrated(&grade(&heavy, &grader, &[]));
+    // Beside the reference the heavy service costs more than three times the light one; at
+    // the standard speed it does too, graded minutes apart.
+    assert!(heavy_ms > 2.0 * light_ms, "{heavy_ms} vs {light_ms}");
+    assert!(
+        heavy_points < light_points,
+        "{heavy_points} vs {light_points}"
+    );
 }
 
 /// A reference that does not build beside the service is the machine's (or the grader's)

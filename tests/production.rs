@@ -31,7 +31,9 @@ fn assert_loses_only(name: &str, losing: &[&str]) -> Run {
     require_docker();
     let tmp = tempfile::tempdir().unwrap();
     let sub = variant(name, tmp.path());
-    let run = grade(&sub, &hidden_grader(), &["--seed", "21", "--quiet"]);
+    // The variants break other categories than CPU (see `uncalibrated`).
+    let grader = uncalibrated(&hidden_grader());
+    let run = grade(&sub, grader.path(), &["--seed", "21", "--quiet"]);
     assert_eq!(run.code, 0, "{name}: {}", run.explain());
     assert_eq!(run.report()["status"], "graded");
     let cats = categories(run.report());
@@ -111,6 +113,20 @@ fn reference_keeps_its_points_and_the_same_seed_regrades_the_same() {
             "{cat} points differ between two grades with the same seed"
         );
     }
+    // CPU at the standard speed (the hidden grader calibrates): measured beside the yardstick
+    // in both grades, and graded the same.
+    for run in [&a, &b] {
+        let cost = &run.report()["graders"][0]["cost"];
+        assert_eq!(cost["paired"]["against"], "yardstick", "{cost}");
+        assert!(
+            cost["calibrated_cpu_ms_per_1000"].as_f64().unwrap() > 0.0,
+            "{cost}"
+        );
+    }
+    assert_eq!(
+        ca["cost"], cb["cost"],
+        "cost points differ between two grades"
+    );
     // The harness's own drift statistics depend only on the rows drawn: equal for equal seeds,
     // different for another seed.
     let stat = |r: &Run| {

@@ -1,5 +1,5 @@
 //! `proctor demo`: the bundled reference submission graded with both churn graders (public and
-//! hidden) in one run, after building the base image it needs when that is missing, so that a
+//! hidden) in one run, after building the images it needs when they are missing, so that a
 //! fresh machine sees a whole grade with one command: the summary, the JSON report and the HTML
 //! page of the grader's view.
 
@@ -26,9 +26,16 @@ pub(super) async fn demo(out: PathBuf, html: PathBuf, quiet: bool) -> i32 {
             return exit::USAGE;
         }
     };
-    if let Err(code) =
-        ensure_base_images(&root, &loaded[0].grader.submission.allowed_base_images).await
-    {
+    // The base image, and proctor's own images the graders need (the linter's, the yardstick).
+    let mut images = Vec::new();
+    for g in &graders {
+        for image in crate::doctor::grader_images(g).unwrap_or_default() {
+            if !images.contains(&image) {
+                images.push(image);
+            }
+        }
+    }
+    if let Err(code) = ensure_images(&root, &images).await {
         return code;
     }
     let opts = options(submission, loaded);
@@ -54,8 +61,9 @@ fn options(submission: PathBuf, graders: Vec<LoadedGrader>) -> GradeOptions {
     }
 }
 
-/// Builds missing base images with the recipe in `docker/base/` (only that recipe's image).
-async fn ensure_base_images(root: &Path, images: &[String]) -> Result<(), i32> {
+/// Builds the missing images among `images` that this repository has a recipe for (`docker/`),
+/// in order; the grade itself reports any other that is missing.
+async fn ensure_images(root: &Path, images: &[String]) -> Result<(), i32> {
     let engine = match Engine::connect().await {
         Ok(e) => e,
         Err(e) => {
@@ -64,12 +72,15 @@ async fn ensure_base_images(root: &Path, images: &[String]) -> Result<(), i32> {
         }
     };
     for image in images {
+        let Some(recipe) = crate::doctor::recipe(image) else {
+            continue;
+        };
         if let Ok(true) = system::image_exists(&engine, image).await {
             continue;
         }
-        let script = root.join("docker/base/build.sh");
+        let script = root.join(recipe);
         eprintln!(
-            "base image {image} is missing; building it with {} (a few minutes, once)",
+            "image {image} is missing; building it with {} (up to a few minutes, once)",
             script.display()
         );
         let status = tokio::process::Command::new("bash")

@@ -16,6 +16,10 @@ const RECIPES: &[(&str, &str)] = &[
         crate::sandbox::session::REVIEW_IMAGE,
         "docker/review/build.sh",
     ),
+    (
+        crate::sandbox::session::YARDSTICK_IMAGE,
+        "docker/yardstick/build.sh",
+    ),
 ];
 
 /// Base images the graders under `root/graders` allow, each with the graders that allow it,
@@ -63,9 +67,9 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>, depth: usize) {
     }
 }
 
-/// The images one grader file needs: the base images it allows, and proctor's review image
-/// when it lints (`[review.lint]`).
-pub(super) fn grader_images(path: &Path) -> Result<Vec<String>, grader::GraderError> {
+/// The images one grader file needs: the base images it allows, proctor's review image when it
+/// lints (`[review.lint]`), and proctor's yardstick when it calibrates (`[cost] calibrate`).
+pub fn grader_images(path: &Path) -> Result<Vec<String>, grader::GraderError> {
     let text = std::fs::read_to_string(path).map_err(|source| grader::GraderError::Read {
         path: path.to_owned(),
         source,
@@ -74,6 +78,9 @@ pub(super) fn grader_images(path: &Path) -> Result<Vec<String>, grader::GraderEr
     let mut images = g.submission.allowed_base_images;
     if g.review.as_ref().is_some_and(|r| r.lint.is_some()) {
         images.push(crate::sandbox::session::REVIEW_IMAGE.to_string());
+    }
+    if g.cost.as_ref().is_some_and(|c| c.calibrate) {
+        images.push(crate::sandbox::session::YARDSTICK_IMAGE.to_string());
     }
     Ok(images)
 }
@@ -128,10 +135,15 @@ pub(super) async fn image_checks(
     out
 }
 
+/// The script of this repository that builds `image`, when proctor knows one.
+pub fn recipe(image: &str) -> Option<&'static str> {
+    RECIPES.iter().find(|(i, _)| *i == image).map(|(_, s)| *s)
+}
+
 /// The exact command that builds a missing base image.
 fn build_fix(root: &Path, image: &str) -> String {
-    match RECIPES.iter().find(|(i, _)| *i == image) {
-        Some((_, script)) => {
+    match recipe(image) {
+        Some(script) => {
             let path = root.join(script);
             if path.is_file() {
                 let path = std::fs::canonicalize(&path).unwrap_or(path);

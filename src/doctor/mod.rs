@@ -19,6 +19,8 @@ mod contention;
 mod disk;
 mod engine;
 mod images;
+
+pub use images::{grader_images, recipe};
 mod isolation;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +32,7 @@ use container::{container_check, lock_check, network_check, pid_check, Place};
 use contention::{cpus_check, leftovers_check, priority_check, try_realtime};
 use disk::{engine_disk_check, temp_disk_check};
 use engine::{api_check, docker_host, engine_check, runc_check, storage_check, unreachable_check};
-use images::{grader_images, image_checks, repo_grader_images};
+use images::{image_checks, repo_grader_images};
 use isolation::{build_limit_check, cgroup_check, firewall_check, limits_check};
 
 pub use engine::{MIN_API, TESTED_API};

@@ -90,6 +90,12 @@ pub struct CostSpec {
     /// such windows, each a pair of measurements taken over the same seconds), so that the
     /// machine's speed cancels out. Used instead of the absolute curve whenever it was measured.
     pub cpu_vs_reference: Option<LowerIsBetter>,
+    /// Grade `cpu_ms_per_1000` at proctor's standard speed: the service runs beside proctor's
+    /// yardstick (a fixed amount of work per request) in turns, request by request, and its CPU
+    /// per request is taken as a multiple of the yardstick's, one standard millisecond each.
+    /// The machine's speed cancels out, as with the reference; needs proctor's yardstick image.
+    #[serde(default)]
+    pub calibrate: bool,
     #[serde(default = "default_cost_pairs")]
     pub pairs: usize,
     #[serde(default = "default_cost_window")]

@@ -168,6 +168,12 @@ fn validate_production(g: &Grader) -> Result<(), (String, String)> {
                 ));
             }
         }
+        if c.calibrate && c.cpu_ms_per_1000.is_none() {
+            return Err((
+                "cost.calibrate".into(),
+                "grades cpu_ms_per_1000 at the standard speed: declare that curve too".into(),
+            ));
+        }
         if !(3..=60).contains(&c.pairs) {
             return Err(("cost.pairs".into(), "must be 3 to 60".into()));
         }
@@ -370,6 +376,26 @@ mod tests {
             }
             other => panic!("unexpected {other}"),
         }
+    }
+
+    #[test]
+    fn calibrating_needs_the_absolute_curve_it_grades() {
+        let latency = "[latency]\npath = \"/\"\nrate = 50\nduration_secs = 10.0\n";
+        let text = format!(
+            "{MINIMAL}\n{latency}[cost]\ncpu_vs_reference = {{ full = 1.5, zero = 4, points = 2 }}\ncalibrate = true\n"
+        );
+        match parse_str(&text).unwrap_err() {
+            GraderError::Invalid { field, line, .. } => {
+                assert_eq!(field, "cost.calibrate");
+                assert_eq!(text.lines().nth(line - 1).unwrap(), "calibrate = true");
+            }
+            other => panic!("unexpected {other}"),
+        }
+        let text = text.replace(
+            "calibrate",
+            "cpu_ms_per_1000 = { full = 1, zero = 9, points = 2 }\ncalibrate",
+        );
+        assert!(parse_str(&text).unwrap().cost.unwrap().calibrate);
     }
 
     #[test]

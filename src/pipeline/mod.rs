@@ -415,15 +415,32 @@ async fn build_and_grade(
         }
         Err(BaseImageError::Engine(e)) => return Ending::engine(&e),
     }
-    // proctor's own image for the linter: missing, it is the machine's to fix, before a build.
-    if opts
-        .graders
-        .iter()
-        .any(|g| g.grader.review.as_ref().is_some_and(|r| r.lint.is_some()))
-    {
-        let review = crate::sandbox::session::REVIEW_IMAGE.to_string();
+    // proctor's own images a grader needs (the linter's, the yardstick): missing, it is the
+    // machine's to fix, before a build.
+    let own_images = [
+        (
+            crate::sandbox::session::REVIEW_IMAGE,
+            "review image",
+            "docker/review/build.sh",
+            opts.graders
+                .iter()
+                .any(|g| g.grader.review.as_ref().is_some_and(|r| r.lint.is_some())),
+        ),
+        (
+            crate::sandbox::session::YARDSTICK_IMAGE,
+            "yardstick image ([cost] calibrate)",
+            "docker/yardstick/build.sh",
+            opts.graders
+                .iter()
+                .any(|g| g.grader.cost.as_ref().is_some_and(|c| c.calibrate)),
+        ),
+    ];
+    for (image, what, script, needed) in own_images {
+        if !needed {
+            continue;
+        }
         match session
-            .check_base_images(std::slice::from_ref(&review))
+            .check_base_images(std::slice::from_ref(&image.to_string()))
             .await
         {
             Ok(()) => {}
@@ -431,8 +448,8 @@ async fn build_and_grade(
                 return Ending::stopped(
                     Verdict::BaseImageMissing,
                     format!(
-                        "proctor's review image {review} is not on this machine; build it with \
-                         `bash docker/review/build.sh`"
+                        "proctor's {what} {image} is not on this machine; build it with \
+                         `bash {script}`"
                     ),
                 )
             }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use crate::control::{Command, CommandOutcome, Signalled, Startup, Usage};
+use crate::control::{Beside, Command, CommandOutcome, Signalled, Startup, Usage};
 use crate::events::Events;
 use crate::grader::{SandboxLimits, SubmissionRules};
 use crate::sandbox::build::{BuildFailure, Built};
@@ -115,11 +115,17 @@ pub trait Sandbox: Send + Sync {
         Box::pin(async { Err(unsupported("build the reference")) })
     }
 
-    fn start_reference(&self) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
-        Box::pin(async { Ok(None) })
+    /// Starts a service beside the candidate's (none for the reference when none was built).
+    fn start_beside(&self, which: Beside) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
+        Box::pin(async move {
+            match which {
+                Beside::Reference => Ok(None),
+                Beside::Yardstick => Err(unsupported("start proctor's yardstick")),
+            }
+        })
     }
 
-    fn stop_reference(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+    fn stop_beside(&self) -> BoxFuture<'_, Result<(), EngineError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -127,8 +133,8 @@ pub trait Sandbox: Send + Sync {
         Box::pin(async { Ok(self.usage().await?.cpu_ns) })
     }
 
-    fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
-        Box::pin(async { Err(unsupported("read the reference's CPU time")) })
+    fn beside_cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
+        Box::pin(async { Err(unsupported("read the CPU time of the service beside")) })
     }
 
     fn run_review<'a>(
@@ -257,20 +263,20 @@ impl Sandbox for Session {
         ))
     }
 
-    fn start_reference(&self) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
-        Box::pin(Session::start_reference(self))
+    fn start_beside(&self, which: Beside) -> BoxFuture<'_, Result<Option<String>, EngineError>> {
+        Box::pin(Session::start_beside(self, which))
     }
 
-    fn stop_reference(&self) -> BoxFuture<'_, Result<(), EngineError>> {
-        Box::pin(Session::stop_reference(self))
+    fn stop_beside(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(Session::stop_beside(self))
     }
 
     fn cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
         Box::pin(Session::cpu_time(self))
     }
 
-    fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
-        Box::pin(Session::reference_cpu_time(self))
+    fn beside_cpu_time(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
+        Box::pin(Session::beside_cpu_time(self))
     }
 
     fn run_review<'a>(
@@ -289,14 +295,6 @@ fn machine(e: EngineError) -> crate::control::MachineError {
     crate::control::MachineError {
         verdict: e.verdict(),
         reason: e.to_string(),
-    }
-}
-
-/// The reference beside the service failed: the machine's problem, named as the reference's.
-fn reference_failed(e: EngineError) -> crate::control::MachineError {
-    crate::control::MachineError {
-        verdict: crate::verdict::Verdict::ReferenceFailed,
-        reason: format!("the reference beside the service: {e}"),
     }
 }
 
@@ -341,22 +339,23 @@ impl crate::control::ServiceControl for Control<'_> {
         self.0.image_size()
     }
 
-    fn start_reference(
+    fn start_beside(
         &self,
+        which: Beside,
     ) -> BoxFuture<'_, Result<Option<String>, crate::control::MachineError>> {
-        Box::pin(async move { self.0.start_reference().await.map_err(reference_failed) })
+        Box::pin(async move { self.0.start_beside(which).await.map_err(machine) })
     }
 
-    fn stop_reference(&self) -> BoxFuture<'_, Result<(), crate::control::MachineError>> {
-        Box::pin(async move { self.0.stop_reference().await.map_err(reference_failed) })
+    fn stop_beside(&self) -> BoxFuture<'_, Result<(), crate::control::MachineError>> {
+        Box::pin(async move { self.0.stop_beside().await.map_err(machine) })
     }
 
     fn cpu_time(&self) -> BoxFuture<'_, Result<u64, crate::control::MachineError>> {
         Box::pin(async move { self.0.cpu_time().await.map_err(machine) })
     }
 
-    fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, crate::control::MachineError>> {
-        Box::pin(async move { self.0.reference_cpu_time().await.map_err(reference_failed) })
+    fn beside_cpu_time(&self) -> BoxFuture<'_, Result<u64, crate::control::MachineError>> {
+        Box::pin(async move { self.0.beside_cpu_time().await.map_err(machine) })
     }
 
     fn run_in_image<'a>(

@@ -422,62 +422,83 @@ fn production_of(g: &crate::report::GraderRun) -> Vec<Production> {
         v.map_or("not measured".to_string(), |v| format!("{v} {unit}"))
     };
     if let Some(c) = &g.cost {
-        out.push(Production {
-            title: "Cost",
-            line: c.line(),
-            rows: vec![
-                (
-                    "requests".into(),
-                    format!(
-                        "{} ({} predictions) in {:.1} s",
-                        c.requests, c.predictions, c.load_seconds
-                    ),
+        // What ran beside the service, and what the windows in turns said.
+        let turns = c.paired.as_ref().map(|p| {
+            format!(
+                "in turns, request by request: {} of {} windows of {:.1} s kept, their ratios \
+                 {:.3} to {:.3}; the service's CPU there {:.1} ms per 1000",
+                p.kept,
+                p.pairs,
+                p.window_seconds,
+                p.lowest_ratio,
+                p.highest_ratio,
+                p.cpu_ms_per_1000
+            )
+        });
+        let beside: Vec<(String, String)> = match (turns, c.calibrated_cpu_ms_per_1000) {
+            (Some(turns), Some(k)) => vec![(
+                "at the standard speed".into(),
+                format!(
+                    "{k} ms (beside proctor's yardstick, which took {} ms a request; {turns})",
+                    c.yardstick_ms_per_request.unwrap_or_default()
                 ),
-                ("CPU".into(), opt(c.cpu_seconds, "s")),
-                (
-                    "CPU per 1000 predictions".into(),
-                    opt(c.cpu_ms_per_1000, "ms"),
-                ),
+            )],
+            (turns, None) => vec![
                 (
                     "the reference's, beside it".into(),
                     opt(c.reference_cpu_ms_per_1000, "ms"),
                 ),
                 (
                     "× the reference's".into(),
-                    match (&c.cpu_vs_reference, &c.paired) {
-                        (Some(x), Some(p)) => format!(
-                            "{x:.3} (in turns, request by request: {} of {} windows of {:.1} s \
-                             kept, their ratios {:.3} to {:.3}; the service's CPU there {:.1} ms \
-                             per 1000)",
-                            p.kept,
-                            p.pairs,
-                            p.window_seconds,
-                            p.lowest_ratio,
-                            p.highest_ratio,
-                            p.cpu_ms_per_1000
-                        ),
+                    match (c.cpu_vs_reference, turns) {
+                        (Some(x), Some(turns)) => format!("{x:.3} ({turns})"),
                         _ => "not measured".into(),
                     },
                 ),
-                ("memory at start-up".into(), opt(c.startup_memory_mb, "MB")),
-                (
-                    "memory before the load".into(),
-                    opt(c.memory_before_load_mb, "MB"),
-                ),
-                (
-                    "memory after the load".into(),
-                    opt(c.steady_memory_mb, "MB"),
-                ),
-                (
-                    "growth per 1000 predictions".into(),
-                    opt(c.memory_growth_mb_per_1000, "MB"),
-                ),
-                (
-                    "peak (page cache included)".into(),
-                    opt(c.peak_memory_mb, "MB"),
-                ),
-                ("image".into(), opt(c.image_mb, "MB")),
             ],
+            (None, Some(k)) => vec![("at the standard speed".into(), format!("{k} ms"))],
+        };
+        out.push(Production {
+            title: "Cost",
+            line: c.line(),
+            rows: [
+                vec![
+                    (
+                        "requests".into(),
+                        format!(
+                            "{} ({} predictions) in {:.1} s",
+                            c.requests, c.predictions, c.load_seconds
+                        ),
+                    ),
+                    ("CPU".into(), opt(c.cpu_seconds, "s")),
+                    (
+                        "CPU per 1000 predictions".into(),
+                        opt(c.cpu_ms_per_1000, "ms"),
+                    ),
+                ],
+                beside,
+                vec![
+                    ("memory at start-up".into(), opt(c.startup_memory_mb, "MB")),
+                    (
+                        "memory before the load".into(),
+                        opt(c.memory_before_load_mb, "MB"),
+                    ),
+                    (
+                        "memory after the load".into(),
+                        opt(c.steady_memory_mb, "MB"),
+                    ),
+                    (
+                        "growth per 1000 predictions".into(),
+                        opt(c.memory_growth_mb_per_1000, "MB"),
+                    ),
+                    (
+                        "peak (page cache included)".into(),
+                        opt(c.peak_memory_mb, "MB"),
+                    ),
+                    ("image".into(), opt(c.image_mb, "MB")),
+                ],
+            ]
+            .concat(),
             output: None,
         });
     }

@@ -76,6 +76,15 @@ pub struct CostReport {
     /// load above.
     pub reference_cpu_ms_per_1000: Option<f64>,
     pub cpu_vs_reference: Option<f64>,
+    /// CPU ms per 1000 predictions at proctor's standard speed, when the service ran beside
+    /// proctor's yardstick (`[cost] calibrate`): the candidate's CPU per request over the
+    /// yardstick's, times the yardstick's standard millisecond; from `paired`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibrated_cpu_ms_per_1000: Option<f64>,
+    /// The yardstick's CPU per request on this machine during the comparison, in ms (1.0 at
+    /// the standard speed; higher on a slower or busier machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yardstick_ms_per_request: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paired: Option<PairedCost>,
     pub startup_memory_mb: Option<f64>,
@@ -86,10 +95,13 @@ pub struct CostReport {
     pub image_mb: Option<f64>,
 }
 
-/// The service and the reference beside it, loaded in turns request by request: what the ratio
-/// comes from.
+/// The service and the reference (or the yardstick) beside it, loaded in turns request by
+/// request: what the ratio comes from.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PairedCost {
+    /// What ran beside the service: `reference` or `yardstick`.
+    #[serde(default)]
+    pub against: String,
     /// Windows measured (after the warm-up), each a pair of measurements (the service's CPU
     /// and the reference's over the same seconds), and those kept once the most extreme sixth
     /// at either end was dropped.
@@ -182,10 +194,17 @@ impl CostReport {
     pub fn line(&self) -> String {
         let mut parts = Vec::new();
         if let Some(c) = self.cpu_ms_per_1000 {
-            parts.push(match self.cpu_vs_reference {
-                Some(x) => format!("{c:.0} CPU ms per 1000 predictions ({x:.2}× the reference)"),
-                None => format!("{c:.0} CPU ms per 1000 predictions"),
-            });
+            parts.push(
+                match (self.cpu_vs_reference, self.calibrated_cpu_ms_per_1000) {
+                    (Some(x), _) => {
+                        format!("{c:.0} CPU ms per 1000 predictions ({x:.2}× the reference)")
+                    }
+                    (None, Some(k)) => {
+                        format!("{c:.0} CPU ms per 1000 predictions ({k:.0} at the standard speed)")
+                    }
+                    (None, None) => format!("{c:.0} CPU ms per 1000 predictions"),
+                },
+            );
         }
         let mb = |v: Option<f64>, what: &str| v.map(|v| format!("{v:.0} MB {what}"));
         let memory: Vec<String> = [

@@ -13,13 +13,17 @@ use super::container::{self, ExitInfo};
 use super::job::{self, Job};
 use super::monitor::{self, Monitor, Peaks};
 use super::{build_cgroup, cleanup, control, Engine, EngineError, EngineInfo};
-use crate::control::{Command, CommandOutcome, Startup, Usage};
+use crate::control::{Beside, Command, CommandOutcome, Startup, Usage};
 use crate::events::Events;
 use crate::grader::{SandboxLimits, SubmissionRules};
 
 /// proctor's own image for static review (a linter over the vetted build context), built from
 /// Debian packages by `docker/review/build.sh`.
 pub const REVIEW_IMAGE: &str = "proctor/review:1";
+/// proctor's yardstick service (`docker/yardstick/build.sh`) and the port it listens on.
+pub const YARDSTICK_IMAGE: &str = "proctor/yardstick:1";
+pub const YARDSTICK_PORT: u16 = 8080;
+const YARDSTICK_MIN_MEMORY_MB: u64 = 256;
 
 /// Why a base image cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -66,9 +70,9 @@ pub struct Session {
     /// The vetted build context, kept for the review image when a grader asks for it.
     review_context: Option<Vec<u8>>,
     /// The reference submission's image, built beside the candidate's when a grader compares
-    /// CPU with it, and its container while it runs (`start_reference`).
+    /// CPU with it, and the container beside the service while one runs (`start_beside`).
     reference_image: Option<String>,
-    reference: Mutex<Option<String>>,
+    beside: Mutex<Option<String>>,
     /// Per container: its cgroup's CPU file, once looked for (none: the engine's stats).
     cpu_files: Mutex<std::collections::HashMap<String, Option<control::CpuFile>>>,
     limits: Option<SandboxLimits>,
@@ -97,7 +101,7 @@ impl Session {
             image: None,
             review_context: None,
             reference_image: None,
-            reference: Mutex::new(None),
+            beside: Mutex::new(None),
             cpu_files: Mutex::new(Default::default()),
             limits: None,
             monitor: Mutex::new(None),
@@ -149,7 +153,7 @@ impl Session {
     }
 
     /// Builds the reference submission's context as the candidate's, under the same rules, so
-    /// that `start_reference` can run it beside the candidate's service.
+    /// that `start_beside` can run it beside the candidate's service.
     pub async fn build_reference(
         &mut self,
         context: Vec<u8>,
@@ -348,24 +352,36 @@ impl Session {
         control::usage(&self.engine, id).await
     }
 
-    /// Starts the reference's image (built by `build_reference`) beside the service: the same
-    /// limits (its cores too) and network. Its base URL; none when this run built no reference.
-    pub async fn start_reference(&self) -> Result<Option<String>, EngineError> {
-        let Some(image) = &self.reference_image else {
-            return Ok(None);
-        };
-        let action = "start the reference beside the service";
+    /// Starts a service beside the candidate's: the reference's image (built by
+    /// `build_reference`) or proctor's yardstick, with the same limits (its cores too) and
+    /// network. Its base URL; none for the reference when this run built none. Removes the
+    /// one started before.
+    pub async fn start_beside(&self, which: Beside) -> Result<Option<String>, EngineError> {
+        let action = "start a service beside the candidate's";
         let (network, port) = self
             .network
             .clone()
             .ok_or_else(|| EngineError::api(action, "the service was not started"))?;
-        let limits = self.limits.clone().unwrap_or_default();
-        self.stop_reference().await?;
-        let name = format!("proctor-{}-reference", self.run_id);
+        let (image, port, role) = match which {
+            Beside::Reference => match &self.reference_image {
+                Some(image) => (image.as_str(), port, "reference"),
+                None => return Ok(None),
+            },
+            Beside::Yardstick => (YARDSTICK_IMAGE, YARDSTICK_PORT, "yardstick"),
+        };
+        let mut limits = self.limits.clone().unwrap_or_default();
+        if which == Beside::Yardstick {
+            // The service's cores and quota (its speed is what is compared), but the memory and
+            // processes a Python service needs, whatever the grader allows the candidate.
+            limits.memory_mb = limits.memory_mb.max(YARDSTICK_MIN_MEMORY_MB);
+            limits.pids_limit = limits.pids_limit.max(64);
+        }
+        self.stop_beside().await?;
+        let name = format!("proctor-{}-{role}", self.run_id);
         let (id, ip) =
             container::create_on(&self.engine, image, &self.run_id, &limits, &network, &name)
                 .await?;
-        *self.reference.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+        *self.beside.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
         Ok(Some(format!("http://{ip}:{port}")))
     }
 
@@ -378,15 +394,15 @@ impl Session {
         self.cpu_of(&id).await
     }
 
-    /// The same, of the reference beside the service.
-    pub async fn reference_cpu_time(&self) -> Result<u64, EngineError> {
+    /// The same, of the service beside it.
+    pub async fn beside_cpu_time(&self) -> Result<u64, EngineError> {
         let id = self
-            .reference
+            .beside
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| {
-                EngineError::api("read the reference's CPU time", "it is not running")
+                EngineError::api("read the CPU time of the service beside", "none runs")
             })?;
         self.cpu_of(&id).await
     }
@@ -416,14 +432,10 @@ impl Session {
         }
     }
 
-    /// Removes the reference's container (the run's cleanup would too; this frees its memory
-    /// for the phases after the comparison).
-    pub async fn stop_reference(&self) -> Result<(), EngineError> {
-        let id = self
-            .reference
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+    /// Removes the container beside the service (the run's cleanup would too; this frees its
+    /// memory for the phases after the comparison).
+    pub async fn stop_beside(&self) -> Result<(), EngineError> {
+        let id = self.beside.lock().unwrap_or_else(|e| e.into_inner()).take();
         match id {
             Some(id) => control::remove(&self.engine, &id).await,
             None => Ok(()),
@@ -508,7 +520,7 @@ impl Session {
     pub async fn close(mut self) -> Vec<String> {
         // A kept image is the candidate's; the reference's never is.
         if let (true, Some(reference)) = (self.keep_image, &self.reference_image) {
-            let _ = self.stop_reference().await;
+            let _ = self.stop_beside().await;
             let _ = control::remove_image(&self.engine, reference).await;
         }
         let removed = cleanup::remove_run(&self.engine, &self.run_id, self.keep_image).await;

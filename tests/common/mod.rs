@@ -13,6 +13,31 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A copy of the grader at `path` with `[cost] calibrate = false`, beside it (its data paths are
+/// relative), removed on drop. For rounds of variants that break other categories than CPU:
+/// each comparison with proctor's yardstick costs half a minute under the machine-wide latency
+/// lock, and the calibrated CPU check has tests of its own (tests/cost_reference.rs, and the
+/// reference's grades in tests/production.rs).
+pub fn uncalibrated(path: &Path) -> tempfile::NamedTempFile {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.contains("\ncalibrate = true\n"),
+        "{} calibrates",
+        path.display()
+    );
+    let f = tempfile::Builder::new()
+        .prefix(".uncalibrated-")
+        .suffix(".toml")
+        .tempfile_in(path.parent().unwrap())
+        .unwrap();
+    std::fs::write(
+        f.path(),
+        text.replace("\ncalibrate = true\n", "\ncalibrate = false\n"),
+    )
+    .unwrap();
+    f
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     repo().join("tests/fixtures").join(rel)
 }
@@ -33,7 +58,7 @@ pub fn require_docker() {
             }
             Err(e) => return Err(format!("integration tests need the docker CLI and a Docker engine: {e}")),
         }
-        for script in ["docker/base/build.sh", "docker/testbase/build.sh", "docker/review/build.sh"] {
+        for script in ["docker/base/build.sh", "docker/testbase/build.sh", "docker/review/build.sh", "docker/yardstick/build.sh"] {
             let status = Command::new("bash").arg(repo().join(script)).status().map_err(|e| format!("{script}: {e}"))?;
             if !status.success() {
                 return Err(format!("{script} failed ({status}); its output is above"));

@@ -2,9 +2,10 @@
 //! around the latency phase's fixed-rate load, which that phase hands over (`Handoff`): CPU
 //! milliseconds per 1000 predictions, memory at start-up, before and after the load, its
 //! growth per 1000 predictions (a leak shows here), the kernel's peak, and the image's size.
-//! Each on the grader's lower-is-better curve; CPU also as a multiple of the reference's when
-//! the run has a reference: then the reference runs beside the service and both are loaded in
-//! turns (`paired`), so that the machine's speed cancels out.
+//! Each on the grader's lower-is-better curve. CPU also as a multiple of the reference's when
+//! the run has a reference, or at proctor's standard speed when the grader calibrates: then the
+//! reference, or proctor's yardstick, runs beside the service and both are loaded in turns
+//! (`paired`), so that the machine's speed cancels out.
 
 pub mod paired;
 
@@ -13,7 +14,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::check::{Category, CheckResult, DeclaredCheck};
-use crate::control::{MachineError, ServiceControl};
+use crate::control::{Beside, MachineError, ServiceControl, YARDSTICK_READY};
 use crate::grader::{CostSpec, LatencySpec, LoadedGrader, LowerIsBetter, PredictionApi};
 use crate::phases::{LoadUsage, Needs};
 use crate::report::{CostReport, PairedCost};
@@ -113,18 +114,37 @@ pub fn report_of(
     out
 }
 
-/// Adds the comparison with the reference beside the service to `report`.
+/// How long the yardstick may take to answer ready, whatever the grader allows the service: it
+/// starts in a few seconds (Python, FastAPI and numpy), more on a busy machine.
+const YARDSTICK_START: Duration = Duration::from_secs(30);
+
+/// What the yardstick's request costs at the standard speed: one millisecond of CPU. A
+/// calibrated number is the service's CPU as a multiple of the yardstick's, in these units.
+const STANDARD_NS_PER_YARDSTICK_REQUEST: f64 = 1_000_000.0;
+
+/// Adds the comparison with the service beside (`against`) to `report`.
 pub fn with_paired(
     mut report: CostReport,
+    against: Beside,
     e: &paired::Estimate,
     per_request: f64,
     window: Duration,
 ) -> CostReport {
     // Nanoseconds per request → milliseconds per 1000 predictions.
     let per_1000 = |ns: f64| round(ns / per_request.max(1e-9) / 1000.0, 1);
-    report.cpu_vs_reference = Some(round(e.ratio, 3));
-    report.reference_cpu_ms_per_1000 = Some(per_1000(e.reference_ns_per_request));
+    match against {
+        Beside::Reference => {
+            report.cpu_vs_reference = Some(round(e.ratio, 3));
+            report.reference_cpu_ms_per_1000 = Some(per_1000(e.reference_ns_per_request));
+        }
+        Beside::Yardstick => {
+            report.calibrated_cpu_ms_per_1000 =
+                Some(per_1000(e.ratio * STANDARD_NS_PER_YARDSTICK_REQUEST));
+            report.yardstick_ms_per_request = Some(round(e.reference_ns_per_request / 1e6, 3));
+        }
+    }
     report.paired = Some(PairedCost {
+        against: role(against).into(),
         pairs: e.pairs,
         kept: e.kept,
         window_seconds: window.as_secs_f64(),
@@ -133,6 +153,13 @@ pub fn with_paired(
         highest_ratio: round(e.high, 3),
     });
     report
+}
+
+fn role(which: Beside) -> &'static str {
+    match which {
+        Beside::Reference => "reference",
+        Beside::Yardstick => "yardstick",
+    }
 }
 
 /// The load of the paired windows: the latency phase's request and rate.
@@ -151,50 +178,68 @@ fn shape_of(spec: &CostSpec, latency: &LatencySpec) -> paired::Shape {
     }
 }
 
-/// Starts the reference beside the service (when this run built it), waits for it to answer
-/// ready, loads both in turns, request by request, and removes it again. None when the run has no reference. Any
-/// failure of the reference is the machine's: it is the assignment's own service.
+/// Starts the reference (when this run built it) or proctor's yardstick beside the service,
+/// waits for it to answer ready, loads both in turns, request by request, and removes it again.
+/// None when the run has no reference. Any failure of the service beside is the machine's: the
+/// reference is the assignment's own, the yardstick proctor's.
 async fn compare(
     cx: &super::Context<'_>,
     container: &dyn ServiceControl,
     shape: &paired::Shape,
+    which: Beside,
 ) -> Result<Option<paired::Estimate>, MachineError> {
-    let Some(url) = container.start_reference().await? else {
+    let named = |e: MachineError| MachineError {
+        verdict: match which {
+            Beside::Reference => Verdict::ReferenceFailed,
+            Beside::Yardstick => e.verdict,
+        },
+        reason: format!("the {} beside the service: {}", role(which), e.reason),
+    };
+    let Some(url) = container.start_beside(which).await.map_err(named)? else {
         return Ok(None);
     };
     let g = &cx.grader.grader;
-    let reference = crate::target::Target::new(&url, &g.http);
+    let beside = crate::target::Target::new(&url, &g.http);
     let measured = async {
-        let ready = super::readiness::wait_ready(&reference, &g.readiness, cx.plan.ready_timeout);
+        let readiness = match which {
+            Beside::Reference => g.readiness.clone(),
+            Beside::Yardstick => crate::grader::Readiness {
+                path: crate::grader::UrlPath(YARDSTICK_READY.into()),
+                status: Default::default(),
+                json: Vec::new(),
+                ..g.readiness.clone()
+            },
+        };
+        let deadline = match which {
+            Beside::Reference => cx.plan.ready_timeout,
+            Beside::Yardstick => cx.plan.ready_timeout.max(YARDSTICK_START),
+        };
+        let ready = super::readiness::wait_ready(&beside, &readiness, deadline);
         if let super::readiness::ReadyOutcome::TimedOut { last } = ready.await {
             return Err(MachineError {
-                verdict: Verdict::ReferenceFailed,
+                verdict: Verdict::EngineError,
                 reason: format!(
-                    "the reference beside the service never became ready within {:.0} s; last \
-                     probe: {last}",
-                    cx.plan.ready_timeout.as_secs_f64()
+                    "never became ready within {:.0} s; last probe: {last}",
+                    deadline.as_secs_f64()
                 ),
             });
         }
         cx.events.event(&crate::events::Event::Info(format!(
-            "cost: the service and the reference take turns request by request, {} windows of \
-             {:.1} s",
+            "cost: the service and the {} take turns request by request, {} windows of {:.1} s",
+            role(which),
             shape.pairs,
             shape.window.as_secs_f64()
         )));
-        let pairs = paired::measure(cx.target, &reference, container, shape, |_, _| {}).await?;
-        match paired::estimate(&pairs) {
-            Some(e) => Ok(Some(e)),
-            None => Err(MachineError {
-                verdict: Verdict::ReferenceFailed,
-                reason: "the reference beside the service used no measurable CPU".into(),
-            }),
-        }
+        let pairs = paired::measure(cx.target, &beside, container, shape, |_, _| {}).await?;
+        paired::estimate(&pairs).ok_or_else(|| MachineError {
+            verdict: Verdict::EngineError,
+            reason: "used no measurable CPU".into(),
+        })
     }
     .await;
     // The run's cleanup removes it too, should this not be reached.
-    container.stop_reference().await?;
-    measured
+    container.stop_beside().await.map_err(named)?;
+    measured.map(Some).map_err(named)
 }
 
 /// The checks of `spec` on `report`: each metric with a curve and points, on its curve; a metric
@@ -210,6 +255,11 @@ pub fn grade(
             (
                 report.cpu_vs_reference,
                 "× the reference's CPU per prediction",
+            )
+        } else if let Some(c) = report.calibrated_cpu_ms_per_1000 {
+            (
+                Some(c),
+                "CPU ms per 1000 predictions at the standard speed (beside proctor's yardstick)",
             )
         } else {
             (report.cpu_ms_per_1000, "CPU ms per 1000 predictions")
@@ -288,6 +338,12 @@ fn why_unmeasured(name: &str) -> &'static str {
     }
 }
 
+/// Whether the grader compares the service's CPU with a service beside it: the reference (when
+/// the run has one) or proctor's yardstick.
+fn compares(c: &CostSpec) -> bool {
+    c.cpu_vs_reference.is_some() || c.calibrate
+}
+
 pub struct Cost;
 
 impl super::Phase for Cost {
@@ -317,13 +373,14 @@ impl super::Phase for Cost {
 
     fn budget(&self, g: &LoadedGrader) -> Duration {
         let g = &g.grader;
-        // Reading what the latency phase measured waits for nothing; the comparison with the
-        // reference waits for it to start (as long as the service may), then for its windows
-        // and, per window, two reads of both containers' CPU from the engine.
+        // Reading what the latency phase measured waits for nothing; the comparison waits for
+        // the service beside to start (as long as the service may, the yardstick at least
+        // `YARDSTICK_START`), then for its windows and, per window, two reads of both
+        // containers' CPU from the engine.
         let compare = match (&g.cost, &g.latency) {
-            (Some(c), Some(l)) if c.cpu_vs_reference.is_some() => {
+            (Some(c), Some(l)) if compares(c) => {
                 let windows = 2 * (c.pairs + paired::WARMUP_PAIRS) as u32;
-                Duration::from_secs(g.submission.ready_timeout_secs)
+                Duration::from_secs(g.submission.ready_timeout_secs).max(YARDSTICK_START)
                     + shape_of(c, l).longest(g.http.request_timeout())
                     + Duration::from_secs(1) * windows
             }
@@ -337,14 +394,11 @@ impl super::Phase for Cost {
     }
 
     fn measures_latency(&self, g: &LoadedGrader) -> bool {
-        // The comparison with the reference is a measurement: another one on this machine
-        // would land in some windows and not in their pairs. Reading what the latency phase
+        // The comparison with the reference or the yardstick is a measurement: another one on
+        // this machine would weigh on the two sides unevenly. Reading what the latency phase
         // measured is not.
         let g = &g.grader;
-        g.latency.is_some()
-            && g.cost
-                .as_ref()
-                .is_some_and(|c| c.cpu_vs_reference.is_some())
+        g.latency.is_some() && g.cost.as_ref().is_some_and(compares)
     }
 
     fn run<'a>(
@@ -372,10 +426,22 @@ impl super::Phase for Cost {
                 container.startup().memory_bytes,
                 container.image_size(),
             );
-            if let (Some(_), Some(latency)) = (&spec.cpu_vs_reference, &g.latency) {
+            // With the reference when the run has one (its ratio grades the check); else, when
+            // the grader calibrates, with the yardstick.
+            let besides = [
+                (Beside::Reference, spec.cpu_vs_reference.is_some()),
+                (Beside::Yardstick, spec.calibrate),
+            ];
+            for (which, wanted) in besides {
+                let Some(latency) = g.latency.as_ref().filter(|_| wanted) else {
+                    continue;
+                };
                 let shape = shape_of(spec, latency);
-                match compare(cx, container, &shape).await {
-                    Ok(Some(e)) => report = with_paired(report, &e, per_request, shape.window),
+                match compare(cx, container, &shape, which).await {
+                    Ok(Some(e)) => {
+                        report = with_paired(report, which, &e, per_request, shape.window);
+                        break;
+                    }
                     Ok(None) => {}
                     Err(e) => {
                         out.section = Some(super::Section::Cost(report));
@@ -484,6 +550,7 @@ mod tests {
         let base = report_of(Some(&usage(3.0, 100.0, 100.0)), 2.0, None, None);
         let r = with_paired(
             base.clone(),
+            Beside::Reference,
             &paired::Estimate {
                 candidate_ns_per_request: 6_000_000.0,
                 reference_ns_per_request: 4_000_000.0,
@@ -502,7 +569,13 @@ mod tests {
         // Three times the reference's: 2 × (4 - 3) / (4 - 1.5) points.
         let c = &grade(
             &s,
-            &with_paired(base.clone(), &estimate(3.0), 1.0, Duration::from_secs(1)),
+            &with_paired(
+                base.clone(),
+                Beside::Reference,
+                &estimate(3.0),
+                1.0,
+                Duration::from_secs(1),
+            ),
             vis,
         )[0];
         assert_eq!(c.points, 0.8, "{}", c.message);
@@ -523,9 +596,61 @@ mod tests {
         assert_eq!((c.points, c.max_points), (0.0, 0.0), "{}", c.message);
         assert!(c.message.contains("--latency-reference"), "{}", c.message);
         assert!(!c.message.contains("  "), "{}", c.message);
-        let r = with_paired(r, &estimate(1.0), 1.0, Duration::from_secs(1));
+        let r = with_paired(
+            r,
+            Beside::Reference,
+            &estimate(1.0),
+            1.0,
+            Duration::from_secs(1),
+        );
         let c = &grade(&s, &r, crate::check::Visibility::Visible)[0];
         assert_eq!((c.points, c.max_points), (2.0, 2.0), "{}", c.message);
+    }
+
+    #[test]
+    fn beside_the_yardstick_the_absolute_curve_grades_the_calibrated_number() {
+        let s = spec("calibrate = true\n");
+        let vis = crate::check::Visibility::Visible;
+        // On this machine the service used 12000 ms a 1000 predictions (zero points), but the
+        // machine was slow: the yardstick took 2 ms a request, twice the standard. Beside it,
+        // the service took 1.5 times the yardstick's CPU a request, two predictions a request:
+        // 1.5 standard ms a request, 750 a 1000 predictions.
+        let base = report_of(Some(&usage(24.0, 100.0, 100.0)), 2.0, None, None);
+        assert_eq!(grade(&s, &base, vis)[0].points, 0.0);
+        let r = with_paired(
+            base,
+            Beside::Yardstick,
+            &paired::Estimate {
+                candidate_ns_per_request: 3_000_000.0,
+                reference_ns_per_request: 2_000_000.0,
+                ..estimate(1.5)
+            },
+            2.0,
+            Duration::from_secs(1),
+        );
+        assert_eq!(r.calibrated_cpu_ms_per_1000, Some(750.0));
+        assert_eq!(r.yardstick_ms_per_request, Some(2.0));
+        assert_eq!(
+            (r.cpu_vs_reference, r.reference_cpu_ms_per_1000),
+            (None, None)
+        );
+        assert_eq!(r.paired.as_ref().unwrap().against, "yardstick");
+        let c = &grade(&s, &r, vis)[0];
+        assert_eq!(c.points, 2.0, "{}", c.message);
+        assert!(c
+            .message
+            .starts_with("750 CPU ms per 1000 predictions at the standard speed"));
+        // The reference's ratio, when measured, grades instead.
+        let s =
+            spec("calibrate = true\ncpu_vs_reference = { full = 1.5, zero = 4.0, points = 2 }\n");
+        let r = with_paired(
+            r,
+            Beside::Reference,
+            &estimate(4.0),
+            1.0,
+            Duration::from_secs(1),
+        );
+        assert_eq!(grade(&s, &r, vis)[0].points, 0.0);
     }
 
     #[test]

@@ -194,7 +194,7 @@ pub async fn measure(
 
 /// Both containers' CPU so far, read together: nothing is in flight between two rounds.
 async fn cpu_times(container: &dyn ServiceControl) -> Result<(u64, u64), MachineError> {
-    tokio::try_join!(container.cpu_time(), container.reference_cpu_time())
+    tokio::try_join!(container.cpu_time(), container.beside_cpu_time())
 }
 
 #[cfg(test)]
@@ -304,7 +304,7 @@ mod tests {
         fn cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
             Box::pin(async { Ok(self.candidate.load(Ordering::SeqCst) * 3000) })
         }
-        fn reference_cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
+        fn beside_cpu_time(&self) -> BoxFuture<'_, Result<u64, MachineError>> {
             Box::pin(async { Ok(self.reference.load(Ordering::SeqCst) * 1000) })
         }
     }
