@@ -18,44 +18,13 @@ set -euo pipefail
 
 IMAGE="${PROCTOR_REVIEW_IMAGE:-proctor/review:1}"
 BASE="${PROCTOR_BASE_IMAGE:-proctor/python-ml:3.11}"
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # Bump with any change to what the image holds.
 RECIPE_VERSION=1
-
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "build.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-  esac
-done
-
-log() { printf 'review-image: %s\n' "$*" >&2; }
-image_exists() {
-  [[ "$(docker image inspect --format '{{ index .Config.Labels "io.proctor.review.version" }}' "$IMAGE" 2>/dev/null)" == "$RECIPE_VERSION" ]]
-}
-
-command -v docker >/dev/null || { log "docker CLI not found"; exit 1; }
-if [[ $force -eq 0 ]] && image_exists; then
-  log "$IMAGE already present"
-  exit 0
-fi
-
-# Parallel tests call this script: one build at a time, the others wait and then find it.
-LOCK_DIR="${PROCTOR_LOCK_DIR:-${TMPDIR:-/tmp}}"
-mkdir -p "$LOCK_DIR"
-exec 9>"$LOCK_DIR/proctor-review-${IMAGE//[^A-Za-z0-9._-]/_}.lock"
-flock 9
-if [[ $force -eq 0 ]] && image_exists; then
-  log "$IMAGE was built meanwhile"
-  exit 0
-fi
-
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  log "$BASE is missing; building it first"
-  PROCTOR_BASE_IMAGE="$BASE" bash "$HERE/../base/build.sh"
-fi
+LABEL=io.proctor.review.version
+NAME=review-image
+# shellcheck source=../own-image.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../own-image.sh"
+own_image_prepare "$@"
 
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT

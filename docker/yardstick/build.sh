@@ -17,49 +17,18 @@ set -euo pipefail
 
 IMAGE="${PROCTOR_YARDSTICK_IMAGE:-proctor/yardstick:1}"
 BASE="${PROCTOR_BASE_IMAGE:-proctor/python-ml:3.11}"
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # Bump with any change to app.py or to what the image holds: a calibrated number is
 # comparable only with others measured beside the same yardstick (and rename the tag with it).
 RECIPE_VERSION=1
-
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "build.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-  esac
-done
-
-log() { printf 'yardstick-image: %s\n' "$*" >&2; }
-image_exists() {
-  [[ "$(docker image inspect --format '{{ index .Config.Labels "io.proctor.yardstick.version" }}' "$IMAGE" 2>/dev/null)" == "$RECIPE_VERSION" ]]
-}
-
-command -v docker >/dev/null || { log "docker CLI not found"; exit 1; }
-if [[ $force -eq 0 ]] && image_exists; then
-  log "$IMAGE already present"
-  exit 0
-fi
-
-# Parallel tests call this script: one build at a time, the others wait and then find it.
-LOCK_DIR="${PROCTOR_LOCK_DIR:-${TMPDIR:-/tmp}}"
-mkdir -p "$LOCK_DIR"
-exec 9>"$LOCK_DIR/proctor-yardstick-${IMAGE//[^A-Za-z0-9._-]/_}.lock"
-flock 9
-if [[ $force -eq 0 ]] && image_exists; then
-  log "$IMAGE was built meanwhile"
-  exit 0
-fi
-
-if ! docker image inspect "$BASE" >/dev/null 2>&1; then
-  log "$BASE is missing; building it first"
-  PROCTOR_BASE_IMAGE="$BASE" bash "$HERE/../base/build.sh"
-fi
+LABEL=io.proctor.yardstick.version
+NAME=yardstick-image
+# shellcheck source=../own-image.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../own-image.sh"
+own_image_prepare "$@"
 
 ctx="$(mktemp -d)"
 trap 'rm -rf "$ctx"' EXIT
-cp "$HERE/app.py" "$ctx/app.py"
+cp "$OWN_IMAGE_DOCKER/yardstick/app.py" "$ctx/app.py"
 cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $BASE
 # One core in the sandbox: BLAS thread pools would only contend with the server.
