@@ -123,8 +123,7 @@ pub trait ServiceControl: Send + Sync {
     /// container with the service's limits, cores and network. Its base URL; none when the run
     /// has no such service (no reference was built). One at a time: starting another removes
     /// the one before.
-    fn start_beside(&self, which: Beside) -> BoxFuture<'_, Result<Option<String>, MachineError>> {
-        let _ = which;
+    fn start_beside(&self, _which: Beside) -> BoxFuture<'_, Result<Option<String>, MachineError>> {
         Box::pin(async { Ok(None) })
     }
 

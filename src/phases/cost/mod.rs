@@ -135,12 +135,12 @@ pub fn with_paired(
     match against {
         Beside::Reference => {
             report.cpu_vs_reference = Some(round(e.ratio, 3));
-            report.reference_cpu_ms_per_1000 = Some(per_1000(e.reference_ns_per_request));
+            report.reference_cpu_ms_per_1000 = Some(per_1000(e.beside_ns_per_request));
         }
         Beside::Yardstick => {
             report.calibrated_cpu_ms_per_1000 =
                 Some(per_1000(e.ratio * STANDARD_NS_PER_YARDSTICK_REQUEST));
-            report.yardstick_ms_per_request = Some(round(e.reference_ns_per_request / 1e6, 3));
+            report.yardstick_ms_per_request = Some(round(e.beside_ns_per_request / 1e6, 3));
         }
     }
     report.paired = Some(PairedCost {
@@ -533,7 +533,7 @@ mod tests {
         paired::Estimate {
             ratio,
             candidate_ns_per_request: 2_000_000.0 * ratio,
-            reference_ns_per_request: 2_000_000.0,
+            beside_ns_per_request: 2_000_000.0,
             pairs: 12,
             kept: 8,
             low: ratio * 0.99,
@@ -553,7 +553,7 @@ mod tests {
             Beside::Reference,
             &paired::Estimate {
                 candidate_ns_per_request: 6_000_000.0,
-                reference_ns_per_request: 4_000_000.0,
+                beside_ns_per_request: 4_000_000.0,
                 ..estimate(1.5)
             },
             2.0,
@@ -622,7 +622,7 @@ mod tests {
             Beside::Yardstick,
             &paired::Estimate {
                 candidate_ns_per_request: 3_000_000.0,
-                reference_ns_per_request: 2_000_000.0,
+                beside_ns_per_request: 2_000_000.0,
                 ..estimate(1.5)
             },
             2.0,

@@ -1,15 +1,15 @@
-//! CPU per prediction against the reference, side by side. A shared machine's speed drifts by
-//! tens of percent over minutes (the churn reference, loaded five times 30 s in a row in one
-//! container, used 1036, 949, 935, 854 and 856 µs a request), so a reference measured in an
-//! earlier grade cannot be divided into this one. Here both services run at once, on the same
-//! cores, and take turns request by request: one request to each side per round of the latency
-//! load's rate, the order flipped every round, each side on its own keep-alive connection, the
-//! next request sent only when the previous one is answered. Both therefore see the same machine
-//! at every moment, which alternating windows of a second or more did not give (the machine
-//! moves within seconds). Both containers' CPU is read at the ends of each window of
-//! `window` seconds; the ratio is taken over the windows left once the most extreme sixth at
-//! either end is dropped (a burst of another tenant's work, or a pause of one side's garbage
-//! collector, lands in a few windows).
+//! CPU per prediction against a service beside it (the reference, or proctor's yardstick), side
+//! by side. A shared machine's speed drifts by tens of percent over minutes (the churn
+//! reference, loaded five times 30 s in a row in one container, used 1036, 949, 935, 854 and
+//! 856 µs a request), so a number measured in an earlier grade cannot be divided into this one.
+//! Here both services run at once, on the same cores, and take turns request by request: one
+//! request to each side per round of the latency load's rate, the order flipped every round,
+//! each side on its own keep-alive connection, the next request sent only when the previous one
+//! is answered. Both therefore see the same machine at every moment, which alternating windows
+//! of a second or more did not give (the machine moves within seconds). Both containers' CPU is
+//! read at the ends of each window of `window` seconds; the ratio is taken over the windows left
+//! once the most extreme sixth at either end is dropped (a burst of another tenant's work, or a
+//! pause of one side's garbage collector, lands in a few windows).
 
 use std::time::{Duration, Instant};
 
@@ -60,12 +60,12 @@ impl Window {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Pair {
     pub candidate: Window,
-    pub reference: Window,
+    pub beside: Window,
 }
 
 impl Pair {
     fn ratio(&self) -> Option<f64> {
-        let (c, r) = (self.candidate.per_request()?, self.reference.per_request()?);
+        let (c, r) = (self.candidate.per_request()?, self.beside.per_request()?);
         (r > 0.0).then(|| c / r)
     }
 }
@@ -73,11 +73,11 @@ impl Pair {
 /// What the pairs say.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
-    /// The candidate's CPU per request over the reference's, over the kept windows.
+    /// The candidate's CPU per request over the beside service's, over the kept windows.
     pub ratio: f64,
     /// Nanoseconds of CPU per request, each side, over the kept windows.
     pub candidate_ns_per_request: f64,
-    pub reference_ns_per_request: f64,
+    pub beside_ns_per_request: f64,
     /// Pairs measured, and those kept after the trim.
     pub pairs: usize,
     pub kept: usize,
@@ -107,11 +107,11 @@ pub fn estimate(pairs: &[Pair]) -> Option<Estimate> {
         })
     };
     let c = sum(|p| p.candidate).per_request()?;
-    let r = sum(|p| p.reference).per_request()?;
+    let r = sum(|p| p.beside).per_request()?;
     (r > 0.0).then(|| Estimate {
         ratio: c / r,
         candidate_ns_per_request: c,
-        reference_ns_per_request: r,
+        beside_ns_per_request: r,
         pairs: pairs.len(),
         kept: kept.len(),
         low: kept[0].0,
@@ -124,14 +124,14 @@ pub fn estimate(pairs: &[Pair]) -> Option<Estimate> {
 /// container's CPU is the machine's.
 pub async fn measure(
     candidate: &Target,
-    reference: &Target,
+    beside: &Target,
     container: &dyn ServiceControl,
     shape: &Shape,
     progress: impl Fn(usize, usize),
 ) -> Result<Vec<Pair>, MachineError> {
     let mut pairs = Vec::with_capacity(shape.pairs);
     let interval = Duration::from_secs_f64(1.0 / shape.rate.max(0.001));
-    let (c_url, r_url) = (candidate.url(&shape.path), reference.url(&shape.path));
+    let (c_url, b_url) = (candidate.url(&shape.path), beside.url(&shape.path));
     // Rounds sent so far: both sides send the same bodies in the same order.
     let mut round = 0usize;
     let total = WARMUP_PAIRS + shape.pairs;
@@ -156,9 +156,9 @@ pub async fn measure(
                 )
             });
             let order = if round % 2 == 0 {
-                [(candidate, &c_url), (reference, &r_url)]
+                [(candidate, &c_url), (beside, &b_url)]
             } else {
-                [(reference, &r_url), (candidate, &c_url)]
+                [(beside, &b_url), (candidate, &c_url)]
             };
             for (target, url) in order {
                 // What the answer says is the latency phase's to grade; here only its cost
@@ -184,7 +184,7 @@ pub async fn measure(
         if done >= WARMUP_PAIRS {
             pairs.push(Pair {
                 candidate: window(before.0, after.0),
-                reference: window(before.1, after.1),
+                beside: window(before.1, after.1),
             });
         }
         progress(done + 1, total);
@@ -347,9 +347,9 @@ mod tests {
         assert_eq!(done.lock().unwrap().last(), Some(&(6, 6)));
         for p in &pairs {
             assert_eq!(p.candidate.requests, 20, "{p:?}");
-            assert_eq!(p.reference.requests, 20, "{p:?}");
+            assert_eq!(p.beside.requests, 20, "{p:?}");
             assert_eq!(p.candidate.cpu_ns, 20 * 3000, "{p:?}");
-            assert_eq!(p.reference.cpu_ns, 20 * 1000, "{p:?}");
+            assert_eq!(p.beside.cpu_ns, 20 * 1000, "{p:?}");
         }
         assert_eq!(c_count.load(Ordering::SeqCst), 6 * 20);
         assert_eq!(r_count.load(Ordering::SeqCst), 6 * 20);
@@ -399,7 +399,7 @@ mod tests {
         // 60 ms a round: four rounds in a 200 ms window, where the rate alone would ask 20.
         for p in &pairs {
             assert!((3..=5).contains(&p.candidate.requests), "{p:?}");
-            assert_eq!(p.candidate.requests, p.reference.requests);
+            assert_eq!(p.candidate.requests, p.beside.requests);
         }
         assert!(started.elapsed() < Duration::from_millis(5 * 300));
     }
@@ -410,7 +410,7 @@ mod tests {
                 requests: c.0,
                 cpu_ns: c.1,
             },
-            reference: Window {
+            beside: Window {
                 requests: r.0,
                 cpu_ns: r.1,
             },
@@ -442,7 +442,7 @@ mod tests {
         // Another tenant's work lands in one of the candidate's windows, and in one of the
         // reference's.
         pairs[3].candidate.cpu_ns *= 5;
-        pairs[8].reference.cpu_ns *= 5;
+        pairs[8].beside.cpu_ns *= 5;
         let e = estimate(&pairs).unwrap();
         assert!((e.ratio - 1.0).abs() < 1e-9, "{e:?}");
         assert_eq!((e.low, e.high), (1.0, 1.0));
