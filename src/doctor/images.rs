@@ -6,20 +6,14 @@ use std::path::{Path, PathBuf};
 
 use super::Check;
 use crate::grader;
+use crate::sandbox::session::{own_images, OWN_IMAGES};
 use crate::sandbox::{system, Engine};
 
-/// Base images proctor knows how to build locally, and the script that builds each.
+/// Base images proctor knows how to build locally, and the script that builds each; proctor's
+/// own images (`session::OWN_IMAGES`) have theirs too.
 const RECIPES: &[(&str, &str)] = &[
     ("proctor/python-ml:3.11", "docker/base/build.sh"),
     ("proctor/busybox:test", "docker/testbase/build.sh"),
-    (
-        crate::sandbox::session::REVIEW_IMAGE,
-        "docker/review/build.sh",
-    ),
-    (
-        crate::sandbox::session::YARDSTICK_IMAGE,
-        "docker/yardstick/build.sh",
-    ),
 ];
 
 /// Base images the graders under `root/graders` allow, each with the graders that allow it,
@@ -75,13 +69,9 @@ pub fn grader_images(path: &Path) -> Result<Vec<String>, grader::GraderError> {
         source,
     })?;
     let g = grader::parse(&text, path)?;
+    let own = own_images(&g);
     let mut images = g.submission.allowed_base_images;
-    if g.review.as_ref().is_some_and(|r| r.lint.is_some()) {
-        images.push(crate::sandbox::session::REVIEW_IMAGE.to_string());
-    }
-    if g.cost.as_ref().is_some_and(|c| c.calibrate) {
-        images.push(crate::sandbox::session::YARDSTICK_IMAGE.to_string());
-    }
+    images.extend(own.into_iter().map(|o| o.image.to_string()));
     Ok(images)
 }
 
@@ -137,7 +127,12 @@ pub(super) async fn image_checks(
 
 /// The script of this repository that builds `image`, when proctor knows one.
 pub fn recipe(image: &str) -> Option<&'static str> {
-    RECIPES.iter().find(|(i, _)| *i == image).map(|(_, s)| *s)
+    RECIPES
+        .iter()
+        .copied()
+        .chain(OWN_IMAGES.iter().map(|o| (o.image, o.script)))
+        .find(|(i, _)| *i == image)
+        .map(|(_, s)| s)
 }
 
 /// The exact command that builds a missing base image.
@@ -173,7 +168,8 @@ mod tests {
     #[test]
     fn missing_images_name_the_command_that_builds_them() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        for (image, script) in RECIPES {
+        let own = OWN_IMAGES.iter().map(|o| (o.image, o.script));
+        for (image, script) in RECIPES.iter().copied().chain(own) {
             let fix = build_fix(root, image);
             assert!(fix.contains(script), "{fix}");
             // The recipe must still build that tag by default.
@@ -182,6 +178,18 @@ mod tests {
         }
         let other = build_fix(root, "acme/ml:1");
         assert!(other.contains("no registry"), "{other}");
+    }
+
+    #[test]
+    fn a_grader_needs_the_own_images_of_what_it_declares() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("graders/churn");
+        // The hidden grader lints and calibrates; the public one does neither.
+        let hidden = grader_images(&root.join("hidden.toml")).unwrap();
+        for own in OWN_IMAGES {
+            assert!(hidden.iter().any(|i| i == own.image), "{hidden:?}");
+        }
+        let public = grader_images(&root.join("public.toml")).unwrap();
+        assert_eq!(public, ["proctor/python-ml:3.11"]);
     }
 
     #[test]

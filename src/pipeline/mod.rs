@@ -25,6 +25,7 @@ use crate::intake::{self, IntakeError, Limits};
 use crate::phases::{self, readiness, readiness::ReadyOutcome, Context};
 use crate::plan::RunPlan;
 use crate::report::{GraderInfo, ImageInfo, LatencyReport, Report};
+use crate::sandbox::session::{own_images, OwnImage, OWN_IMAGES};
 use crate::sandbox::{dockerfile, labels, BaseImageError, Session};
 use crate::target::Target;
 use crate::verdict::Verdict;
@@ -417,28 +418,17 @@ async fn build_and_grade(
     }
     // proctor's own images a grader needs (the linter's, the yardstick): missing, it is the
     // machine's to fix, before a build.
-    let own_images = [
-        (
-            crate::sandbox::session::REVIEW_IMAGE,
-            "review image",
-            "docker/review/build.sh",
-            opts.graders
-                .iter()
-                .any(|g| g.grader.review.as_ref().is_some_and(|r| r.lint.is_some())),
-        ),
-        (
-            crate::sandbox::session::YARDSTICK_IMAGE,
-            "yardstick image ([cost] calibrate)",
-            "docker/yardstick/build.sh",
-            opts.graders
-                .iter()
-                .any(|g| g.grader.cost.as_ref().is_some_and(|c| c.calibrate)),
-        ),
-    ];
-    for (image, what, script, needed) in own_images {
-        if !needed {
-            continue;
-        }
+    let needed = OWN_IMAGES.into_iter().filter(|o| {
+        opts.graders
+            .iter()
+            .any(|g| own_images(&g.grader).contains(o))
+    });
+    for OwnImage {
+        image,
+        what,
+        script,
+    } in needed
+    {
         match session
             .check_base_images(std::slice::from_ref(&image.to_string()))
             .await

@@ -23,6 +23,41 @@ pub const REVIEW_IMAGE: &str = "proctor/review:1";
 /// proctor's yardstick service (`docker/yardstick/build.sh`) and the port it listens on.
 pub const YARDSTICK_IMAGE: &str = "proctor/yardstick:1";
 pub const YARDSTICK_PORT: u16 = 8080;
+
+/// One of proctor's own images, beyond the base images graders allow: what it is, and the
+/// script of this repository that builds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnImage {
+    pub image: &'static str,
+    pub what: &'static str,
+    pub script: &'static str,
+}
+
+/// Every image of proctor's own that a grader may need.
+pub const OWN_IMAGES: [OwnImage; 2] = [
+    OwnImage {
+        image: REVIEW_IMAGE,
+        what: "review image",
+        script: "docker/review/build.sh",
+    },
+    OwnImage {
+        image: YARDSTICK_IMAGE,
+        what: "yardstick image ([cost] calibrate)",
+        script: "docker/yardstick/build.sh",
+    },
+];
+
+/// proctor's own images grader `g` needs: the review image when it lints (`[review.lint]`), the
+/// yardstick when it calibrates (`[cost] calibrate`).
+pub fn own_images(g: &crate::grader::Grader) -> Vec<OwnImage> {
+    let [review, yardstick] = OWN_IMAGES;
+    let lints = g.review.as_ref().is_some_and(|r| r.lint.is_some());
+    let calibrates = g.cost.as_ref().is_some_and(|c| c.calibrate);
+    [(review, lints), (yardstick, calibrates)]
+        .into_iter()
+        .filter_map(|(own, needed)| needed.then_some(own))
+        .collect()
+}
 const YARDSTICK_MIN_MEMORY_MB: u64 = 256;
 
 /// Why a base image cannot be used.
