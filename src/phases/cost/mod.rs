@@ -201,18 +201,19 @@ async fn compare(
     let g = &cx.grader.grader;
     let beside = crate::target::Target::new(&url, &g.http);
     let measured = async {
-        let readiness = match which {
-            Beside::Reference => g.readiness.clone(),
-            Beside::Yardstick => crate::grader::Readiness {
-                path: crate::grader::UrlPath(YARDSTICK_READY.into()),
-                status: Default::default(),
-                json: Vec::new(),
-                ..g.readiness.clone()
-            },
-        };
-        let deadline = match which {
-            Beside::Reference => cx.plan.ready_timeout,
-            Beside::Yardstick => cx.plan.ready_timeout.max(YARDSTICK_START),
+        // The reference answers the grader's readiness request, as the service does; the
+        // yardstick its own route, within at least `YARDSTICK_START`.
+        let (readiness, deadline) = match which {
+            Beside::Reference => (g.readiness.clone(), cx.plan.ready_timeout),
+            Beside::Yardstick => (
+                crate::grader::Readiness {
+                    path: crate::grader::UrlPath(YARDSTICK_READY.into()),
+                    status: Default::default(),
+                    json: Vec::new(),
+                    ..g.readiness.clone()
+                },
+                cx.plan.ready_timeout.max(YARDSTICK_START),
+            ),
         };
         let ready = super::readiness::wait_ready(&beside, &readiness, deadline);
         if let super::readiness::ReadyOutcome::TimedOut { last } = ready.await {
