@@ -231,7 +231,7 @@ async fn compare(
             shape.pairs,
             shape.window.as_secs_f64()
         )));
-        let pairs = paired::measure(cx.target, &beside, container, shape, |_, _| {}).await?;
+        let pairs = paired::measure(cx.target, &beside, container, shape).await?;
         paired::estimate(&pairs).ok_or_else(|| MachineError {
             verdict: Verdict::EngineError,
             reason: "used no measurable CPU".into(),

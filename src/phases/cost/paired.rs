@@ -120,22 +120,19 @@ pub fn estimate(pairs: &[Pair]) -> Option<Estimate> {
 }
 
 /// Loads both sides in turns, `WARMUP_PAIRS` uncounted windows first, and returns the counted
-/// windows. `progress(done, total)` after each window. An engine failure reading either
-/// container's CPU is the machine's.
+/// windows. An engine failure reading either container's CPU is the machine's.
 pub async fn measure(
     candidate: &Target,
     beside: &Target,
     container: &dyn ServiceControl,
     shape: &Shape,
-    progress: impl Fn(usize, usize),
 ) -> Result<Vec<Pair>, MachineError> {
     let mut pairs = Vec::with_capacity(shape.pairs);
     let interval = Duration::from_secs_f64(1.0 / shape.rate.max(0.001));
     let (c_url, b_url) = (candidate.url(&shape.path), beside.url(&shape.path));
     // Rounds sent so far: both sides send the same bodies in the same order.
     let mut round = 0usize;
-    let total = WARMUP_PAIRS + shape.pairs;
-    for done in 0..total {
+    for done in 0..WARMUP_PAIRS + shape.pairs {
         let before = cpu_times(container).await?;
         let start = Instant::now();
         let mut sent = 0u64;
@@ -187,7 +184,6 @@ pub async fn measure(
                 beside: window(before.1, after.1),
             });
         }
-        progress(done + 1, total);
     }
     Ok(pairs)
 }
@@ -335,16 +331,12 @@ mod tests {
             candidate: c_count.clone(),
             reference: r_count.clone(),
         };
-        let done = std::sync::Mutex::new(Vec::new());
         let started = Instant::now();
-        let pairs = measure(&candidate, &reference, &control, &shape, |d, t| {
-            done.lock().unwrap().push((d, t))
-        })
-        .await
-        .unwrap();
+        let pairs = measure(&candidate, &reference, &control, &shape)
+            .await
+            .unwrap();
         // Two warm-up windows, then four counted; every window 20 rounds (100/s for 0.2 s).
         assert_eq!(pairs.len(), 4);
-        assert_eq!(done.lock().unwrap().last(), Some(&(6, 6)));
         for p in &pairs {
             assert_eq!(p.candidate.requests, 20, "{p:?}");
             assert_eq!(p.beside.requests, 20, "{p:?}");
@@ -392,7 +384,6 @@ mod tests {
             &Target::new(&r_url, &settings),
             &control,
             &shape,
-            |_, _| {},
         )
         .await
         .unwrap();
