@@ -53,44 +53,11 @@ CHANGES=(
   'CMD ["python3"]'
 )
 
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "build.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
-  esac
-done
-
-log() { printf 'base-image: %s\n' "$*" >&2; }
-# Present and built by this version of the recipe.
-image_exists() {
-  [[ "$(docker image inspect --format '{{ index .Config.Labels "io.proctor.base.version" }}' "$IMAGE" 2>/dev/null)" == "$RECIPE_VERSION" ]]
-}
-
-command -v docker >/dev/null || { log "docker CLI not found"; exit 1; }
-docker version --format '{{.Server.Version}}' >/dev/null || { log "Docker engine unreachable"; exit 1; }
-
-if [[ $force -eq 0 ]] && image_exists; then
-  log "$IMAGE already present"
-  exit 0
-fi
-if docker image inspect "$IMAGE" >/dev/null 2>&1; then
-  log "$IMAGE was built by an older recipe (version label is not $RECIPE_VERSION); rebuilding"
-fi
-
-# Parallel tests call this script; one build at a time, the others wait and then find the image.
-LOCK_DIR="${PROCTOR_LOCK_DIR:-${TMPDIR:-/tmp}}"
-mkdir -p "$LOCK_DIR"
-exec 9>"$LOCK_DIR/proctor-base-${IMAGE//[^A-Za-z0-9._-]/_}.lock"
-if ! flock -n 9; then
-  log "another build of $IMAGE is running; waiting for it"
-  flock 9
-fi
-if [[ $force -eq 0 ]] && image_exists; then
-  log "$IMAGE was built meanwhile"
-  exit 0
-fi
+LABEL=io.proctor.base.version
+NAME=base-image
+# shellcheck source=../own-image.sh
+source "$HERE/../own-image.sh"
+own_image_prepare "$@"
 
 old_id="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 start=$SECONDS

@@ -53,6 +53,4 @@ RUN mkdir -p /src && python3 -m pycodestyle --version && python3 -m pyflakes --v
 LABEL io.proctor.review=1 io.proctor.review.version=$RECIPE_VERSION
 DOCKERFILE
 fi
-start=$SECONDS
-docker build --network none -q -t "$IMAGE" "$ctx" >/dev/null
-log "built $IMAGE in $((SECONDS - start)) s"
+own_image_build "$ctx"

@@ -11,31 +11,10 @@ IMAGE="${PROCTOR_TEST_IMAGE:-proctor/busybox:test}"
 APPLETS=(sh ash cat echo printf sleep nc true false ls env head tail sed grep awk wc tr cut
          date id kill mkdir rm cp mv touch test '[' yes seq dd timeout httpd sort uniq)
 
-force=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
-    *) echo "build.sh: unknown argument: $arg" >&2; exit 2 ;;
-  esac
-done
-
-log() { printf 'test-image: %s\n' "$*" >&2; }
-image_exists() { docker image inspect "$IMAGE" >/dev/null 2>&1; }
-
-if [[ $force -eq 0 ]] && image_exists; then
-  log "$IMAGE already present"
-  exit 0
-fi
-
-LOCK_DIR="${PROCTOR_LOCK_DIR:-${TMPDIR:-/tmp}}"
-mkdir -p "$LOCK_DIR"
-exec 9>"$LOCK_DIR/proctor-test-${IMAGE//[^A-Za-z0-9._-]/_}.lock"
-flock 9
-if [[ $force -eq 0 ]] && image_exists; then
-  log "$IMAGE was built meanwhile"
-  exit 0
-fi
+NAME=test-image
+# shellcheck source=../own-image.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../own-image.sh"
+own_image_prepare "$@"
 
 # Debian's busybox-static installs /bin/busybox; a dynamically linked busybox would not run alone.
 bb=/bin/busybox

@@ -41,6 +41,4 @@ EXPOSE 8080
 CMD ["python3", "-m", "uvicorn", "app:app", "--host", "0.0.0.0", "--port", "8080", "--workers", "1", "--no-access-log"]
 LABEL io.proctor.yardstick=1 io.proctor.yardstick.version=$RECIPE_VERSION
 DOCKERFILE
-start=$SECONDS
-docker build --network none -q -t "$IMAGE" "$ctx" >/dev/null
-log "built $IMAGE in $((SECONDS - start)) s"
+own_image_build "$ctx"
