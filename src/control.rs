@@ -95,6 +95,16 @@ pub enum Beside {
     Yardstick,
 }
 
+impl Beside {
+    /// Its name in the report (`cost.paired.against`), in messages and in its container's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Beside::Reference => "reference",
+            Beside::Yardstick => "yardstick",
+        }
+    }
+}
+
 /// The yardstick's route that answers once it is ready; every other route does the work.
 pub const YARDSTICK_READY: &str = "/__yardstick/ready";
 

@@ -58,6 +58,9 @@ pub fn own_images(g: &crate::grader::Grader) -> Vec<OwnImage> {
         .filter_map(|(own, needed)| needed.then_some(own))
         .collect()
 }
+
+/// The yardstick's memory, whatever the grader allows the candidate: what a Python service
+/// needs.
 const YARDSTICK_MIN_MEMORY_MB: u64 = 256;
 
 /// Why a base image cannot be used.
@@ -397,12 +400,12 @@ impl Session {
             .network
             .clone()
             .ok_or_else(|| EngineError::api(action, "the service was not started"))?;
-        let (image, port, role) = match which {
+        let (image, port) = match which {
             Beside::Reference => match &self.reference_image {
-                Some(image) => (image.as_str(), port, "reference"),
+                Some(image) => (image.as_str(), port),
                 None => return Ok(None),
             },
-            Beside::Yardstick => (YARDSTICK_IMAGE, YARDSTICK_PORT, "yardstick"),
+            Beside::Yardstick => (YARDSTICK_IMAGE, YARDSTICK_PORT),
         };
         let mut limits = self.limits.clone().unwrap_or_default();
         if which == Beside::Yardstick {
@@ -412,7 +415,7 @@ impl Session {
             limits.pids_limit = limits.pids_limit.max(64);
         }
         self.stop_beside().await?;
-        let name = format!("proctor-{}-{role}", self.run_id);
+        let name = format!("proctor-{}-{}", self.run_id, which.name());
         let (id, ip) =
             container::create_on(&self.engine, image, &self.run_id, &limits, &network, &name)
                 .await?;

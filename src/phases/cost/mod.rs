@@ -144,7 +144,7 @@ pub fn with_paired(
         }
     }
     report.paired = Some(PairedCost {
-        against: role(against).into(),
+        against: against.name().into(),
         pairs: e.pairs,
         kept: e.kept,
         window_seconds: window.as_secs_f64(),
@@ -153,13 +153,6 @@ pub fn with_paired(
         highest_ratio: round(e.high, 3),
     });
     report
-}
-
-fn role(which: Beside) -> &'static str {
-    match which {
-        Beside::Reference => "reference",
-        Beside::Yardstick => "yardstick",
-    }
 }
 
 /// The load of the paired windows: the latency phase's request and rate.
@@ -193,7 +186,7 @@ async fn compare(
             Beside::Reference => Verdict::ReferenceFailed,
             Beside::Yardstick => e.verdict,
         },
-        reason: format!("the {} beside the service: {}", role(which), e.reason),
+        reason: format!("the {} beside the service: {}", which.name(), e.reason),
     };
     let Some(url) = container.start_beside(which).await.map_err(named)? else {
         return Ok(None);
@@ -227,7 +220,7 @@ async fn compare(
         }
         cx.events.event(&crate::events::Event::Info(format!(
             "cost: the service and the {} take turns request by request, {} windows of {:.1} s",
-            role(which),
+            which.name(),
             shape.pairs,
             shape.window.as_secs_f64()
         )));
