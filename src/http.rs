@@ -59,16 +59,41 @@ impl HttpError {
     }
 }
 
-/// Builds the hardened client. `pool_size` bounds idle connections kept per host.
-pub fn client(connect_timeout: Duration, pool_size: usize) -> Client {
-    Client::builder()
+/// How a client holds its connections to a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// Up to this many idle keep-alive connections per host: for paced loads that measure the
+    /// service's work per request, not its connection set-up.
+    KeepAlive(usize),
+    /// A connection of its own for every request, closed after the answer (the request says
+    /// `Connection: close`). For checks: a service may close a connection right after an answer
+    /// without saying so (uvicorn does when the app raised after sending a 500), and a request
+    /// a pooled client sent on it meanwhile fails with a reset, or does not, by a race between
+    /// two packets. One check's answer must not decide whether the next one can be asked.
+    PerRequest,
+}
+
+/// Builds the hardened client.
+pub fn client(connect_timeout: Duration, connections: Connections) -> Client {
+    let builder = Client::builder()
         .no_proxy()
         .connect_timeout(connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .retry(reqwest::retry::never())
-        .pool_max_idle_per_host(pool_size)
         .tcp_nodelay(true)
-        .http1_only()
+        .http1_only();
+    let builder = match connections {
+        Connections::KeepAlive(idle) => builder.pool_max_idle_per_host(idle),
+        Connections::PerRequest => {
+            let mut close = reqwest::header::HeaderMap::new();
+            close.insert(
+                reqwest::header::CONNECTION,
+                reqwest::header::HeaderValue::from_static("close"),
+            );
+            builder.pool_max_idle_per_host(0).default_headers(close)
+        }
+    };
+    builder
         .build()
         .expect("a client with these static settings always builds")
 }
@@ -162,6 +187,102 @@ pub fn sanitize(s: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A service that answers the first request of each connection with a 500 and closes the
+    /// connection without saying so only once the next request on it has arrived: the race
+    /// a pooled client loses, made certain. Returns its URL and the requests it saw (the
+    /// connection's number beside each request's head).
+    async fn closes_after_answering() -> (
+        String,
+        std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            for conn in 0.. {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    log.lock()
+                        .unwrap()
+                        .push((conn, String::from_utf8_lossy(&buf[..n]).to_lowercase()));
+                    let body = "Internal Server Error";
+                    let head = format!(
+                        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = socket.write_all((head + body).as_bytes()).await;
+                    // A second request on this connection gets no answer: the close.
+                    let _ = socket.read(&mut buf).await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn per_request_connections_survive_a_service_that_closes_after_an_answer() {
+        let (url, seen) = closes_after_answering().await;
+        let client = client(Duration::from_secs(2), Connections::PerRequest);
+        for _ in 0..3 {
+            let r = send(
+                &client,
+                Method::GET,
+                &url,
+                None,
+                Duration::from_secs(5),
+                1024,
+            )
+            .await;
+            assert_eq!(r.map(|r| r.status), Ok(500));
+        }
+        let seen = seen.lock().unwrap();
+        let conns: Vec<usize> = seen.iter().map(|(c, _)| *c).collect();
+        assert_eq!(conns, [0, 1, 2], "one connection per request");
+        assert!(
+            seen.iter()
+                .all(|(_, head)| head.contains("connection: close")),
+            "{seen:?}"
+        );
+    }
+
+    /// The same service defeats a keep-alive client: what `PerRequest` exists for.
+    #[tokio::test]
+    async fn a_keep_alive_client_loses_the_race_the_test_service_makes_certain() {
+        let (url, _) = closes_after_answering().await;
+        let client = client(Duration::from_secs(2), Connections::KeepAlive(1));
+        let first = send(
+            &client,
+            Method::GET,
+            &url,
+            None,
+            Duration::from_secs(5),
+            1024,
+        )
+        .await;
+        assert_eq!(first.map(|r| r.status), Ok(500));
+        let second = send(
+            &client,
+            Method::GET,
+            &url,
+            None,
+            Duration::from_secs(5),
+            1024,
+        )
+        .await;
+        assert!(
+            matches!(second, Err(HttpError::Other(_))),
+            "the second request reused the connection and failed: {second:?}"
+        );
+    }
 
     #[test]
     fn sanitize_strips_control_characters_and_cuts() {

@@ -263,7 +263,7 @@ async fn shutdown(
     let mut tasks = AbortOnDrop(Vec::new());
     for _ in 0..spec.connections {
         // One client, one connection: the requests of a connection go one after another.
-        let client = http::client(Duration::from_secs(2), 1);
+        let client = http::client(Duration::from_secs(2), http::Connections::KeepAlive(1));
         let (log, in_flight, signalled) = (log.clone(), in_flight.clone(), signalled.clone());
         let (body, url, max_body) = (body.clone(), url.clone(), cx.target.max_body);
         tasks.0.push(tokio::spawn(async move {
