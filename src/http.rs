@@ -65,11 +65,14 @@ pub enum Connections {
     /// Up to this many idle keep-alive connections per host: for paced loads that measure the
     /// service's work per request, not its connection set-up.
     KeepAlive(usize),
-    /// A connection of its own for every request, closed after the answer (the request says
-    /// `Connection: close`). For checks: a service may close a connection right after an answer
-    /// without saying so (uvicorn does when the app raised after sending a 500), and a request
-    /// a pooled client sent on it meanwhile fails with a reset, or does not, by a race between
-    /// two packets. One check's answer must not decide whether the next one can be asked.
+    /// A connection of its own for every request, closed by the client once the answer is
+    /// read. For checks: a service may close a connection right after an answer without saying
+    /// so (uvicorn does when the app raised after sending a 500), and a request a pooled client
+    /// sent on it meanwhile fails with a reset, or does not, by a race between two packets. One
+    /// check's answer must not decide whether the next one can be asked. The request does not
+    /// say `Connection: close`: the service would then close as soon as it has answered, and a
+    /// 413 sent before the rest of an oversized body arrived would be lost to the reset that
+    /// closing on unread bytes sends.
     PerRequest,
 }
 
@@ -84,14 +87,7 @@ pub fn client(connect_timeout: Duration, connections: Connections) -> Client {
         .http1_only();
     let builder = match connections {
         Connections::KeepAlive(idle) => builder.pool_max_idle_per_host(idle),
-        Connections::PerRequest => {
-            let mut close = reqwest::header::HeaderMap::new();
-            close.insert(
-                reqwest::header::CONNECTION,
-                reqwest::header::HeaderValue::from_static("close"),
-            );
-            builder.pool_max_idle_per_host(0).default_headers(close)
-        }
+        Connections::PerRequest => builder.pool_max_idle_per_host(0),
     };
     builder
         .build()
@@ -247,9 +243,12 @@ mod tests {
         let seen = seen.lock().unwrap();
         let conns: Vec<usize> = seen.iter().map(|(c, _)| *c).collect();
         assert_eq!(conns, [0, 1, 2], "one connection per request");
+        // Nothing asks the service to close first: it may go on reading, as it must to answer an
+        // oversized body early. Against the fraud reference (uvicorn), a 2 MB body sent with
+        // `Connection: close` got its 413 in 15 of 20 tries and a reset in 5; without, 20 of 20.
         assert!(
             seen.iter()
-                .all(|(_, head)| head.contains("connection: close")),
+                .all(|(_, head)| !head.contains("connection: close")),
             "{seen:?}"
         );
     }
