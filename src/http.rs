@@ -85,11 +85,13 @@ pub fn client(connect_timeout: Duration, connections: Connections) -> Client {
         .retry(reqwest::retry::never())
         .tcp_nodelay(true)
         .http1_only();
-    let builder = match connections {
-        Connections::KeepAlive(idle) => builder.pool_max_idle_per_host(idle),
-        Connections::PerRequest => builder.pool_max_idle_per_host(0),
+    let idle = match connections {
+        Connections::KeepAlive(idle) => idle,
+        // No idle connection kept: none is ever reused.
+        Connections::PerRequest => 0,
     };
     builder
+        .pool_max_idle_per_host(idle)
         .build()
         .expect("a client with these static settings always builds")
 }
@@ -224,20 +226,16 @@ mod tests {
         (url, seen)
     }
 
+    async fn get(client: &Client, url: &str) -> Result<Response, HttpError> {
+        send(client, Method::GET, url, None, Duration::from_secs(5), 1024).await
+    }
+
     #[tokio::test]
     async fn per_request_connections_survive_a_service_that_closes_after_an_answer() {
         let (url, seen) = closes_after_answering().await;
         let client = client(Duration::from_secs(2), Connections::PerRequest);
         for _ in 0..3 {
-            let r = send(
-                &client,
-                Method::GET,
-                &url,
-                None,
-                Duration::from_secs(5),
-                1024,
-            )
-            .await;
+            let r = get(&client, &url).await;
             assert_eq!(r.map(|r| r.status), Ok(500));
         }
         let seen = seen.lock().unwrap();
@@ -258,25 +256,9 @@ mod tests {
     async fn a_keep_alive_client_loses_the_race_the_test_service_makes_certain() {
         let (url, _) = closes_after_answering().await;
         let client = client(Duration::from_secs(2), Connections::KeepAlive(1));
-        let first = send(
-            &client,
-            Method::GET,
-            &url,
-            None,
-            Duration::from_secs(5),
-            1024,
-        )
-        .await;
+        let first = get(&client, &url).await;
         assert_eq!(first.map(|r| r.status), Ok(500));
-        let second = send(
-            &client,
-            Method::GET,
-            &url,
-            None,
-            Duration::from_secs(5),
-            1024,
-        )
-        .await;
+        let second = get(&client, &url).await;
         assert!(
             matches!(second, Err(HttpError::Other(_))),
             "the second request reused the connection and failed: {second:?}"

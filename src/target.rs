@@ -20,7 +20,7 @@ impl Target {
     pub fn new(base_url: &str, settings: &HttpSettings) -> Target {
         Target {
             base_url: base_url.trim_end_matches('/').to_string(),
-            // Checks and paced sequences: one connection per request (see `PerRequest`).
+            // Checks and scripted traffic: one connection per request (see `PerRequest`).
             client: crate::http::client(Duration::from_secs(2), Connections::PerRequest),
             request_timeout: Duration::from_millis(settings.request_timeout_ms),
             max_body: settings.max_body_bytes,

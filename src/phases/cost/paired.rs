@@ -130,7 +130,7 @@ pub async fn measure(
     let mut pairs = Vec::with_capacity(shape.pairs);
     let interval = Duration::from_secs_f64(1.0 / shape.rate.max(0.001));
     let (c_url, b_url) = (candidate.url(&shape.path), beside.url(&shape.path));
-    // A keep-alive connection to each side (the two are different hosts): the CPU counted is
+    // A keep-alive connection to each side (the pool is per host and port): the CPU counted is
     // the service's per request, not its connection set-up, as under the latency load.
     let client = http::client(Duration::from_secs(2), http::Connections::KeepAlive(1));
     // Rounds sent so far: both sides send the same bodies in the same order.
